@@ -1,0 +1,44 @@
+"""surfrec: surface reconstruction from raw point clouds with neural level sets.
+
+The public API is re-exported here lazily (importing ``surfrec`` stays cheap):
+
+>>> import surfrec
+>>> result = surfrec.fit("scan.ply", preset="fast")        # doctest: +SKIP
+>>> mesh = surfrec.extract_mesh(result, resolution=256)     # doctest: +SKIP
+>>> scores = surfrec.evaluate(mesh, "scan.gt.ply")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "fit": ".fitting",
+    "FitConfig": ".fitting",
+    "FitResult": ".fitting",
+    "PRESETS": ".fitting",
+    "save_model": ".fitting",
+    "load_model": ".fitting",
+    "extract_mesh": ".fitting",
+    "load_points": ".io",
+    "save_mesh": ".io",
+    "PointCloud": ".io",
+    "project_to_level_set": ".levelset",
+    "evaluate": ".metrics",
+    "Normalization": ".normalize",
+    "SurfrecError": ".errors",
+    "InputError": ".errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        mod = importlib.import_module(_EXPORTS[name], __name__)
+        return getattr(mod, name)
+    raise AttributeError(f"module 'surfrec' has no attribute {name!r}")

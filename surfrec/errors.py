@@ -1,0 +1,34 @@
+"""Exceptions raised by surfrec.
+
+Every error that a user can cause with bad input derives from :class:`SurfrecError`;
+the CLI turns those into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class SurfrecError(Exception):
+    """Base class of all errors that surfrec reports to users."""
+
+
+class InputError(SurfrecError, ValueError):
+    """A file or array given to surfrec cannot be used.
+
+    The message always names the input (a file path, or ``<array>``) and the problem,
+    on one line: ``"scan.ply: contains 3 NaN/inf coordinates"``.
+    """
+
+    def __init__(self, source: str | os.PathLike | None, problem: str) -> None:
+        self.source = "<array>" if source is None else os.fspath(source)
+        self.problem = " ".join(str(problem).split())  # force a single line
+        super().__init__(f"{self.source}: {self.problem}")
+
+
+class EmptyLevelSetError(SurfrecError):
+    """The implicit function never crosses the requested level inside the box."""
+
+
+class FitDivergedError(SurfrecError):
+    """The optimization produced non-finite values and could not recover."""
