@@ -1,0 +1,106 @@
+"""Argument groups and helpers shared by several commands (CLI only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError
+
+
+def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of mesh extraction (``fit`` and ``mesh``)."""
+    g = parser.add_argument_group("mesh extraction")
+    g.add_argument("--resolution", type=int, default=256, metavar="R",
+                   help="marching-cubes samples along the largest side of the box (default: 256)")
+    g.add_argument("--level", type=float, default=None, metavar="C",
+                   help="extract the level set F = C (offset surfaces; F is in normalized units "
+                        "where the scan's largest half side is 0.8; default: the fitted level)")
+    g.add_argument("--padding", type=float, default=0.05, metavar="P",
+                   help="margin around the scan's box, as a fraction of its largest side (default: 0.05)")
+    g.add_argument("--components", choices=("all", "largest", "near-data"), default="all",
+                   help="keep all pieces, the largest, or those with input points nearby (default: all)")
+    g.add_argument("--method", choices=("auto", "dense", "narrowband"), default="auto",
+                   help="dense grid or narrow band refined around the surface (default: auto)")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --quiet."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only errors")
+
+
+def check_output_path(out: Path, *, inputs: tuple[Path, ...] = (), kind: str = "mesh") -> Path:
+    """Validate an output path before any work is done (extension, not an input, folder exists)."""
+    from ..io import SUPPORTED_MESH_EXTENSIONS
+
+    out = Path(out)
+    if kind == "mesh" and out.suffix.lower() not in SUPPORTED_MESH_EXTENSIONS:
+        raise InputError(out, f"unsupported output extension {out.suffix or '(none)'!r}; "
+                              f"use one of {', '.join(sorted(SUPPORTED_MESH_EXTENSIONS))}")
+    for inp in inputs:
+        try:
+            if inp.exists() and out.exists() and out.resolve() == inp.resolve():
+                raise InputError(out, "output would overwrite the input file")
+        except OSError:
+            pass
+    if not out.parent.exists():
+        raise InputError(out, f"output folder {out.parent} does not exist")
+    if out.exists() and out.is_dir():
+        raise InputError(out, "output path is a directory")
+    return out
+
+
+class Progress:
+    """A tqdm progress bar that is silent with ``--quiet`` (or when tqdm is missing)."""
+
+    def __init__(self, total: int | None, desc: str, quiet: bool, unit: str = "it") -> None:
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                            leave=True)
+        self.n = 0
+
+    def update_to(self, n: int, total: int | None = None, **postfix: str) -> None:
+        if self.bar is None:
+            return
+        if total is not None and total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(max(0, n - self.bar.n))
+        if postfix:
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    """``with timed() as t: ...`` then ``t[0]`` is the elapsed seconds."""
+    box = [0.0]
+    t0 = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box[0] = time.perf_counter() - t0
+
+
+def describe_mesh(mesh) -> str:
+    """One-line description: vertices, faces, watertightness, components."""
+    from ..mesh import mesh_report
+
+    r = mesh_report(mesh)
+    closed = "watertight" if r.get("watertight") else "NOT watertight"
+    comps = r.get("n_components", "?")
+    genus = r.get("genus")
+    gtxt = f", genus {genus}" if genus is not None else ""
+    return (f"{r.get('n_vertices', len(mesh.vertices))} vertices, {r.get('n_faces', len(mesh.faces))} faces, "
+            f"{closed}, {comps} component{'s' if comps != 1 else ''}{gtxt}")

@@ -1,0 +1,74 @@
+"""``surfrec fit``: scan in, mesh out."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from .common import Progress, add_common_arguments, add_mesh_arguments, check_output_path, describe_mesh, timed
+
+HELP = "fit a neural level set to a scan and write its mesh"
+log = logging.getLogger("surfrec.cli")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..fitting import PRESETS
+
+    p.add_argument("scan", type=Path, help="point cloud: PLY, XYZ/PTS/TXT/CSV, NPY/NPZ, PCD, or a mesh file")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output mesh (.ply .obj .stl .off .glb); default: ./<scan name>.surfrec.ply")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="hyperparameter preset (default: default, about a minute on 2 CPU cores)")
+    p.add_argument("--iters", type=int, default=None, metavar="N", help="optimization steps (overrides the preset)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="stop optimizing after S seconds (whichever comes first with --iters)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--save-model", type=Path, default=None, metavar="PATH",
+                   help="also save the fitted model (weights, config, transform) for `surfrec mesh`")
+    add_common_arguments(p)
+    add_mesh_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..fitting import extract_mesh, fit, get_config, save_model
+    from ..io import load_points, save_mesh
+
+    out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
+    check_output_path(out, inputs=(args.scan,))
+    if args.save_model is not None:
+        check_output_path(args.save_model, inputs=(args.scan, out), kind="model")
+    cloud = load_points(args.scan)
+    cfg = get_config(args.preset, iterations=args.iters, time_budget=args.time_budget, lr=args.lr,
+                     seed=args.seed, device=args.device, threads=args.threads)
+    if not args.quiet:
+        log.info("%s: %d points%s; preset %s, %d steps%s", args.scan, len(cloud.points),
+                 " with normals" if cloud.normals is not None else "", args.preset, cfg.iterations,
+                 f", time budget {cfg.time_budget:g} s" if cfg.time_budget else "")
+    bar = Progress(cfg.iterations, "fit", args.quiet, unit="step")
+
+    def on_step(step: int, total: int, rec: dict) -> None:
+        bar.update_to(step, total, loss=f"{rec['loss']:.4f}", residual=f"{rec['residual_median']:.1e}")
+
+    with timed() as t_fit:
+        try:
+            result = fit(cloud, config=cfg, callback=on_step)
+        finally:
+            bar.close()
+    if args.save_model is not None:
+        save_model(result, args.save_model)
+    mbar = Progress(None, "mesh", args.quiet, unit="block")
+    with timed() as t_mesh:
+        try:
+            mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
+                                method=args.method, components=args.components, device=args.device,
+                                progress=lambda done, total: mbar.update_to(done, total))
+        finally:
+            mbar.close()
+    save_mesh(mesh, out, protect=(args.scan,))
+    print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh[0]:.1f} s "
+          f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh[0]:.1f} s)"
+          + (f"; model {args.save_model}" if args.save_model else ""))
+    return 0

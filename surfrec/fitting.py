@@ -1,0 +1,609 @@
+"""Fitting a neural level set to a point cloud: configuration, training loop, results.
+
+The loop (per step):
+
+1. A persistent buffer of level-set samples is warm-started from the previous step: a
+   share is replaced by fresh seeds (:func:`surfrec.levelset.draw_seeds`) and every sample
+   takes ``newton_steps`` generalized Newton steps towards F = c (no θ-gradient).
+2. The sample network p(θ) of the samples is pulled towards each sample's nearest input
+   point (nearest among *all* points, KD-tree), which moves the surface onto the data and
+   removes surface where there is none.
+3. λ·mean|F(x) − c| on a batch of input points pins the surface to the data.
+4. Optionally "distance" samples (points near the data and in the box) move their own
+   level set S_{F(q)} to distance |F(q)| from the data, which keeps F distance-like and
+   free of stray sheets; optional eikonal and normal terms (second derivatives).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import FitDivergedError, InputError
+from .levelset import draw_seeds, knn_sigma, value_and_grad
+from .losses import (
+    data_loss,
+    distance_sample_loss,
+    eikonal_loss,
+    normal_loss,
+    sample_network,
+    surface_sample_loss,
+)
+from .model import ImplicitMLP, ModelConfig, build_model
+from .normalize import Normalization
+
+log = logging.getLogger(__name__)
+
+#: Version of the model-file layout; files with another major layout are refused.
+MODEL_FORMAT = 1
+
+
+@dataclass
+class FitConfig:
+    """Every hyperparameter of a fit. Presets are named instances (:data:`PRESETS`)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Architecture of the implicit network."""
+    iterations: int = 1500
+    """Optimization steps (the fit stops earlier when ``time_budget`` runs out)."""
+    time_budget: float | None = None
+    """Wall-clock limit of the optimization in seconds (None: no limit)."""
+    lr: float = 2e-3
+    """Peak Adam learning rate."""
+    lr_final_factor: float = 0.05
+    """The cosine schedule decays the learning rate to ``lr * lr_final_factor``."""
+    warmup_steps: int = 20
+    """Linear learning-rate warm-up steps."""
+    batch_points: int = 8192
+    """Input points per step for the data term."""
+    n_samples: int = 8192
+    """Size of the persistent buffer of level-set samples."""
+    refresh_fraction: float = 0.1
+    """Share of the sample buffer replaced by fresh seeds at every step."""
+    newton_steps: int = 1
+    """Newton steps per training step for the (warm-started) sample buffer."""
+    init_newton_steps: int = 10
+    """Newton steps for the initial buffer."""
+    seed_k: int = 10
+    """Seeds around an input point have σ = distance to its ``seed_k``-th neighbour."""
+    seed_sigma_scale: float = 1.0
+    """Multiplier of the per-point σ."""
+    uniform_fraction: float = 0.2
+    """Share of fresh seeds drawn uniformly in the box (hunts stray surface)."""
+    sample_tol: float = 1e-2
+    """Samples whose residual |F − c| exceeds this are left out of the loss this step."""
+    surface_weight: float = 1.0
+    """Weight of the sample-network distance to the nearest input points."""
+    data_weight: float = 1.0
+    """λ: weight of mean |F(x) − c| on input points."""
+    distance_weight: float = 0.5
+    """Weight of the distance-sample term (0 disables it)."""
+    n_distance_samples: int = 4096
+    """Points per step for the distance-sample term."""
+    distance_near_fraction: float = 0.5
+    """Share of distance samples drawn near the data (σ-Gaussians ×3); the rest uniform."""
+    eikonal_weight: float = 0.0
+    """Weight of (‖∇F‖ − 1)² on distance samples (second derivatives: slower)."""
+    normal_weight: float = 0.0
+    """Weight of the normal-alignment term, used only when the scan has normals."""
+    level: float = 0.0
+    """The level c of the surface being fitted."""
+    eps: float = 1e-8
+    """Guard of max(‖∇F‖², ε) in Newton steps and the sample network."""
+    box: float = 1.0
+    """Half-side of the fitting box in normalized coordinates (the scan fills ±0.8)."""
+    seed: int = 0
+    """Seed of every random draw (reproducible fits on the same device)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    threads: int | None = None
+    """CPU threads for torch (None: torch's default)."""
+    log_every: int = 10
+    """Record the history every this many steps."""
+    max_seed_points: int = 500_000
+    """Seeds and σ use a random subset of at most this many input points (huge scans)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        checks = {
+            "iterations": self.iterations >= 0,
+            "lr": self.lr > 0,
+            "batch_points": self.batch_points > 0,
+            "n_samples": self.n_samples > 0,
+            "refresh_fraction": 0 <= self.refresh_fraction <= 1,
+            "uniform_fraction": 0 <= self.uniform_fraction <= 1,
+            "newton_steps": self.newton_steps >= 0,
+            "seed_k": self.seed_k >= 1,
+            "eps": self.eps > 0,
+            "box": self.box > 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid FitConfig values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time_budget must be positive, got {self.time_budget}")
+
+    def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown FitConfig keys: {sorted(unknown)}")
+        d = dict(d)
+        if "model" in d and isinstance(d["model"], dict):
+            d["model"] = ModelConfig(**d["model"])
+        return cls(**d)
+
+
+#: Named configurations. ``default`` targets about a minute on 2 CPU cores for 50k points.
+PRESETS: dict[str, FitConfig] = {
+    "fast": FitConfig(iterations=400),
+    "default": FitConfig(),
+    "quality": FitConfig(
+        model=ModelConfig(hidden_dim=256, n_hidden_layers=6, skip_layers=(3,)),
+        iterations=5000,
+        lr=1e-3,
+        n_samples=16384,
+        batch_points=16384,
+    ),
+}
+
+
+def get_config(preset: str | FitConfig | None = "default", **overrides: Any) -> FitConfig:
+    """A preset (by name) or config, with fields replaced by ``overrides`` (None ignored)."""
+    if preset is None:
+        preset = "default"
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        cfg = copy.deepcopy(PRESETS[preset])
+    elif isinstance(preset, FitConfig):
+        cfg = copy.deepcopy(preset)
+    else:
+        raise TypeError(f"preset must be a name or a FitConfig, got {type(preset).__name__}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(cfg, **overrides) if overrides else cfg
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; other strings are checked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch reports no CUDA device")
+    return dev
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns (and :func:`load_model` restores).
+
+    Attributes
+    ----------
+    model : ImplicitMLP
+        The fitted network, in normalized coordinates, on CPU after fitting.
+    normalization : Normalization
+        Maps normalized coordinates back to the scan's coordinates.
+    config : FitConfig
+        The resolved configuration.
+    history : dict[str, list[float]]
+        Per-record values: step, time, lr, loss, surface, data, distance, residual_median,
+        residual_p90, converged (share of samples with residual < sample_tol).
+    seconds : float
+        Wall-clock time of the optimization.
+    steps : int
+        Steps performed.
+    data_points : (K, 3) float32 ndarray or None
+        A subsample of the input in normalized coordinates (for near-data cleanup).
+    """
+
+    model: ImplicitMLP
+    normalization: Normalization
+    config: FitConfig
+    history: dict[str, list[float]]
+    seconds: float
+    steps: int
+    data_points: np.ndarray | None = None
+
+    def field(self, device: str | torch.device = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+        """F as a numpy function of normalized points: (M,3) float32 → (M,) float32."""
+        model = self.model.to(device).eval()
+
+        def f(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+                return model(t).float().cpu().numpy()
+
+        return f
+
+    def gradient(self, device: str | torch.device = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+        """∇F as a numpy function of normalized points: (M,3) float32 → (M,3) float32."""
+        model = self.model.to(device).eval()
+
+        def g(x: np.ndarray) -> np.ndarray:
+            t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+            return value_and_grad(model, t)[1].float().cpu().numpy()
+
+        return g
+
+
+# ---------------------------------------------------------------------------- fitting
+def _prepare_points(points: Any, normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Accept a path, a PointCloud or an array; validate; return float64 arrays."""
+    from .io import MIN_POINTS, PointCloud, load_points
+
+    source = "<array>"
+    if isinstance(points, (str, os.PathLike)):
+        pc = load_points(points)
+        return pc.points, (pc.normals if normals is None else normals), pc.source
+    if isinstance(points, PointCloud):
+        return points.points, (points.normals if normals is None else normals), points.source
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise InputError(source, f"expected points of shape (N, 3), got {pts.shape}")
+    if len(pts) < MIN_POINTS:
+        raise InputError(source, f"only {len(pts)} points; at least {MIN_POINTS} are needed")
+    bad = ~np.isfinite(pts).all(axis=1)
+    if bad.any():
+        raise InputError(source, f"{int(bad.sum())} points have NaN/inf coordinates")
+    if normals is not None:
+        normals = np.asarray(normals, dtype=np.float64)
+        if normals.shape != pts.shape:
+            raise InputError(source, f"normals shape {normals.shape} does not match points {pts.shape}")
+    return pts, normals, source
+
+
+def _lr_at(cfg: FitConfig, step: int, total: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    lo = cfg.lr * cfg.lr_final_factor
+    return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
+
+
+class _NearestPoints:
+    """Nearest input point of query points, among all input points (KD-tree)."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        from scipy.spatial import cKDTree
+
+        self.points = np.ascontiguousarray(points, dtype=np.float32)
+        self.tree = cKDTree(self.points)
+
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        qn = q.detach().float().cpu().numpy()
+        _, idx = self.tree.query(qn, k=1, workers=-1)
+        return torch.from_numpy(self.points[idx]).to(q.device, q.dtype)
+
+
+def fit(
+    points: Any,
+    normals: np.ndarray | None = None,
+    *,
+    preset: str | FitConfig | None = "default",
+    config: FitConfig | None = None,
+    callback: Callable[[int, int, dict[str, float]], None] | None = None,
+    **overrides: Any,
+) -> FitResult:
+    """Fit a neural level set to a point cloud.
+
+    Parameters
+    ----------
+    points : str, PathLike, PointCloud or (N, 3) array
+        The scan (a file is read with :func:`surfrec.io.load_points`).
+    normals : (N, 3) array, optional
+        Normals (used only when ``normal_weight > 0``).
+    preset : str or FitConfig
+        ``fast``, ``default`` or ``quality`` (ignored when ``config`` is given).
+    config : FitConfig, optional
+        Full configuration.
+    callback : callable, optional
+        Called as ``callback(step, total_steps, metrics)`` after each recorded step;
+        the CLI draws its progress bar with it.
+    **overrides
+        FitConfig fields to replace, e.g. ``iterations=200, device="cpu"``.
+
+    Returns
+    -------
+    FitResult
+    """
+    cfg = get_config(config if config is not None else preset, **overrides)
+    pts, nrm, source = _prepare_points(points, normals)
+    norm = Normalization.from_points(pts)
+    if float(np.ptp(pts, axis=0).max()) == 0.0:
+        raise InputError(source, "all points are identical")
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    unit = norm.to_unit(pts).astype(np.float32)
+    nearest = _NearestPoints(unit)
+    n = len(unit)
+    seed_idx = rng.choice(n, size=min(n, cfg.max_seed_points), replace=False) if n > cfg.max_seed_points else None
+    seed_np = unit if seed_idx is None else unit[seed_idx]
+    sigma_np = knn_sigma(seed_np, cfg.seed_k).astype(np.float32)
+    # guard: no zero σ (duplicates) and no huge σ (isolated outliers)
+    med = float(np.median(sigma_np)) if len(sigma_np) else 1e-3
+    sigma_np = np.clip(sigma_np, max(med * 0.1, 1e-5), med * 10.0)
+
+    x_all = torch.from_numpy(unit).to(device)
+    seed_pts = torch.from_numpy(seed_np).to(device)
+    sigma = torch.from_numpy(sigma_np).to(device)
+    use_normals = cfg.normal_weight > 0 and nrm is not None
+    n_all = torch.from_numpy(nrm.astype(np.float32)).to(device) if use_normals else None
+    if cfg.normal_weight > 0 and nrm is None:
+        log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
+
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    lvl = float(cfg.level)
+
+    def seeds(k: int) -> torch.Tensor:
+        return draw_seeds(seed_pts, sigma, k, uniform_fraction=cfg.uniform_fraction,
+                          bounds=(-cfg.box, cfg.box), sigma_scale=cfg.seed_sigma_scale, generator=gen)
+
+    def newton(p: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        f, g = value_and_grad(model, p)
+        for _ in range(k):
+            g2 = (g * g).sum(dim=1).clamp_min(cfg.eps)
+            p = p - ((f - lvl) / g2).unsqueeze(1) * g
+            f, g = value_and_grad(model, p)
+        return p, f, g
+
+    buf, f_buf, g_buf = newton(seeds(cfg.n_samples), cfg.init_newton_steps)
+    history: dict[str, list[float]] = {k: [] for k in (
+        "step", "time", "lr", "loss", "surface", "data", "distance", "residual_median",
+        "residual_p90", "converged")}
+    total = cfg.iterations
+    n_refresh = int(round(cfg.n_samples * cfg.refresh_fraction))
+    good_state = copy.deepcopy(model.state_dict())
+    good_opt = copy.deepcopy(opt.state_dict())
+    failures = 0
+    lr_scale = 1.0
+    t0 = time.perf_counter()
+    step = 0
+    model.train()
+    while step < total:
+        elapsed = time.perf_counter() - t0
+        if cfg.time_budget is not None and elapsed >= cfg.time_budget:
+            log.info("time budget of %.1f s reached after %d steps", cfg.time_budget, step)
+            break
+        # the schedule follows wall-clock progress when a time budget is the binding limit
+        progress_total = total
+        if cfg.time_budget is not None and step > 10:
+            est = int(step * cfg.time_budget / max(elapsed, 1e-6))
+            progress_total = max(step + 1, min(total, est))
+        lr = _lr_at(cfg, step, progress_total) * lr_scale
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+        # 1. level-set samples: refresh a share, warm-start Newton from the last positions
+        with torch.no_grad():
+            if n_refresh > 0:
+                ridx = torch.randint(0, cfg.n_samples, (n_refresh,), generator=gen).to(device)
+                buf[ridx] = seeds(n_refresh)
+            buf, f_buf, g_buf = newton(buf, cfg.newton_steps)
+            bad = ~torch.isfinite(buf).all(dim=1) | (buf.abs() > cfg.box).any(dim=1)
+            if bad.any():
+                nb = int(bad.sum())
+                buf[bad] = seeds(nb)
+                fb, gb = value_and_grad(model, buf[bad])
+                f_buf[bad], g_buf[bad] = fb, gb
+            res = (f_buf - lvl).abs()
+            ok = (res < cfg.sample_tol) & ((g_buf * g_buf).sum(dim=1) > cfg.eps)
+        # 2.-4. losses
+        loss = torch.zeros((), device=device)
+        terms: dict[str, float] = {}
+        if ok.any() and cfg.surface_weight > 0:
+            ps = buf[ok]
+            p_theta = sample_network(model, ps, f_buf[ok], g_buf[ok], eps=cfg.eps)
+            l_surf = surface_sample_loss(p_theta, nearest(ps))
+            loss = loss + cfg.surface_weight * l_surf
+            terms["surface"] = float(l_surf)
+        bidx = torch.randint(0, n, (min(cfg.batch_points, n),), generator=gen).to(device)
+        xb = x_all[bidx]
+        l_data = data_loss(model, xb, lvl)
+        loss = loss + cfg.data_weight * l_data
+        terms["data"] = float(l_data)
+        if cfg.distance_weight > 0 or cfg.eikonal_weight > 0:
+            n_near = int(cfg.n_distance_samples * cfg.distance_near_fraction)
+            near_idx = torch.randint(0, seed_pts.shape[0], (n_near,), generator=gen).to(device)
+            near = seed_pts[near_idx] + torch.randn(n_near, 3, generator=gen).to(device) * (
+                3.0 * sigma[near_idx]).unsqueeze(1)
+            uni = (torch.rand(cfg.n_distance_samples - n_near, 3, generator=gen).to(device) * 2 - 1) * cfg.box
+            q = torch.cat([near, uni])
+            if cfg.distance_weight > 0:
+                fq, gq = value_and_grad(model, q)
+                p_q = sample_network(model, q, fq, gq, eps=cfg.eps)
+                l_dist = distance_sample_loss(p_q, nearest(q), fq)
+                loss = loss + cfg.distance_weight * l_dist
+                terms["distance"] = float(l_dist)
+            if cfg.eikonal_weight > 0:
+                l_eik = eikonal_loss(model, q)
+                loss = loss + cfg.eikonal_weight * l_eik
+                terms["eikonal"] = float(l_eik)
+        if use_normals:
+            l_n = normal_loss(model, xb, n_all[bidx])
+            loss = loss + cfg.normal_weight * l_n
+            terms["normal"] = float(l_n)
+
+        if not torch.isfinite(loss):
+            failures += 1
+            if failures > 5:
+                raise FitDivergedError(
+                    f"the loss became non-finite {failures} times (step {step}); "
+                    "try a lower learning rate (--lr) or another preset")
+            lr_scale *= 0.5
+            log.warning("non-finite loss at step %d: rolled back, learning rate x%.3g", step, lr_scale)
+            model.load_state_dict(good_state)
+            opt.load_state_dict(good_opt)
+            buf, f_buf, g_buf = newton(seeds(cfg.n_samples), cfg.init_newton_steps)
+            continue
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            good_state = copy.deepcopy(model.state_dict())
+            good_opt = copy.deepcopy(opt.state_dict())
+
+        if step % cfg.log_every == 0 or step == total or step == 1:
+            r = res[torch.isfinite(res)]
+            rec = {
+                "step": step, "time": time.perf_counter() - t0, "lr": lr, "loss": float(loss),
+                "surface": terms.get("surface", float("nan")), "data": terms["data"],
+                "distance": terms.get("distance", float("nan")),
+                "residual_median": float(r.median()) if r.numel() else float("nan"),
+                "residual_p90": float(torch.quantile(r, 0.9)) if r.numel() else float("nan"),
+                "converged": float(ok.float().mean()),
+            }
+            for k, v in rec.items():
+                history[k].append(float(v))
+            if callback is not None:
+                callback(step, progress_total, rec)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    model = model.to("cpu")
+    keep = rng.choice(n, size=min(n, 200_000), replace=False)
+    log.info("fit: %d steps in %.1f s (%.1f steps/s)", step, seconds, step / max(seconds, 1e-9))
+    return FitResult(model=model, normalization=norm, config=cfg, history=history,
+                     seconds=seconds, steps=step, data_points=unit[keep])
+
+
+# ----------------------------------------------------------------------- mesh export
+def extract_mesh(
+    result: "FitResult | str | os.PathLike",
+    resolution: int = 256,
+    level: float | None = None,
+    *,
+    padding: float = 0.05,
+    method: str = "auto",
+    components: str = "all",
+    device: str = "auto",
+    normals_from_gradient: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """Marching cubes on a fitted model, returned in the scan's coordinates.
+
+    Parameters
+    ----------
+    result : FitResult or path of a model file
+    resolution : int
+        Grid samples along the box's largest side.
+    level : float, optional
+        Level c (in F's normalized units); default: the level the model was fitted to.
+    padding : float
+        Extra margin around the data's box, as a fraction of its largest side.
+    method : str
+        ``dense``, ``narrowband`` or ``auto``.
+    components : str
+        ``all``, ``largest`` or ``near-data``.
+    device : str
+        Where F is evaluated.
+    normals_from_gradient : bool
+        Vertex normals from ∇F instead of face averages.
+    progress : callable, optional
+        ``progress(done, total)`` for progress bars.
+
+    Returns
+    -------
+    trimesh.Trimesh
+        In input coordinates, faces oriented outward.
+    """
+    from .mesh import extract_mesh_from_field
+
+    if not isinstance(result, FitResult):
+        result = load_model(result)
+    lvl = result.config.level if level is None else float(level)
+    dev = resolve_device(device)
+    from .normalize import UNIT_HALF_EXTENT
+
+    half = UNIT_HALF_EXTENT * (1.0 + 2.0 * padding)
+    half = min(half, result.config.box)
+    bounds = np.array([[-half] * 3, [half] * 3], dtype=np.float64)
+    mesh = extract_mesh_from_field(
+        result.field(dev), bounds, resolution=resolution, level=lvl, method=method,
+        gradient=result.gradient(dev) if normals_from_gradient else None,
+        components=components, data_points=result.data_points, progress=progress,
+    )
+    normals = mesh.vertex_normals.copy() if normals_from_gradient else None
+    mesh.vertices = result.normalization.to_input(mesh.vertices)
+    if normals is not None:
+        mesh.vertex_normals = normals  # a similarity transform keeps directions
+    return mesh
+
+
+# ------------------------------------------------------------------- model files
+def save_model(result: FitResult, path: str | os.PathLike) -> Path:
+    """Save weights, config, normalization, history and package version (atomically)."""
+    from .io import atomic_path
+
+    path = Path(path)
+    payload = {
+        "format": "surfrec-model",
+        "format_version": MODEL_FORMAT,
+        "surfrec_version": __version__,
+        "config": result.config.to_dict(),
+        "normalization": result.normalization.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+        "history": result.history,
+        "seconds": float(result.seconds),
+        "steps": int(result.steps),
+        "data_points": None if result.data_points is None else torch.from_numpy(
+            np.asarray(result.data_points, dtype=np.float32)),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
+    """Load a model file written by :func:`save_model` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "model file not found" if not path.exists() else "not a file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise InputError(path, f"not a readable surfrec model file ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "surfrec-model":
+        raise InputError(path, "not a surfrec model file")
+    if payload.get("format_version") != MODEL_FORMAT:
+        raise InputError(path, f"model file format {payload.get('format_version')} is not supported "
+                               f"by surfrec {__version__} (expects {MODEL_FORMAT}); refit the scan")
+    try:
+        cfg = FitConfig.from_dict(payload["config"])
+        model = build_model(cfg.model)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(path, f"model file is inconsistent: {exc}") from None
+    model.eval()
+    dp = payload.get("data_points")
+    return FitResult(
+        model=model, normalization=Normalization.from_dict(payload["normalization"]), config=cfg,
+        history=payload.get("history", {}), seconds=float(payload.get("seconds", 0.0)),
+        steps=int(payload.get("steps", 0)), data_points=None if dp is None else dp.numpy(),
+    )

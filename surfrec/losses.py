@@ -1,0 +1,141 @@
+"""The sample network and the loss terms of the fit.
+
+The sample network (Atzmon et al. 2019, eq. 5) turns level-set samples p* into points
+that depend on θ to first order, without moving them::
+
+    p(θ) = p* − (F(p*; θ) − F₀) g / max(‖g‖², ε),   g = ∇ₓF(p*), F₀ = F(p*), both detached
+
+Its value is p*, and ∂p/∂θ = −g/‖g‖² ∂F(p*; θ)/∂θ: the velocity of the level set at p*
+when θ changes. Any loss on p(θ) therefore moves the surface, with first derivatives only.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .levelset import value_and_grad
+
+
+def sample_network(
+    model: torch.nn.Module,
+    p_star: torch.Tensor,
+    f0: torch.Tensor | None = None,
+    g: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Level-set samples as a differentiable function of θ.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The implicit network F.
+    p_star : (M, 3) tensor
+        Samples on (or near) a level set; detached.
+    f0 : (M,) tensor, optional
+        F(p*) detached; computed when not given.
+    g : (M, 3) tensor, optional
+        ∇ₓF(p*) detached; computed when not given.
+    eps : float
+        Guard of the denominator.
+
+    Returns
+    -------
+    (M, 3) tensor
+        Equal to ``p_star`` in value; carries ∂p/∂θ.
+    """
+    p_star = p_star.detach()
+    if f0 is None or g is None:
+        f0, g = value_and_grad(model, p_star)
+    f0, g = f0.detach(), g.detach()
+    f = model(p_star)
+    g2 = (g * g).sum(dim=1).clamp_min(eps)
+    return p_star - ((f - f0) / g2).unsqueeze(1) * g
+
+
+def surface_sample_loss(p_theta: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean distance from level-set samples to their nearest input points.
+
+    Parameters
+    ----------
+    p_theta : (M, 3) tensor
+        Output of :func:`sample_network` for samples of the 0-level set.
+    targets : (M, 3) tensor
+        Nearest input point of each sample (among all input points); detached.
+
+    Returns
+    -------
+    scalar tensor
+    """
+    return (p_theta - targets.detach()).norm(dim=1).mean()
+
+
+def distance_sample_loss(p_theta: torch.Tensor, targets: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    """Make level sets lie at the distance their level says ("general" samples).
+
+    A point q with F(q) = F₀ lies on the level set S_{F₀}; if F were a distance function,
+    the nearest input point would be at distance |F₀|. The sample network of S_{F₀}
+    through q moves that level set so that it does.
+
+    Parameters
+    ----------
+    p_theta : (M, 3) tensor
+        :func:`sample_network` output at the points q (level F₀).
+    targets : (M, 3) tensor
+        Nearest input point of each q; detached.
+    f0 : (M,) tensor
+        F(q), detached.
+
+    Returns
+    -------
+    scalar tensor
+    """
+    d = (p_theta - targets.detach()).norm(dim=1)
+    return (d - f0.detach().abs()).abs().mean()
+
+
+def data_loss(model: torch.nn.Module, x: torch.Tensor, level: float = 0.0) -> torch.Tensor:
+    """Mean |F(x) − c| on input points.
+
+    Parameters
+    ----------
+    x : (B, 3) tensor
+
+    Returns
+    -------
+    scalar tensor
+    """
+    return (model(x) - level).abs().mean()
+
+
+def eikonal_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Mean (‖∇ₓF(x)‖ − 1)² (needs second derivatives: optional, off by default).
+
+    Parameters
+    ----------
+    x : (B, 3) tensor
+
+    Returns
+    -------
+    scalar tensor
+    """
+    _, g = model.gradient(x, create_graph=True)
+    return ((g.norm(dim=1) - 1.0) ** 2).mean()
+
+
+def normal_loss(model: torch.nn.Module, x: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    """Mean 1 − |cos(∇ₓF(x), n)| on input points with normals (orientation-free).
+
+    Parameters
+    ----------
+    x : (B, 3) tensor
+    normals : (B, 3) tensor
+        Unit normals of the scan.
+
+    Returns
+    -------
+    scalar tensor
+    """
+    _, g = model.gradient(x, create_graph=True)
+    cos = torch.nn.functional.cosine_similarity(g, normals, dim=1, eps=1e-8)
+    return (1.0 - cos.abs()).mean()
