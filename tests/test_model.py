@@ -1,0 +1,59 @@
+import math
+
+import pytest
+import torch
+
+from surfrec.model import ImplicitMLP, ModelConfig, build_model, count_parameters
+
+
+def _perturbed(cfg: ModelConfig) -> ImplicitMLP:
+    torch.manual_seed(0)
+    m = ImplicitMLP(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(),
+    ModelConfig(hidden_dim=32, n_hidden_layers=5, skip_layers=(2,)),
+    ModelConfig(hidden_dim=16, n_hidden_layers=3, skip_layers=(1, 2)),
+    ModelConfig(hidden_dim=32, activation="relu"),
+])
+def test_closed_form_gradient_matches_autograd(cfg):
+    m = _perturbed(cfg)
+    x = torch.rand(500, 3) * 2 - 1
+    f, g = m.value_and_grad(x)
+    f_ref, g_ref = m.gradient(x)
+    assert torch.allclose(f, f_ref.detach(), atol=1e-6)
+    assert torch.allclose(g, g_ref, atol=1e-5)
+    assert not f.requires_grad and not g.requires_grad
+
+
+def test_geometric_init_is_a_sphere_like_sdf():
+    torch.manual_seed(0)
+    m = ImplicitMLP(ModelConfig(hidden_dim=256, init_radius=0.5))
+    with torch.no_grad():
+        assert m(torch.zeros(1, 3)).item() < 0  # inside is negative
+        far = torch.nn.functional.normalize(torch.randn(200, 3), dim=1) * 0.95
+        assert (m(far) > 0).all()
+        x = torch.nn.functional.normalize(torch.randn(2000, 3), dim=1) * 0.5
+        assert m(x).abs().mean().item() < 0.15
+
+
+def test_config_validation_and_dict_roundtrip():
+    with pytest.raises(ValueError, match="activation"):
+        ModelConfig(activation="tanh")
+    with pytest.raises(ValueError, match="skip_layers"):
+        ModelConfig(n_hidden_layers=3, skip_layers=(3,))
+    cfg = ModelConfig(hidden_dim=8, n_hidden_layers=2, skip_layers=(1,))
+    m = build_model(cfg.to_dict())
+    assert m.config == cfg
+    assert count_parameters(m) == (3 * 8 + 8) + ((8 + 3) * 8 + 8) + (8 + 1)
+
+
+def test_softplus_beta_controls_smoothness():
+    z = torch.linspace(-1, 1, 11)
+    m = ImplicitMLP(ModelConfig(softplus_beta=100.0))
+    assert torch.allclose(m._act(z), torch.relu(z), atol=math.log(2) / 100 + 1e-6)
