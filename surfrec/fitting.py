@@ -22,13 +22,12 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from . import __version__
+from .device import resolve_device
 from .errors import FitDivergedError, InputError
 from .levelset import draw_seeds, knn_sigma, value_and_grad
 from .losses import (
@@ -39,14 +38,11 @@ from .losses import (
     sample_network,
     surface_sample_loss,
 )
-from .model import ImplicitMLP, ModelConfig, build_model
+from .model import ModelConfig, build_model
 from .normalize import Normalization
+from .result import FitResult
 
 log = logging.getLogger(__name__)
-
-#: Version of the model-file layout; files with another major layout are refused.
-MODEL_FORMAT = 1
-
 
 @dataclass
 class FitConfig:
@@ -181,69 +177,6 @@ def get_config(preset: str | FitConfig | None = "default", **overrides: Any) -> 
         raise TypeError(f"preset must be a name or a FitConfig, got {type(preset).__name__}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return replace(cfg, **overrides) if overrides else cfg
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; other strings are checked."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch reports no CUDA device")
-    return dev
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns (and :func:`load_model` restores).
-
-    Attributes
-    ----------
-    model : ImplicitMLP
-        The fitted network, in normalized coordinates, on CPU after fitting.
-    normalization : Normalization
-        Maps normalized coordinates back to the scan's coordinates.
-    config : FitConfig
-        The resolved configuration.
-    history : dict[str, list[float]]
-        Per-record values: step, time, lr, loss, surface, data, distance, residual_median,
-        residual_p90, converged (share of samples with residual < sample_tol).
-    seconds : float
-        Wall-clock time of the optimization.
-    steps : int
-        Steps performed.
-    data_points : (K, 3) float32 ndarray or None
-        A subsample of the input in normalized coordinates (for near-data cleanup).
-    """
-
-    model: ImplicitMLP
-    normalization: Normalization
-    config: FitConfig
-    history: dict[str, list[float]]
-    seconds: float
-    steps: int
-    data_points: np.ndarray | None = None
-
-    def field(self, device: str | torch.device = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-        """F as a numpy function of normalized points: (M,3) float32 → (M,) float32."""
-        model = self.model.to(device).eval()
-
-        def f(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
-                return model(t).float().cpu().numpy()
-
-        return f
-
-    def gradient(self, device: str | torch.device = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-        """∇F as a numpy function of normalized points: (M,3) float32 → (M,3) float32."""
-        model = self.model.to(device).eval()
-
-        def g(x: np.ndarray) -> np.ndarray:
-            t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
-            return value_and_grad(model, t)[1].float().cpu().numpy()
-
-        return g
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -491,119 +424,3 @@ def fit(
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", step, seconds, step / max(seconds, 1e-9))
     return FitResult(model=model, normalization=norm, config=cfg, history=history,
                      seconds=seconds, steps=step, data_points=unit[keep])
-
-
-# ----------------------------------------------------------------------- mesh export
-def extract_mesh(
-    result: "FitResult | str | os.PathLike",
-    resolution: int = 256,
-    level: float | None = None,
-    *,
-    padding: float = 0.05,
-    method: str = "auto",
-    components: str = "all",
-    device: str = "auto",
-    normals_from_gradient: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-):
-    """Marching cubes on a fitted model, returned in the scan's coordinates.
-
-    Parameters
-    ----------
-    result : FitResult or path of a model file
-    resolution : int
-        Grid samples along the box's largest side.
-    level : float, optional
-        Level c (in F's normalized units); default: the level the model was fitted to.
-    padding : float
-        Extra margin around the data's box, as a fraction of its largest side.
-    method : str
-        ``dense``, ``narrowband`` or ``auto``.
-    components : str
-        ``all``, ``largest`` or ``near-data``.
-    device : str
-        Where F is evaluated.
-    normals_from_gradient : bool
-        Vertex normals from ∇F instead of face averages.
-    progress : callable, optional
-        ``progress(done, total)`` for progress bars.
-
-    Returns
-    -------
-    trimesh.Trimesh
-        In input coordinates, faces oriented outward.
-    """
-    from .mesh import extract_mesh_from_field
-
-    if not isinstance(result, FitResult):
-        result = load_model(result)
-    lvl = result.config.level if level is None else float(level)
-    dev = resolve_device(device)
-    from .normalize import UNIT_HALF_EXTENT
-
-    half = UNIT_HALF_EXTENT * (1.0 + 2.0 * padding)
-    half = min(half, result.config.box)
-    bounds = np.array([[-half] * 3, [half] * 3], dtype=np.float64)
-    mesh = extract_mesh_from_field(
-        result.field(dev), bounds, resolution=resolution, level=lvl, method=method,
-        gradient=result.gradient(dev) if normals_from_gradient else None,
-        components=components, data_points=result.data_points, progress=progress,
-    )
-    normals = mesh.vertex_normals.copy() if normals_from_gradient else None
-    mesh.vertices = result.normalization.to_input(mesh.vertices)
-    if normals is not None:
-        mesh.vertex_normals = normals  # a similarity transform keeps directions
-    return mesh
-
-
-# ------------------------------------------------------------------- model files
-def save_model(result: FitResult, path: str | os.PathLike) -> Path:
-    """Save weights, config, normalization, history and package version (atomically)."""
-    from .io import atomic_path
-
-    path = Path(path)
-    payload = {
-        "format": "surfrec-model",
-        "format_version": MODEL_FORMAT,
-        "surfrec_version": __version__,
-        "config": result.config.to_dict(),
-        "normalization": result.normalization.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-        "history": result.history,
-        "seconds": float(result.seconds),
-        "steps": int(result.steps),
-        "data_points": None if result.data_points is None else torch.from_numpy(
-            np.asarray(result.data_points, dtype=np.float32)),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
-
-
-def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
-    """Load a model file written by :func:`save_model` (``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "model file not found" if not path.exists() else "not a file")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise InputError(path, f"not a readable surfrec model file ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != "surfrec-model":
-        raise InputError(path, "not a surfrec model file")
-    if payload.get("format_version") != MODEL_FORMAT:
-        raise InputError(path, f"model file format {payload.get('format_version')} is not supported "
-                               f"by surfrec {__version__} (expects {MODEL_FORMAT}); refit the scan")
-    try:
-        cfg = FitConfig.from_dict(payload["config"])
-        model = build_model(cfg.model)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(path, f"model file is inconsistent: {exc}") from None
-    model.eval()
-    dp = payload.get("data_points")
-    return FitResult(
-        model=model, normalization=Normalization.from_dict(payload["normalization"]), config=cfg,
-        history=payload.get("history", {}), seconds=float(payload.get("seconds", 0.0)),
-        steps=int(payload.get("steps", 0)), data_points=None if dp is None else dp.numpy(),
-    )

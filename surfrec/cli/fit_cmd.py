@@ -6,7 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from .common import Progress, add_common_arguments, add_mesh_arguments, check_output_path, describe_mesh, timed
+from .common import (
+    Progress,
+    add_common_arguments,
+    add_mesh_arguments,
+    check_output_path,
+    describe_mesh,
+    timed,
+)
 
 HELP = "fit a neural level set to a scan and write its mesh"
 log = logging.getLogger("surfrec.cli")
@@ -33,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fitting import extract_mesh, fit, get_config, save_model
+    from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
+    from ..result import extract_mesh, save_model
 
     out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
     check_output_path(out, inputs=(args.scan,))

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import Progress, add_common_arguments, add_mesh_arguments, check_output_path, describe_mesh, timed
+from .common import (
+    Progress,
+    add_common_arguments,
+    add_mesh_arguments,
+    check_output_path,
+    describe_mesh,
+    timed,
+)
 
 HELP = "extract a mesh from a model saved with `surfrec fit --save-model`"
 
@@ -18,8 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fitting import extract_mesh, load_model
     from ..io import save_mesh
+    from ..result import extract_mesh, load_model
 
     check_output_path(args.output, inputs=(args.model,))
     result = load_model(args.model)
