@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD_FRACTIONS: tuple[float, ...] = (0.005, 0.01)
 
 #: file extensions that only ever hold points (read with :func:`surfrec.io.load_points`)
-_POINT_EXTENSIONS = frozenset({".xyz", ".xyzn", ".pts", ".pcd", ".npy", ".npz", ".txt", ".csv"})
+_POINT_EXTENSIONS = frozenset({".xyz", ".pts", ".pcd", ".npy", ".npz", ".txt", ".csv"})
 
 
 @dataclass

@@ -123,3 +123,51 @@ def test_poisson_fandisk_matches_reference(shared_data):
     assert cd_x1000 == pytest.approx(0.249, rel=0.15)
     assert res["normal_consistency"] == pytest.approx(0.988, abs=0.01)
     assert res["fscore@0.005"] > 0.99
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _run_baseline(argv: list[str]) -> int:
+    import argparse
+
+    from surfrec.cli import baseline_cmd
+
+    parser = argparse.ArgumentParser(prog="surfrec baseline")
+    baseline_cmd.add_arguments(parser)
+    return baseline_cmd.run(parser.parse_args(argv))
+
+
+def test_baseline_command(tmp_path, sphere_points, unit_sphere, capsys):
+    scan = tmp_path / "sphere.xyz"
+    np.savetxt(scan, np.hstack([sphere_points, sphere_points]))  # x y z nx ny nz
+    out = tmp_path / "poisson.ply"
+    assert _run_baseline(["poisson", str(scan), "-o", str(out), "--depth", "6",
+                          "--normals", "given"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    mesh = trimesh.load(out, process=False)
+    assert evaluate(mesh, unit_sphere, n_samples=10_000)["chamfer_l1"] < 3e-3
+
+    out2 = tmp_path / "bpa.obj"
+    assert _run_baseline(["ball-pivoting", str(scan), "-o", str(out2)]) == 0
+    assert len(trimesh.load(out2, process=False).faces) > 1000
+
+
+def test_baseline_command_errors(tmp_path, sphere_points):
+    scan = tmp_path / "sphere.xyz"
+    np.savetxt(scan, sphere_points)
+    out = str(tmp_path / "m.ply")
+    with pytest.raises(InputError, match="no \\(usable\\) normals"):
+        _run_baseline(["poisson", str(scan), "-o", out, "--normals", "given"])
+    with pytest.raises(InputError, match="--depth: only applies to poisson"):
+        _run_baseline(["ball-pivoting", str(scan), "-o", out, "--depth", "7"])
+    with pytest.raises(InputError, match="--radii: only applies to ball-pivoting"):
+        _run_baseline(["poisson", str(scan), "-o", out, "--radii", "0.1"])
+    with pytest.raises(InputError, match="unsupported output extension"):
+        _run_baseline(["poisson", str(scan), "-o", str(tmp_path / "m.xyz")])
+    scan_ply = tmp_path / "sphere.ply"
+    trimesh.PointCloud(sphere_points).export(scan_ply)
+    with pytest.raises(InputError, match="overwrite the input"):
+        _run_baseline(["poisson", str(scan_ply), "-o", str(scan_ply)])
+    with pytest.raises(SystemExit):
+        _run_baseline(["poisson", str(scan), "-o", out, "--depth", "0"])

@@ -262,6 +262,20 @@ def test_mesh_paths(tmp_path):
     assert from_files["protocol"]["sources"]["rec"] == str(tmp_path / "rec.ply")
 
 
+def test_point_file_paths(tmp_path):
+    """Point files (and PLY files without faces) are read as point sets."""
+    rec = bumpy_sphere(2, seed=0)
+    pts = np.random.default_rng(0).normal(size=(500, 3))
+    np.savetxt(tmp_path / "gt.xyz", pts)
+    trimesh.PointCloud(pts).export(tmp_path / "gt_points.ply")
+    direct = evaluate(rec, pts, n_samples=2000)
+    for name in ("gt.xyz", "gt_points.ply"):
+        res = evaluate(rec, tmp_path / name, n_samples=2000)
+        assert res["protocol"]["distances"]["rec_to_gt"].startswith("nearest")
+        assert res["acc"] == pytest.approx(direct["acc"], rel=1e-9)
+        assert res["comp"] == pytest.approx(direct["comp"], rel=1e-9)
+
+
 def test_format_report_states_units_and_counts():
     mesh = bumpy_sphere(2)
     res = evaluate(mesh, mesh, scan=mesh.vertices, n_samples=1234)
@@ -313,3 +327,54 @@ def test_missing_file(tmp_path):
 def test_scan_must_be_points():
     with pytest.raises(InputError, match="scan must be a point set"):
         evaluate(bumpy_sphere(1), bumpy_sphere(1), scan=bumpy_sphere(1))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _run_eval(argv: list[str]) -> int:
+    import argparse
+
+    from surfrec.cli import eval_cmd
+
+    parser = argparse.ArgumentParser(prog="surfrec eval")
+    eval_cmd.add_arguments(parser)
+    return eval_cmd.run(parser.parse_args(argv))
+
+
+def test_eval_command_prints_report_and_writes_json(tmp_path, capsys):
+    import json
+
+    rec, gt = bumpy_sphere(2, seed=0), bumpy_sphere(2, seed=1)
+    rec.export(tmp_path / "rec.ply")
+    gt.export(tmp_path / "gt.ply")
+    np.savetxt(tmp_path / "scan.xyz", gt.vertices)
+    out = tmp_path / "scores.json"
+    code = _run_eval([
+        str(tmp_path / "rec.ply"), "--gt", str(tmp_path / "gt.ply"),
+        "--scan", str(tmp_path / "scan.xyz"), "--samples", "5000",
+        "--thresholds", "0.01,0.05", "--json", str(out),
+    ])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "input units of gt" in text and "5,000" in text and f"wrote {out}" in text
+    saved = json.loads(out.read_text())
+    direct = evaluate(rec, gt, scan=gt.vertices, n_samples=5000, threshold_fractions=[0.01, 0.05])
+    assert saved["chamfer_l1"] == pytest.approx(direct["chamfer_l1"], rel=1e-6)
+    assert saved["scan_to_rec_mean"] == pytest.approx(direct["scan_to_rec_mean"], rel=1e-6)
+    assert saved["protocol"]["threshold_fractions"] == [0.01, 0.05]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_eval_command_errors(tmp_path):
+    from surfrec.errors import SurfrecError
+
+    bumpy_sphere(1).export(tmp_path / "rec.ply")
+    with pytest.raises(SurfrecError, match="--gt GT, --scan SCAN"):
+        _run_eval([str(tmp_path / "rec.ply")])
+    with pytest.raises(InputError, match="does not exist"):
+        _run_eval([str(tmp_path / "rec.ply"), "--gt", str(tmp_path / "rec.ply"),
+                   "--json", str(tmp_path / "no" / "x.json")])
+    with pytest.raises(SystemExit):  # argparse rejects non-positive thresholds
+        _run_eval([str(tmp_path / "rec.ply"), "--gt", str(tmp_path / "rec.ply"),
+                   "--thresholds", "0,0.1"])

@@ -1,0 +1,95 @@
+"""``surfrec baseline``: reconstruct with a classical method (screened Poisson, ball pivoting)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+from .common import check_output_path, describe_mesh, timed
+
+HELP = "reconstruct a scan with screened Poisson or ball pivoting (Open3D), for comparison"
+
+METHODS = ("poisson", "ball-pivoting")
+
+
+def _radii(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(0 < v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"radii must be positive numbers, got {text!r}")
+    return values
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"must be in 1..16, got {value}")
+    return value
+
+
+def _quantile(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("method", choices=METHODS, help="reconstruction method")
+    p.add_argument("scan", type=Path, help="point cloud: PLY, XYZ/PTS/TXT/CSV, NPY/NPZ, PCD")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output mesh (.ply .obj .stl .off .glb)")
+    p.add_argument("--normals", choices=("estimate", "given"), default="estimate",
+                   help="estimate normals (30 neighbours, oriented by consistent tangent planes "
+                        "with k=15), or use the scan's own (default: estimate)")
+    g = p.add_argument_group("poisson")
+    g.add_argument("--depth", type=_depth, default=None, metavar="D",
+                   help="octree depth (default: 9)")
+    g.add_argument("--density-quantile", type=_quantile, default=None, metavar="Q",
+                   help="remove vertices whose density is below this quantile (default: 0, none)")
+    g = p.add_argument_group("ball pivoting")
+    g.add_argument("--radii", type=_radii, default=None, metavar="R1,R2,...",
+                   help="ball radii in the scan's units (default: mean point spacing x 1,2,4)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..baselines import ball_pivoting, poisson
+    from ..io import load_points, save_mesh
+
+    if args.method == "poisson" and args.radii is not None:
+        raise InputError("--radii", "only applies to ball-pivoting")
+    if args.method == "ball-pivoting":
+        for flag, value in (("--depth", args.depth), ("--density-quantile", args.density_quantile)):
+            if value is not None:
+                raise InputError(flag, "only applies to poisson")
+    check_output_path(args.output, inputs=(args.scan,))
+    cloud = load_points(args.scan)
+    if args.normals == "given" and cloud.normals is None:
+        raise InputError(args.scan, "--normals given, but the scan has no (usable) normals")
+    with timed() as t:
+        if args.method == "poisson":
+            mesh = poisson(
+                cloud.points,
+                cloud.normals,
+                depth=9 if args.depth is None else args.depth,
+                normals_mode=args.normals,
+                density_quantile=args.density_quantile or 0.0,
+            )
+        else:
+            mesh = ball_pivoting(
+                cloud.points, cloud.normals, radii=args.radii, normals_mode=args.normals
+            )
+    if len(mesh.faces) == 0:
+        raise InputError(args.scan, f"{args.method} produced an empty mesh")
+    save_mesh(mesh, args.output, protect=(args.scan,))
+    print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {t[0]:.1f} s ({args.method})")
+    return 0
