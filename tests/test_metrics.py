@@ -272,8 +272,9 @@ def test_point_file_paths(tmp_path):
     for name in ("gt.xyz", "gt_points.ply"):
         res = evaluate(rec, tmp_path / name, n_samples=2000)
         assert res["protocol"]["distances"]["rec_to_gt"].startswith("nearest")
-        assert res["acc"] == pytest.approx(direct["acc"], rel=1e-9)
-        assert res["comp"] == pytest.approx(direct["comp"], rel=1e-9)
+        # (trimesh writes PLY points as float32)
+        assert res["acc"] == pytest.approx(direct["acc"], rel=1e-6)
+        assert res["comp"] == pytest.approx(direct["comp"], rel=1e-6)
 
 
 def test_format_report_states_units_and_counts():
