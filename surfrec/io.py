@@ -134,7 +134,7 @@ def _as_float_array(a: Any, source: str, what: str) -> np.ndarray:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
         raise InputError(source, f"{what} cannot be made into an array ({exc})") from None
-    if arr.dtype.kind not in "fiub":
+    if arr.dtype.kind not in "fiu":
         raise InputError(source, f"{what} are not numeric (dtype {arr.dtype})")
     return arr.astype(np.float64, copy=False)
 
@@ -314,7 +314,7 @@ def _load_text(p: Path, src: str) -> tuple[np.ndarray, np.ndarray | None, str]:
     data = _read_bytes(p, src)
     if b"\x00" in data[:65536]:
         raise InputError(src, "looks like a binary file, not a text list of points")
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")  # drop a BOM
 
     # Sniff the first data lines: delimiter, PTS count line, number of columns.
     lines = _data_lines(text)

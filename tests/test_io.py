@@ -105,6 +105,9 @@ def test_text_separators_comments_and_pts_count(tmp_path, cloud):
     (tmp_path / "crlf.xyz").write_bytes(body.replace("\n", "\r\n").encode())
     np.testing.assert_array_equal(load_points(tmp_path / "crlf.xyz").points, points)
 
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + body.replace(" ", ",").encode())
+    np.testing.assert_array_equal(load_points(tmp_path / "bom.csv").points, points)
+
 
 def test_pts_count_line_that_disagrees_warns(tmp_path, cloud, caplog):
     body = "\n".join(" ".join(repr(float(v)) for v in row) for row in cloud[0])
@@ -612,16 +615,19 @@ def _pcd_with_nan(path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "make", "expected"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
 )
-def test_bad_input_is_one_line_input_error(tmp_path, name, make, expected):
+def test_bad_input_is_one_line_input_error(tmp_path, capfd, name, make, expected):
     path = tmp_path / name
     if make is not None:
         make(path)
+    capfd.readouterr()
     with pytest.raises(InputError) as info:
         load_points(path)
     message = str(info.value)
     assert message.startswith(os.fspath(path) + ": ")
     assert "\n" not in message and "\r" not in message
     assert expected in message, message
+    # nothing printed behind our back (open3d writes to the C-level stdout/stderr)
+    assert capfd.readouterr() == ("", "")
 
 
 def test_bad_faces_when_sampling(tmp_path):
