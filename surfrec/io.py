@@ -315,6 +315,8 @@ def _load_text(p: Path, src: str) -> tuple[np.ndarray, np.ndarray | None, str]:
     if b"\x00" in data[:65536]:
         raise InputError(src, "looks like a binary file, not a text list of points")
     text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")  # drop a BOM
+    if "\n" not in text:  # old Mac line ends (\r only); \r\n is read as it is
+        text = text.replace("\r", "\n")
 
     # Sniff the first data lines: delimiter, PTS count line, number of columns.
     lines = _data_lines(text)

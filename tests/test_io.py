@@ -102,8 +102,9 @@ def test_text_separators_comments_and_pts_count(tmp_path, cloud):
     np.testing.assert_array_equal(pc.points, points)
     assert "point-count" in pc.format
 
-    (tmp_path / "crlf.xyz").write_bytes(body.replace("\n", "\r\n").encode())
-    np.testing.assert_array_equal(load_points(tmp_path / "crlf.xyz").points, points)
+    for name, newline in (("crlf.xyz", "\r\n"), ("cr.xyz", "\r")):
+        (tmp_path / name).write_bytes(f"{len(points)}\n{body}".replace("\n", newline).encode())
+        np.testing.assert_array_equal(load_points(tmp_path / name).points, points)
 
     (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + body.replace(" ", ",").encode())
     np.testing.assert_array_equal(load_points(tmp_path / "bom.csv").points, points)
