@@ -1,0 +1,83 @@
+"""End-to-end CLI runs on the repository's example scan (small settings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "data" / "example.xyz"
+
+
+def surfrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "surfrec", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("fit")
+    out, model = d / "example.ply", d / "example.pt"
+    r = surfrec("fit", str(EXAMPLE), "-o", str(out), "--iters", "40", "--resolution", "48",
+                "--save-model", str(model), "--quiet", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and str(out) in r.stdout
+    return out, model
+
+
+def test_fit_writes_closed_mesh_in_scan_coordinates(fitted):
+    out, _ = fitted
+    mesh = trimesh.load(out, force="mesh")
+    assert mesh.is_watertight and len(mesh.faces) > 100
+    pts = np.loadtxt(EXAMPLE)
+    lo, hi = pts.min(0), pts.max(0)
+    # the mesh sits where the scan is (the example is far from the origin on purpose)
+    assert np.all(mesh.bounds[0] > lo - 0.2 * (hi - lo)) and np.all(mesh.bounds[1] < hi + 0.2 * (hi - lo))
+    assert mesh.volume > 0  # outward-facing normals
+
+
+def test_mesh_command_and_level_offsets(fitted, tmp_path):
+    _, model = fitted
+    vols = []
+    for level in ("-0.02", "0.0", "0.02"):
+        out = tmp_path / f"l{level}.obj"
+        r = surfrec("mesh", str(model), "-o", str(out), "--resolution", "48", "--level", level, "-q")
+        assert r.returncode == 0, r.stderr
+        vols.append(trimesh.load(out, force="mesh").volume)
+    assert vols[0] < vols[1] < vols[2]  # F < 0 inside: higher levels enclose more
+
+
+def test_residuals_and_eval_commands(fitted, tmp_path):
+    out, model = fitted
+    js = tmp_path / "res.json"
+    r = surfrec("residuals", str(model), "--steps", "0,10", "--seeds", "2000", "--plot", str(tmp_path / "r.png"),
+                "--json", str(js))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(js.read_text())["rows"]
+    assert rows[1]["converged"] > rows[0]["converged"]
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    r = surfrec("eval", str(out), "--gt", str(ROOT / "data" / "example.gt.ply"), "--samples", "5000",
+                "--json", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr
+    scores = json.loads((tmp_path / "e.json").read_text())
+    assert scores["chamfer_l1"] < 0.05 * 7.5  # a rough shape after 40 steps, in scan units
+
+
+def test_fit_refuses_bad_output_before_working(tmp_path):
+    r = surfrec("fit", str(EXAMPLE), "-o", str(tmp_path / "x.docx"), "--iters", "1")
+    assert r.returncode == 2 and "x.docx" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.docx").exists()
+
+
+def test_help_on_every_command():
+    from surfrec.cli.main import COMMANDS
+
+    for name in COMMANDS:
+        r = surfrec(name, "--help")
+        assert r.returncode == 0 and "usage" in r.stdout, name
