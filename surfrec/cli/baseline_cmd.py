@@ -8,7 +8,6 @@ from pathlib import Path
 from ..errors import InputError
 from .common import check_output_path, describe_mesh, timed
 
-HELP = "reconstruct a scan with screened Poisson or ball pivoting (Open3D), for comparison"
 
 METHODS = ("poisson", "ball-pivoting")
 

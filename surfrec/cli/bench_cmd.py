@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "run surfrec and baselines on a folder of NAME.xyz + NAME.gt.ply cases; write CSV, Markdown, previews"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..errors import SurfrecError
 from .common import check_output_path
 
-HELP = "score a mesh against a ground-truth mesh or points (Chamfer, Hausdorff, NC, F-score)"
 
 
 def _positive_int(text: str) -> int:

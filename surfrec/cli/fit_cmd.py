@@ -15,7 +15,6 @@ from .common import (
     timed,
 )
 
-HELP = "fit a neural level set to a scan and write its mesh"
 log = logging.getLogger("surfrec.cli")
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-HELP = "summarize a point cloud: points, bounding box, normals, mean spacing, duplicates"
 
 #: The mean spacing is estimated on at most this many points (queried against all points).
 MAX_SPACING_SAMPLES = 100_000

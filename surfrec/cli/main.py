@@ -1,7 +1,7 @@
 """Entry point of the ``surfrec`` command.
 
 Each sub-command lives in its own module of this package, which provides
-``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+``add_arguments(parser)`` and ``run(args) -> int``; its one-line help is in :data:`COMMANDS`.
 """
 
 from __future__ import annotations
@@ -13,24 +13,25 @@ import sys
 
 from ..errors import SurfrecError
 
-#: sub-command name -> module (relative to this package)
-COMMANDS: dict[str, str] = {
-    "fit": ".fit_cmd",
-    "mesh": ".mesh_cmd",
-    "info": ".info_cmd",
-    "eval": ".eval_cmd",
-    "residuals": ".residuals_cmd",
-    "baseline": ".baseline_cmd",
-    "bench": ".bench_cmd",
+#: sub-command name -> (module relative to this package, one-line help). Only the module of
+#: the command being run is imported, so `surfrec info` does not pay for torch.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": (".fit_cmd", "fit a neural level set to a scan and write its mesh"),
+    "mesh": (".mesh_cmd", "extract a mesh from a model saved with `surfrec fit --save-model`"),
+    "info": (".info_cmd", "summarize a point cloud: points, bounding box, normals, mean spacing, duplicates"),
+    "eval": (".eval_cmd", "score a mesh against a ground truth (Chamfer, Hausdorff, NC, F-score)"),
+    "residuals": (".residuals_cmd", "report residuals |F(p*) - c| of level-set samples after k Newton steps"),
+    "baseline": (".baseline_cmd", "reconstruct a scan with screened Poisson or ball pivoting (Open3D)"),
+    "bench": (".bench_cmd", "run surfrec and baselines on a folder of cases; write CSV, Markdown, previews"),
 }
 
 
 def _load(name: str):
-    return importlib.import_module(COMMANDS[name], __package__)
+    return importlib.import_module(COMMANDS[name][0], __package__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (all sub-commands)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that command's arguments are loaded."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -40,18 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"surfrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
-        mod = _load(name)
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
         p.add_argument("-v", "--verbose", action="store_true", help="show debug log messages")
+        mod = _load(name)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    for tok in argv:
+        if tok in COMMANDS:
+            return tok
+        if not tok.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (also used by ``sys.exit``)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_in(argv)
+    parser = build_parser(only=command) if command else build_parser(only="")
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
     level = logging.DEBUG if args.verbose else (logging.WARNING if quiet else logging.INFO)

@@ -14,7 +14,6 @@ from .common import (
     timed,
 )
 
-HELP = "extract a mesh from a model saved with `surfrec fit --save-model`"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "report residuals |F(p*) - c| of level-set samples after k Newton steps"
 
 
 def _steps(text: str) -> list[int]:
