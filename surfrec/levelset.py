@@ -5,6 +5,9 @@ distance to the point's k-th nearest neighbour (dense regions get tight seeds, s
 regions wide ones), plus a share drawn uniformly in the box so that stray surface far from
 the data is found and removed.
 
+Everything works in any dimension D (points of shape (M, D)); surfrec fits D = 3, and the
+2-D curve studies use D = 2.
+
 Projection uses the generalized Newton step for an underdetermined equation::
 
     p ← p − (F(p) − c) ∇F(p) / max(‖∇F(p)‖², ε)
@@ -70,8 +73,8 @@ def knn_sigma(points: np.ndarray, k: int = 10, tree=None) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3:
-        raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
+    if pts.ndim != 2 or pts.shape[1] < 1 or len(pts) < 2:
+        raise ValueError(f"points must have shape (N, D) with N >= 2, got {pts.shape}")
     k = int(min(max(k, 1), len(pts) - 1))
     tree = tree if tree is not None else cKDTree(pts)
     dist, _ = tree.query(pts, k=k + 1)
@@ -117,10 +120,11 @@ def draw_seeds(
     n_uni = int(round(n * uniform_fraction))
     n_gau = n - n_uni
     idx = torch.randint(0, points.shape[0], (n_gau,), generator=generator, device="cpu").to(dev)
-    noise = torch.randn(n_gau, 3, generator=generator, dtype=dt, device="cpu").to(dev)
+    dim = points.shape[1]
+    noise = torch.randn(n_gau, dim, generator=generator, dtype=dt, device="cpu").to(dev)
     gau = points[idx] + noise * (sigma[idx] * sigma_scale).unsqueeze(1)
     lo, hi = bounds
-    uni = torch.rand(n_uni, 3, generator=generator, dtype=dt, device="cpu").to(dev) * (hi - lo) + lo
+    uni = torch.rand(n_uni, dim, generator=generator, dtype=dt, device="cpu").to(dev) * (hi - lo) + lo
     return torch.cat([gau, uni], dim=0)
 
 
@@ -236,8 +240,8 @@ def project_to_level_set(
     device = params[0].device if params else (points.device if not as_numpy else torch.device("cpu"))
     dtype = params[0].dtype if params else torch.float32
     p = torch.as_tensor(points, dtype=dtype).to(device).clone()
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise ValueError(f"points must have shape (M, 3), got {tuple(p.shape)}")
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ValueError(f"points must have shape (M, D), got {tuple(p.shape)}")
     m = p.shape[0]
     active = torch.ones(m, dtype=torch.bool, device=device)
     left = torch.zeros(m, dtype=torch.bool, device=device)
