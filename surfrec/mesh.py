@@ -79,7 +79,7 @@ class _Grid:
         extent = hi - lo
         step = float(extent.max()) / (resolution - 1)
         # Cover the whole box: the shorter axes end at most one cell beyond ``hi``.
-        shape = tuple(max(2, int(math.ceil(e / step - 1e-6)) + 1) for e in extent)
+        shape = tuple(max(2, math.ceil(e / step - 1e-6) + 1) for e in extent)
         return cls(origin=lo.astype(np.float64), step=step, shape=shape)  # type: ignore[arg-type]
 
     @property
@@ -265,6 +265,9 @@ def extract_mesh_from_field(
 def mesh_report(mesh: trimesh.Trimesh) -> dict:
     """Topological and geometric summary of a mesh.
 
+    Computed from the face array with sorting only (no adjacency graphs), so it stays
+    cheap for meshes of millions of faces.
+
     Parameters
     ----------
     mesh : trimesh.Trimesh
@@ -272,32 +275,73 @@ def mesh_report(mesh: trimesh.Trimesh) -> dict:
     Returns
     -------
     dict
-        ``n_vertices``, ``n_faces`` (int); ``n_components`` (int, connected by shared
-        vertices); ``watertight`` (bool, every edge shared by exactly two faces);
-        ``winding_consistent`` (bool); ``euler`` (int, ``V - E + F``); ``genus`` (int,
-        the sum of the genera of the components when the mesh is watertight and
-        consistently oriented, else ``None``); ``area`` (float); ``volume`` (float when
-        watertight, else ``None``).
+        ``n_vertices``, ``n_faces`` (int); ``n_components`` (int, faces connected
+        through shared vertices); ``watertight`` (bool, every edge shared by exactly two
+        faces); ``winding_consistent`` (bool, no directed edge used twice, i.e. neighbors
+        agree on orientation); ``euler`` (int, ``V - E + F`` over referenced vertices);
+        ``genus`` (int, the sum of the genera of the components when the mesh is
+        watertight and consistently oriented, else ``None``); ``area`` (float);
+        ``volume`` (float, signed, when watertight and consistently oriented, else
+        ``None``).
     """
-    faces = np.asarray(mesh.faces)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
     n_faces = len(faces)
-    n_components = int(_face_labels(faces, len(mesh.vertices))[0]) if n_faces else 0
-    watertight = bool(mesh.is_watertight) if n_faces else False
-    consistent = bool(mesh.is_winding_consistent) if n_faces else False
-    euler = int(mesh.euler_number) if n_faces else 0
-    closed = watertight and consistent
-    genus = (2 * n_components - euler) // 2 if closed else None
-    return {
-        "n_vertices": int(len(mesh.vertices)),
+    report: dict = {
+        "n_vertices": len(mesh.vertices),
         "n_faces": int(n_faces),
-        "n_components": n_components,
-        "watertight": watertight,
-        "winding_consistent": consistent,
-        "euler": euler,
-        "genus": genus,
-        "area": float(mesh.area),
-        "volume": float(mesh.volume) if closed else None,
+        "n_components": 0,
+        "watertight": False,
+        "winding_consistent": False,
+        "euler": 0,
+        "genus": None,
+        "area": 0.0,
+        "volume": None,
     }
+    if n_faces == 0:
+        return report
+    n_vertices = len(mesh.vertices)
+    # Edges as int64 keys a * V + b: directed (a -> b as the faces list them) and
+    # undirected (min, max); sorted in place so equal edges are adjacent.
+    start = faces.reshape(-1)
+    end = faces[:, [1, 2, 0]].reshape(-1)
+    directed = start * n_vertices + end
+    directed.sort()
+    consistent = not bool((directed[1:] == directed[:-1]).any())
+    del directed
+    undirected = np.minimum(start, end) * n_vertices + np.maximum(start, end)
+    del end
+    undirected.sort()
+    new_edge = np.flatnonzero(np.diff(undirected)) + 1
+    counts = np.diff(np.concatenate([[0], new_edge, [len(undirected)]]))
+    del undirected, new_edge
+    used = np.zeros(n_vertices, bool)
+    used[start] = True
+    watertight = bool((counts == 2).all())
+    n_components = _face_labels(faces, n_vertices)[0]
+    euler = int(used.sum()) - len(counts) + n_faces
+    closed = watertight and consistent
+    report.update(
+        n_components=int(n_components),
+        watertight=watertight,
+        winding_consistent=consistent,
+        euler=int(euler),
+        genus=(2 * n_components - euler) // 2 if closed else None,
+    )
+    area, volume = _area_and_volume(np.asarray(mesh.vertices, dtype=np.float64), faces)
+    report["area"] = area
+    report["volume"] = volume if closed else None
+    return report
+
+
+def _area_and_volume(vertices: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
+    """Total area and signed enclosed volume (divergence theorem), in bounded memory."""
+    area = volume = 0.0
+    for start in range(0, len(faces), chunk):
+        f = faces[start : start + chunk]
+        a, b, c = vertices[f[:, 0]], vertices[f[:, 1]], vertices[f[:, 2]]
+        area += 0.5 * float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+        volume += float(np.einsum("ij,ij->", a, np.cross(b, c))) / 6.0
+    return area, volume
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -434,12 +478,19 @@ def _submesh(vertices: np.ndarray, faces: np.ndarray, face_keep: np.ndarray) -> 
     return _drop_unreferenced(vertices, faces[face_keep])
 
 
-def _empty_error(evaluator: _Evaluator, level: float, where: str) -> EmptyLevelSetError:
-    return EmptyLevelSetError(
+def _empty_error(evaluator: _Evaluator, level: float, narrowband: bool) -> EmptyLevelSetError:
+    where = "a narrow band" if narrowband else "the full grid"
+    message = (
         f"the field never crosses level {level:g} inside the box: F sampled at "
         f"{evaluator.count} points ({where}) ranges over [{evaluator.vmin:.6g}, "
         f"{evaluator.vmax:.6g}]"
     )
+    if narrowband:
+        message += (
+            " (the narrow band can miss surfaces smaller than its coarse cells where "
+            "|grad F| > 2 * band_factor: try a larger band_factor or method='dense')"
+        )
+    return EmptyLevelSetError(message)
 
 
 def _dense(
@@ -464,7 +515,7 @@ def _dense(
             progress(done, total)
     values = values.reshape(grid.shape)
     if not (values.min() <= level < values.max()):
-        raise _empty_error(evaluator, level, "the full grid")
+        raise _empty_error(evaluator, level, narrowband=False)
     origin = np.zeros(3, np.int64)
     verts, faces, local = _marching_cubes_block(values, level, origin, None)
     del values
@@ -519,7 +570,7 @@ def _narrowband(
     shape = np.asarray(grid.shape, np.int64)
     n_cells = shape - 1
     # Block size: a power of two, no larger than needed for the longest axis.
-    block = min(BLOCK_CELLS, 1 << max(1, int(math.ceil(math.log2(int(n_cells.max()))))))
+    block = min(BLOCK_CELLS, 1 << max(1, math.ceil(math.log2(int(n_cells.max())))))
     n_blocks = -(-n_cells // block)  # per axis
     dims = n_blocks * block + 1  # the padded lattice (samples beyond the box are allowed)
     diag = math.sqrt(3.0) * grid.step
@@ -552,7 +603,7 @@ def _narrowband(
         if progress is not None:
             progress(done, total)
     if not parts:
-        raise _empty_error(evaluator, level, "the narrow band")
+        raise _empty_error(evaluator, level, narrowband=True)
     return _stitch(parts)
 
 
@@ -653,8 +704,8 @@ def _face_labels(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
 
     rows = np.concatenate([faces[:, 0], faces[:, 1]])
     cols = np.concatenate([faces[:, 1], faces[:, 2]])
-    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n_vertices, n_vertices))
-    n, vertex_labels = connected_components(graph, directed=False)
+    graph = coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_vertices, n_vertices))
+    _, vertex_labels = connected_components(graph, directed=False)
     labels = vertex_labels[faces[:, 0]]
     # Count only components that own faces (isolated vertices are their own components).
     used, labels = np.unique(labels, return_inverse=True)
@@ -690,6 +741,8 @@ def _component_filter(
     face_near = near_vertex[faces].any(axis=1)
     near_component[labels[face_near]] = True
     keep = near_component[labels]
+    if not keep.any():
+        log.warning("no component lies within %.4g of the data: the mesh is empty", near_distance)
     log.info(
         "kept %d of %d components within %.4g of the data (%d of %d faces)",
         int(near_component.sum()),

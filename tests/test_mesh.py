@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import numpy as np
@@ -290,7 +291,7 @@ def test_progress_reaches_total(method):
     calls: list[tuple[int, int]] = []
     extract_mesh_from_field(torus, BOX, 80, method=method, chunk_size=50_000, progress=lambda d, t: calls.append((d, t)))
     assert calls and calls[-1][0] == calls[-1][1]
-    assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(calls))
 
 
 def test_mesh_report_open_mesh():
@@ -302,3 +303,35 @@ def test_mesh_report_open_mesh():
     report = mesh_report(mesh)
     assert report["n_faces"] == 2 and report["n_components"] == 1
     assert not report["watertight"] and report["genus"] is None and report["volume"] is None
+
+
+def test_band_factor_bounds_the_steepness_the_band_follows():
+    """A small sphere inside one coarse block, with |grad F| = 20: the default band
+    misses it (and says how to fix that); a band wide enough for that slope finds it."""
+    small = sphere((0.31, -0.27, 0.13), 0.06)
+
+    def steep_small(p):
+        return 20.0 * small(p)
+
+    with pytest.raises(EmptyLevelSetError, match="band_factor"):
+        extract_mesh_from_field(steep_small, BOX, 96, method="narrowband")
+    dense = extract_mesh_from_field(steep_small, BOX, 96, method="dense")
+    wide = extract_mesh_from_field(steep_small, BOX, 96, method="narrowband", band_factor=10.0)
+    assert_same_mesh(wide, dense, tol=1e-4 * cell(96))
+
+
+def test_mesh_report_agrees_with_trimesh():
+    import trimesh
+
+    closed = extract_mesh_from_field(torus, BOX, 48)
+    opened = trimesh.Trimesh(closed.vertices, closed.faces[closed.triangles_center[:, 2] < 0.1], process=False)
+    flipped = trimesh.Trimesh(closed.vertices, np.vstack([closed.faces[:10, ::-1], closed.faces[10:]]), process=False)
+    for mesh in (closed, opened, flipped):
+        report = mesh_report(mesh)
+        assert report["watertight"] == mesh.is_watertight
+        assert report["winding_consistent"] == mesh.is_winding_consistent
+        assert report["euler"] == mesh.euler_number
+        assert report["area"] == pytest.approx(mesh.area, rel=1e-9)
+    assert mesh_report(closed)["volume"] == pytest.approx(closed.volume, rel=1e-9)
+    assert mesh_report(closed)["genus"] == 1
+    assert mesh_report(flipped)["genus"] is None and mesh_report(flipped)["volume"] is None
