@@ -11,7 +11,7 @@ $(BIN)/surfrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,ray]"
 	@touch $@
 
 setup: $(BIN)/surfrec  ## create .venv and install everything

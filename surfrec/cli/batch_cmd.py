@@ -1,0 +1,56 @@
+"""``surfrec batch``: reconstruct many scans, locally in parallel or on a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import Progress
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="scan files, folders (their point-cloud files) or glob patterns")
+    p.add_argument("-o", "--out-dir", type=Path, required=True, help="output folder (meshes and manifest.json)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes (default: 1 = sequential); threads per worker = cores // workers")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores // workers)")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="run one Ray task per scan: 'auto' joins a running cluster or starts a local one, "
+                        "'local' starts one, or a cluster address (needs pip install 'surfrec[ray]')")
+    p.add_argument("--format", default="ply", choices=("ply", "obj", "stl", "off", "glb"), help="mesh format")
+    p.add_argument("--save-models", action="store_true", help="also write <name>.pt model files")
+    p.add_argument("--preset", default="default", choices=("fast", "default", "quality"), help="fit preset")
+    p.add_argument("--iters", type=int, default=None, help="optimization steps (overrides the preset)")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds of optimization per scan")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default: 256)")
+    p.add_argument("--level", type=float, default=None, help="level c to extract")
+    p.add_argument("--components", choices=("all", "largest", "near-data"), default="all", help="pieces to keep")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch import BatchOptions, default_threads, run_batch, summary_table
+    from ..device import resolve_device
+
+    device = str(resolve_device(args.device))
+    overrides = {k: v for k, v in {"iterations": args.iters, "time_budget": args.time_budget,
+                                   "seed": args.seed}.items() if v is not None}
+    threads = args.threads or (1 if args.ray else default_threads(args.workers))
+    opts = BatchOptions(preset=args.preset, overrides=overrides, resolution=args.resolution, level=args.level,
+                        components=args.components, device=device, threads=threads)
+    bar = Progress(None, "batch", args.quiet, unit="scan")
+
+    def on_progress(done: int, total: int, rec: dict | None) -> None:
+        bar.update_to(done, total, **({"last": Path(rec["input"]).name} if rec else {}))
+
+    try:
+        records = run_batch(args.inputs, args.out_dir, opts, workers=args.workers, ray=args.ray,
+                            ext=f".{args.format}", save_models=args.save_models, progress=on_progress)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(summary_table(records))
+        print(f"manifest: {args.out_dir / 'manifest.json'}")
+    return 0 if all(r["status"] == "ok" for r in records) else 1
