@@ -14,6 +14,7 @@ from .common import (
     describe_mesh,
     timed,
 )
+from .render_cmd import png_path
 
 log = logging.getLogger("surfrec.cli")
 
@@ -34,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--save-model", type=Path, default=None, metavar="PATH",
                    help="also save the fitted model (weights, config, transform) for `surfrec mesh`")
+    p.add_argument("--preview", type=png_path, default=None, metavar="PNG",
+                   help="also write a picture of the mesh from 4 sides (see `surfrec render`)")
     add_common_arguments(p)
     add_mesh_arguments(p)
 
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
     from ..result import extract_mesh, save_model
+    from ..render import render_png
 
     out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
     check_output_path(out, inputs=(args.scan,))
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             mbar.close()
     save_mesh(mesh, out, protect=(args.scan,))
+    if args.preview is not None:
+        render_png(mesh, args.preview)
     print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh[0]:.1f} s "
           f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh[0]:.1f} s)"
           + (f"; model {args.save_model}" if args.save_model else ""))

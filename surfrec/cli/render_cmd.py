@@ -1,0 +1,63 @@
+"""``surfrec render``: a PNG of a mesh or point cloud from several sides, without a display."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+
+#: Largest panel side accepted by ``--size`` (pixels).
+MAX_SIZE = 4096
+
+
+def _int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def png_path(text: str) -> Path:
+    """argparse type of PNG outputs (also ``surfrec fit --preview``): checked before any work."""
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text}: the picture must be a .png file")
+    if path.parent != Path("") and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, metavar="MESH_OR_SCAN",
+                   help="a mesh (PLY/OBJ/OFF/STL/GLB with faces) or a point cloud (any format `fit` reads)")
+    p.add_argument("-o", "--output", type=png_path, default=None, metavar="PNG",
+                   help="output picture; default: ./<input name>.png")
+    p.add_argument("--views", type=_int_in(1, 64), default=4, metavar="N",
+                   help="views around the object, side by side, up to 4 per row (default: 4)")
+    p.add_argument("--size", type=_int_in(16, MAX_SIZE), default=400, metavar="PX",
+                   help="pixels per view (default: 400)")
+    p.add_argument("--up", choices=("y", "z"), default="y", help="world axis drawn upward (default: y)")
+    p.add_argument("--backend", choices=("numpy", "open3d"), default="numpy",
+                   help="numpy: a z-buffered splat renderer that works anywhere (default); "
+                        "open3d: Open3D's offscreen renderer (needs EGL or OSMesa)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..render import render_file
+
+    out = args.output or Path.cwd() / f"{args.input.name}.png"
+    if out.exists() and args.input.exists() and out.resolve() == args.input.resolve():
+        raise InputError(out, "output would overwrite the input file")
+    render_file(args.input, out, views=args.views, size=args.size, up=args.up, backend=args.backend)
+    if not args.quiet:
+        print(f"surfrec: wrote {out} ({args.views} view{'s' if args.views != 1 else ''}, "
+              f"{args.size} px each)")
+    return 0
