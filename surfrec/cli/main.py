@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "residuals": (".residuals_cmd", "report residuals |F(p*) - c| of level-set samples after k Newton steps"),
     "baseline": (".baseline_cmd", "reconstruct a scan with screened Poisson or ball pivoting (Open3D)"),
     "bench": (".bench_cmd", "run surfrec and baselines on a folder of cases; write CSV, Markdown, previews"),
+    "study": (".study_cmd", "run a study of the method (projection, residuals, activation, seeds, level, losses, curves)"),
     "render": (".render_cmd", "render a mesh or point cloud to a PNG from several sides (no display needed)"),
     "batch": (".batch_cmd", "reconstruct many scans: local worker processes or a Ray cluster, with a manifest"),
 }
