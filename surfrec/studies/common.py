@@ -238,20 +238,22 @@ def score(result, case: Case, quick: bool = False, level: float | None = None,
     -------
     dict
         ``cd`` (Chamfer-L1 × 1000 in units of the scan's largest box side), ``nc``,
-        ``fscore`` (at 1% of the box side), ``faces``, ``watertight``; NaNs when
+        ``fscore`` (at 1% of the box side), ``faces``, ``watertight``, ``components``; NaNs when
         extraction fails or there is no ground truth.
     """
     from ..errors import EmptyLevelSetError
     from ..metrics import evaluate
     from ..result import extract_mesh
 
-    out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False}
+    out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False,
+           "components": 0}
     try:
         mesh = extract_mesh(result, resolution=48 if quick else 96, level=level, device=device)
     except EmptyLevelSetError:
         return out
     out["faces"] = int(len(mesh.faces))
     out["watertight"] = bool(mesh.is_watertight)
+    out["components"] = int(mesh.body_count)
     if case.gt is None or len(mesh.faces) == 0:
         return out
     s = evaluate(mesh, case.gt, n_samples=5000 if quick else 30_000, threshold_fractions=[0.01])
