@@ -153,10 +153,7 @@ def render_meshes_png(
     -------
     Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     from .io import atomic_path
 
@@ -172,8 +169,8 @@ def render_meshes_png(
     allp = np.concatenate([d[1] for d in data])
     lo, hi = allp.min(0), allp.max(0)
     center, extent = 0.5 * (lo + hi), float(np.linalg.norm(hi - lo)) * 0.85
-    fig, axes = plt.subplots(len(views), len(data), figsize=(2.6 * len(data), 2.7 * len(views)), dpi=120,
-                             squeeze=False)
+    fig = Figure(figsize=(2.6 * len(data), 2.7 * len(views)), dpi=120)
+    axes = fig.subplots(len(views), len(data), squeeze=False)
     for r, (az, el) in enumerate(views):
         for c, (label, p, nrm) in enumerate(data):
             ax = axes[r][c]
@@ -188,7 +185,6 @@ def render_meshes_png(
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return path
 
 
@@ -255,8 +251,8 @@ def _renderable(obj, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray |
     pts = getattr(obj, "points", None) if not isinstance(obj, np.ndarray) else None
     if hasattr(obj, "faces") and hasattr(obj, "vertices"):  # a trimesh.Trimesh
         if len(obj.faces):
-            # enough samples for about two per pixel of the picture
-            p, n = mesh_samples(obj, n=int(np.clip(2.5 * size * size, 20_000, 2_000_000)), seed=seed)
+            # enough samples for about two per pixel of the picture (more for small ones)
+            p, n = mesh_samples(obj, n=int(np.clip(2.5 * size * size, 60_000, 2_000_000)), seed=seed)
             return p, n, True
         pts = np.asarray(obj.vertices)
     normals = getattr(obj, "normals", None) if pts is not None else None
@@ -334,10 +330,7 @@ def render(
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an (H, W, 3) float [0, 1] or uint8 image as PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.image
+    import matplotlib.image  # no backend needed (and the caller's is left alone)
 
     from .io import atomic_path
 

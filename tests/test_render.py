@@ -112,7 +112,7 @@ def test_open3d_backend_fails_clearly_or_works(tmp_path):
 def test_fit_preview_writes_png(tmp_path):
     mesh, preview = tmp_path / "m.ply", tmp_path / "m.png"
     r = surfrec("fit", str(EXAMPLE), "-o", str(mesh), "--preview", str(preview), "--iters", "5",
-                "--resolution", "32", "--quiet", "--device", "cpu")
+                "--resolution", "32", "--quiet", "--device", "cpu", "--threads", "1")
     assert r.returncode == 0, r.stderr
     assert mesh.exists() and preview.exists()
     img = read_png(preview)
