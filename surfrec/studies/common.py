@@ -153,18 +153,29 @@ def model_config(quick: bool = False, **kw: Any):
 
 
 def fit_settings(quick: bool = False, device: str = "cpu", seed: int = 0, **overrides: Any) -> dict:
-    """Explicit small fit settings for :func:`surfrec.fit` (every field a study relies on)."""
+    """Explicit small fit settings: keyword arguments of :class:`surfrec.FitConfig`.
+
+    Every field a study relies on is set here (no preset is used), so changes of the
+    library's defaults or presets do not change what a study measures.
+    """
     s = dict(
-        preset="fast", model=model_config(quick), iterations=30 if quick else 250,
+        model=model_config(quick), iterations=30 if quick else 250, time_budget=None,
         lr=2e-3, lr_final_factor=0.05, warmup_steps=10, n_samples=512 if quick else 2048,
         batch_points=512 if quick else 2048, n_distance_samples=256 if quick else 1024,
         refresh_fraction=0.1, newton_steps=1, init_newton_steps=10, seed_k=10,
         seed_sigma_scale=1.0, uniform_fraction=0.2, sample_tol=1e-2, surface_weight=1.0,
-        data_weight=1.0, distance_weight=0.5, eikonal_weight=0.0, normal_weight=0.0,
-        level=0.0, eps=1e-8, box=1.0, time_budget=None, device=device, seed=seed, log_every=10,
+        data_weight=1.0, distance_weight=0.5, distance_near_fraction=0.5, eikonal_weight=0.0,
+        normal_weight=0.0, level=0.0, eps=1e-8, box=1.0, device=device, seed=seed, log_every=10,
     )
     s.update(overrides)
     return s
+
+
+def fit_config(quick: bool = False, device: str = "cpu", seed: int = 0, **overrides: Any):
+    """:class:`surfrec.FitConfig` of :func:`fit_settings`."""
+    from ..fitting import FitConfig
+
+    return FitConfig(**fit_settings(quick, device, seed, **overrides))
 
 
 _FIT_CACHE: dict[tuple, Any] = {}
@@ -175,12 +186,11 @@ def fit_case(case: Case, quick: bool = False, device: str = "cpu", seed: int = 0
     """Fit a case with :func:`fit_settings` (cached per process when no callback is given)."""
     from ..fitting import fit
 
-    settings = fit_settings(quick, device, seed, **overrides)
-    key = (case.name, len(case.points), repr(sorted(settings.items(), key=lambda kv: kv[0])))
+    cfg = fit_config(quick, device, seed, **overrides)
+    key = (case.name, len(case.points), repr(cfg))
     if cache and callback is None and key in _FIT_CACHE:
         return _FIT_CACHE[key]
-    preset = settings.pop("preset")
-    res = fit(case.points, preset=preset, callback=callback, **settings)
+    res = fit(case.points, config=cfg, callback=callback)
     if cache and callback is None:
         _FIT_CACHE[key] = res
     return res

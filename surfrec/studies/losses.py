@@ -88,7 +88,6 @@ def train_alternative(points: np.ndarray, loss: str, *, time_budget: float, quic
     """
     from scipy.spatial import cKDTree
 
-    from ..fitting import get_config
     from ..levelset import knn_sigma
     from ..model import build_model
     from ..normalize import Normalization
@@ -96,9 +95,7 @@ def train_alternative(points: np.ndarray, loss: str, *, time_budget: float, quic
 
     if loss not in ("pull", "igr"):
         raise ValueError(f"loss must be 'pull' or 'igr', got {loss!r}")
-    settings = common.fit_settings(quick, device, seed)
-    settings.pop("preset")
-    cfg = get_config("fast", **settings)
+    cfg = common.fit_config(quick, device, seed)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     norm = Normalization.from_points(points)
