@@ -151,8 +151,9 @@ def worker(args: argparse.Namespace) -> dict:
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     mesh = extract_mesh_from_field(
-        field, bounds, args.resolution, level, method=args.method, chunk_size=args.chunk_size
-    )
+        field, bounds, args.resolution, level,
+        method=args.method, chunk_size=args.chunk_size, band_factor=args.band_factor,
+    )  # fmt: skip
     seconds = time.perf_counter() - t0
     peak_extract = peak_rss_mb()  # before mesh_report, which needs memory of its own
     report = mesh_report(mesh)
@@ -179,6 +180,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
+    mem_gb = float("nan")
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -188,12 +190,16 @@ def machine() -> str:
         with open("/proc/meminfo") as fh:
             mem_gb = int(fh.readline().split()[1]) / 1024**2
     except OSError:
-        mem_gb = float("nan")
-    return f"{cpu}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, {platform.system()} {platform.release()}"
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{cpu}, {usable} of {os.cpu_count()} cores usable by the benchmark, {mem_gb:.0f} GB RAM, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def run_one(args: argparse.Namespace, resolution: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--resolution", str(resolution)] + passthrough(args)
+    cmd = [sys.executable, __file__, "--worker", "--resolution", str(resolution), *passthrough(args)]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"resolution {resolution} failed:\n{proc.stderr[-3000:]}")
@@ -201,8 +207,11 @@ def run_one(args: argparse.Namespace, resolution: int) -> dict:
 
 
 def passthrough(args: argparse.Namespace) -> list[str]:
-    out = ["--method", args.method, "--chunk-size", str(args.chunk_size), "--sub-batch", str(args.sub_batch),
-           "--hidden", str(args.hidden), "--layers", str(args.layers), "--seed", str(args.seed)]
+    out = [
+        "--method", args.method, "--chunk-size", str(args.chunk_size), "--sub-batch", str(args.sub_batch),
+        "--hidden", str(args.hidden), "--layers", str(args.layers), "--seed", str(args.seed),
+        "--band-factor", str(args.band_factor),
+    ]  # fmt: skip
     if args.threads:
         out += ["--threads", str(args.threads)]
     if args.model:
@@ -210,52 +219,69 @@ def passthrough(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def write_results(rows: list[dict], args: argparse.Namespace, command: str) -> None:
+HEADER = """# Mesh extraction benchmark
+
+Written by `benchmarks/bench_mesh.py`; each section below is one run of it (the command is
+given). Columns: `time` is the whole `extract_mesh_from_field` call, `in field` the part
+spent inside the field (the MLP); `% of grid` is the share of the resolution^3 grid
+samples where F was evaluated; `peak RSS` is the worker's VmHWM right after the
+extraction (each resolution runs in a fresh subprocess, so it includes Python, torch and
+the model, listed as `before`); `+ report` is the peak after `mesh_report` as well.
+"""
+
+
+def write_results(rows: list[dict], args: argparse.Namespace, command: str, load: tuple[float, float]) -> None:
+    """Write (or, with ``--append``, add) a section with the table of ``rows``."""
     import torch
 
     field = (
         f"model file `{args.model}`"
         if args.model
-        else f"built-in MLP {args.layers}x{args.hidden}, Softplus(beta=100), geometric sphere init "
-        "(r=0.5) + bumps 0.04 sin(10x) sin(10y) sin(10z), box [-1, 1]^3"
+        else f"the built-in MLP {args.layers}x{args.hidden}, Softplus(beta=100), geometric sphere "
+        "init (r=0.5), plus bumps 0.04 sin(10x) sin(10y) sin(10z); box [-1, 1]^3"
     )
+    title = args.title or f"{rows[0]['threads']} torch threads, {args.layers}x{args.hidden} MLP"
     lines = [
-        "# Mesh extraction benchmark",
+        f"## {title}",
         "",
-        f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.",
+        f"`{command}` ({time.strftime('%Y-%m-%d %H:%M')})",
         "",
-        f"- Machine: {machine()}; no GPU used.",
-        f"- torch {torch.__version__}, {rows[0]['threads']} threads; numpy {np.__version__}.",
+        f"- Machine: {machine()}; CPU only.",
+        f"- Load average (1 min) before / after the run: {load[0]:.1f} / {load[1]:.1f}.",
+        f"- torch {torch.__version__} with {rows[0]['threads']} threads; numpy {np.__version__}.",
         f"- Field: {field}.",
-        f"- `chunk_size={args.chunk_size}` points per field call, evaluated in sub-batches of "
-        f"{args.sub_batch} under `torch.inference_mode()`, float32.",
-        "- Each resolution runs in a fresh subprocess; peak RSS is its VmHWM right after the "
-        f"extraction (it includes ~{rows[0]['rss_before_mb']:.0f} MiB of Python + torch + model "
-        "held before it started); `+ report` is the peak after `mesh_report` as well.",
+        (
+            f"- {args.chunk_size} points per field call, in forward passes of {args.sub_batch} "
+            f"under `torch.inference_mode()`, float32; band_factor {args.band_factor}."
+        ),
         "",
-        "| resolution | method | time (s) | in field (s) | field evaluations | % of grid | faces | watertight | genus "
-        "| peak RSS (MiB) | + report (MiB) |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        (
+            "| resolution | method | time (s) | in field (s) | field evaluations | % of grid | faces "
+            "| watertight | genus | peak RSS (MiB) | before (MiB) | + report (MiB) |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['resolution']} | {r['method']} | {r['seconds']:.1f} | {r['field_seconds']:.1f} | "
             f"{r['evaluations']:,} | {100 * r['grid_fraction']:.2f} | {r['faces']:,} | {r['watertight']} | "
-            f"{r['genus']} | {r['peak_rss_mb']:.0f} | {r['peak_rss_with_report_mb']:.0f} |"
+            f"{r['genus']} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} | "
+            f"{r['peak_rss_with_report_mb']:.0f} |"
         )
-    lines += [
-        "",
-        "`% of grid` is the share of the resolution^3 samples where F was evaluated; ",
-        "`in field` is the part of the time spent inside the field (the MLP).",
-        "",
-    ]
-    RESULTS.write_text("\n".join(lines))
+    section = "\n".join(lines) + "\n"
+    path = args.results
+    if args.append and path.exists():
+        text = path.read_text().rstrip("\n") + "\n\n" + section
+    else:
+        text = HEADER + "\n" + section
+    path.write_text(text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--resolutions", type=int, nargs="+", default=[128, 256, 512, 1024])
     p.add_argument("--method", choices=["auto", "dense", "narrowband"], default="auto")
+    p.add_argument("--band-factor", type=float, default=2.0, help="narrow-band safety factor")
     p.add_argument("--model", type=Path, help="a model file from `surfrec fit --save-model`")
     p.add_argument("--chunk-size", type=int, default=262_144, help="points per field call")
     p.add_argument("--sub-batch", type=int, default=16_384, help="points per network forward pass")
@@ -264,7 +290,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per resolution")
-    p.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
+    p.add_argument("--results", type=Path, default=RESULTS, help="markdown file to write")
+    p.add_argument("--append", action="store_true", help="add a section instead of rewriting the file")
+    p.add_argument("--title", help="section title (default: threads and MLP size)")
+    p.add_argument("--no-write", action="store_true", help="only log the numbers")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--resolution", type=int, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -277,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     command = "python benchmarks/bench_mesh.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    load_before = os.getloadavg()[0]
     rows = []
     for res in args.resolutions:
         row = run_one(args, res)
@@ -284,11 +314,11 @@ def main(argv: list[str] | None = None) -> int:
             "%5d %-10s %7.1f s (field %6.1f s) %11d evals %6.2f%% %9d faces watertight=%s peak %6.0f MiB",
             row["resolution"], row["method"], row["seconds"], row["field_seconds"], row["evaluations"],
             100 * row["grid_fraction"], row["faces"], row["watertight"], row["peak_rss_mb"],
-        )
+        )  # fmt: skip
         rows.append(row)
     if not args.no_write:
-        write_results(rows, args, command.strip())
-        log.info("wrote %s", RESULTS)
+        write_results(rows, args, command.strip(), (load_before, os.getloadavg()[0]))
+        log.info("wrote %s", args.results)
     return 0
 
 

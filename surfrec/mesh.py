@@ -371,7 +371,7 @@ def _check_points(points: np.ndarray) -> np.ndarray:
 
 
 def _marching_cubes_block(
-    values: np.ndarray, level: float, origin: np.ndarray, mask: np.ndarray | None
+    values: np.ndarray, level: float, origin: np.ndarray, mask: np.ndarray | None, dims: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Marching cubes on one block of samples, with global vertex keys.
 
@@ -385,6 +385,8 @@ def _marching_cubes_block(
     mask : (a, b, c) bool, optional
         Cells to process: skimage reads the mask at a cell's *highest* corner, so cell
         ``(i, j, k)`` is processed when ``mask[i + 1, j + 1, k + 1]``.
+    dims : (3,) int64
+        Samples per axis of the whole lattice (for the keys).
 
     Returns
     -------
@@ -393,7 +395,7 @@ def _marching_cubes_block(
     faces : (F, 3) int64
         Indices into ``vertices``, oriented toward increasing F.
     keys : (V,) int64
-        The grid edge (or sample) each vertex lies on, see ``_vertex_keys``; ``-1`` for
+        The grid edge or sample each vertex lies on (see ``_vertex_keys``); ``-1`` for
         vertices inside a cell (Lewiner's extra vertex), which are never shared.
     """
     from skimage.measure import marching_cubes
@@ -403,14 +405,30 @@ def _marching_cubes_block(
     verts, faces, _, _ = marching_cubes(
         values, level=level, gradient_direction="descent", allow_degenerate=True, mask=mask
     )
-    return verts.astype(np.float64) + origin, faces.astype(np.int64), _local_keys(verts)
+    # Global coordinates rounded to float32 as one marching-cubes pass over the whole grid
+    # would store them: the same vertices, and the same snapping of vertices that lie
+    # within float32 precision of a sample onto that sample, whatever the block.
+    global_verts = verts + origin.astype(np.float32)
+    keys = _vertex_keys(global_verts, dims)
+    return global_verts.astype(np.float64), faces.astype(np.int64), keys
 
 
-def _local_keys(verts: np.ndarray) -> np.ndarray:
-    """Classify marching-cubes vertices (float32, local index units) by grid element.
+def _vertex_keys(verts: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """Key marching-cubes vertices by the grid element they lie on.
 
-    Returns ``(V, 4)`` int64: the lowest sample of the element (local) and its kind
-    (0-2: edge along that axis, 3: a sample, -1: inside a cell).
+    Parameters
+    ----------
+    verts : (V, 3) float32
+        Positions in global index units.
+    dims : (3,) int64
+        Samples per axis of the lattice.
+
+    Returns
+    -------
+    (V,) int64
+        ``4 * s + a`` for a vertex on the edge from sample ``s`` (linear index) along axis
+        ``a``; ``4 * s + 3`` for a vertex exactly at sample ``s``; ``-1`` for a vertex
+        inside a cell.
     """
     rounded = np.rint(verts)
     on_grid = verts == rounded  # edge vertices are exactly integer along two axes
@@ -422,14 +440,8 @@ def _local_keys(verts: np.ndarray) -> np.ndarray:
     node = n_int == 3
     kind[node] = _NODE_KIND
     base[node] = rounded[node].astype(np.int64)
-    return np.column_stack([base, kind])
-
-
-def _vertex_keys(local: np.ndarray, origin: np.ndarray, dims: np.ndarray) -> np.ndarray:
-    """Global int64 keys from ``_local_keys`` output; ``-1`` for unshared vertices."""
-    g = local[:, :3] + origin
-    lin = (g[:, 0] * dims[1] + g[:, 1]) * dims[2] + g[:, 2]
-    return np.where(local[:, 3] >= 0, 4 * lin + local[:, 3], -1)
+    lin = (base[:, 0] * dims[1] + base[:, 1]) * dims[2] + base[:, 2]
+    return np.where(kind >= 0, 4 * lin + kind, -1)
 
 
 def _stitch(
@@ -516,13 +528,11 @@ def _dense(
     values = values.reshape(grid.shape)
     if not (values.min() <= level < values.max()):
         raise _empty_error(evaluator, level, narrowband=False)
-    origin = np.zeros(3, np.int64)
-    verts, faces, local = _marching_cubes_block(values, level, origin, None)
+    part = _marching_cubes_block(values, level, np.zeros(3, np.int64), None, np.asarray(grid.shape, np.int64))
     del values
     if progress is not None:
         progress(total, total)
-    keys = _vertex_keys(local, origin, np.asarray(grid.shape, np.int64))
-    return _stitch([(verts, faces, keys)])
+    return _stitch([part])
 
 
 # --------------------------------------------------------------------------- narrow band
@@ -683,8 +693,7 @@ def _narrowband_batch(
             continue
         mask[1:, 1:, 1:] = cell_mask  # skimage reads a cell's mask at its highest corner
         vol = np.where(np.isnan(vals), np.float32(level), vals)  # never read by masked cells
-        verts, faces, local = _marching_cubes_block(vol, level, origins[k], mask)
-        out.append((verts, faces, _vertex_keys(local, origins[k], dims)))
+        out.append(_marching_cubes_block(vol, level, origins[k], mask, dims))
     return out
 
 

@@ -335,3 +335,20 @@ def test_mesh_report_agrees_with_trimesh():
     assert mesh_report(closed)["volume"] == pytest.approx(closed.volume, rel=1e-9)
     assert mesh_report(closed)["genus"] == 1
     assert mesh_report(flipped)["genus"] is None and mesh_report(flipped)["volume"] is None
+
+
+def test_level_exactly_at_samples_on_block_seams():
+    """A cube whose faces lie on grid planes that are also block boundaries (F = level
+    exactly at samples there): vertices at samples are merged the same way as dense."""
+
+    def cube(p):
+        q = np.abs(p) - 0.5
+        return (np.linalg.norm(np.maximum(q, 0.0), axis=1) + np.minimum(q.max(axis=1), 0.0)).astype(np.float32)
+
+    res = 129  # cells of 1/64: the faces x = +-0.5 are the planes of samples 32 and 96
+    dense = extract_mesh_from_field(cube, BOX, res, method="dense")
+    band = extract_mesh_from_field(cube, BOX, res, method="narrowband")
+    assert_same_mesh(band, dense, tol=1e-6 * cell(res))
+    report = mesh_report(band)
+    assert report["watertight"] and report["genus"] == 0
+    assert report["volume"] == pytest.approx(1.0, rel=1e-6)
