@@ -150,14 +150,12 @@ def residual_report(
 
 def plot_residuals(report: ResidualReport, path: str | os.PathLike) -> Path:
     """Histogram of log10 residuals per step count, written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     from .io import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    ax = fig.add_subplot()
     floor = 1e-12
     for k, res in sorted(report.residuals.items()):
         r = np.log10(np.clip(res[np.isfinite(res)], floor, None))
@@ -171,5 +169,4 @@ def plot_residuals(report: ResidualReport, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return path

@@ -25,7 +25,7 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("fit")
     out, model = d / "example.ply", d / "example.pt"
     r = surfrec("fit", str(EXAMPLE), "-o", str(out), "--iters", "40", "--resolution", "48",
-                "--save-model", str(model), "--quiet", "--device", "cpu")
+                "--save-model", str(model), "--quiet", "--device", "cpu", "--threads", "1")
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout and str(out) in r.stdout
     return out, model
@@ -81,3 +81,27 @@ def test_help_on_every_command():
     for name in COMMANDS:
         r = surfrec(name, "--help")
         assert r.returncode == 0 and "usage" in r.stdout, name
+
+
+def test_degenerate_clouds(tmp_path):
+    rng = np.random.default_rng(0)
+    t = rng.random(200)
+    line = tmp_path / "line.xyz"
+    np.savetxt(line, np.stack([t, 2 * t, 3 * t], axis=1))
+    r = surfrec("fit", str(line), "-o", str(tmp_path / "line.ply"), "--iters", "2")
+    assert r.returncode == 2 and "line.xyz" in r.stderr and "one line" in r.stderr
+    assert not (tmp_path / "line.ply").exists()
+    plane = tmp_path / "plane.xyz"
+    np.savetxt(plane, np.stack([rng.random(500), rng.random(500), np.zeros(500)], axis=1))
+    r = surfrec("fit", str(plane), "-o", str(tmp_path / "plane.ply"), "--iters", "3", "--resolution", "32",
+                "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "one plane" in r.stderr and (tmp_path / "plane.ply").is_file()
+
+
+@pytest.mark.slow
+def test_open_range_scan_is_reported(shared_data, tmp_path):
+    scan = shared_data / "scans" / "bunny_rangescan_bun000.xyz"
+    r = surfrec("fit", str(scan), "-o", str(tmp_path / "bun.ply"), "--preset", "fast", "--resolution", "96")
+    assert r.returncode == 0, r.stderr
+    assert "looks open" in r.stderr

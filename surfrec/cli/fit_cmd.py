@@ -19,6 +19,12 @@ from .render_cmd import png_path
 log = logging.getLogger("surfrec.cli")
 
 
+#: A surface point farther than this many mean point spacings from the scan is unsupported.
+OPEN_SCAN_RADIUS = 5.0
+#: Above this share of unsupported surface the scan is reported as open.
+OPEN_SCAN_FRACTION = 0.05
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..fitting import PRESETS
 
@@ -42,16 +48,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checks import cloud_shape, summarize, unsupported_fraction
+    from ..errors import InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
-    from ..result import extract_mesh, save_model
     from ..render import render_png
+    from ..result import extract_mesh, save_model
 
     out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
     check_output_path(out, inputs=(args.scan,))
     if args.save_model is not None:
         check_output_path(args.save_model, inputs=(args.scan, out), kind="model")
     cloud = load_points(args.scan)
+    shape = cloud_shape(cloud.points)
+    if shape["collinear"]:
+        raise InputError(args.scan, "all points lie on one line (or coincide): no surface can be fitted")
+    if shape["planar"]:
+        log.warning("%s: all points lie in one plane; the result is a thin closed slab around it", args.scan)
     cfg = get_config(args.preset, iterations=args.iters, time_budget=args.time_budget, lr=args.lr,
                      seed=args.seed, device=args.device, threads=args.threads)
     if not args.quiet:
@@ -79,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             mbar.close()
     save_mesh(mesh, out, protect=(args.scan,))
+    spacing = summarize(cloud.points, max_samples=20_000)["mean_spacing"] or 0.0
+    if spacing > 0 and len(mesh.faces):
+        far = unsupported_fraction(mesh, cloud.points, OPEN_SCAN_RADIUS * spacing, samples=20_000)
+        if far > OPEN_SCAN_FRACTION:
+            log.warning("%.0f%% of the surface is farther than %.3g (%g point spacings) from every input point: "
+                        "the scan looks open (a single view, or holes); those parts are extrapolated",
+                        100 * far, OPEN_SCAN_RADIUS * spacing, OPEN_SCAN_RADIUS)
     if args.preview is not None:
         render_png(mesh, args.preview)
     print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh[0]:.1f} s "
