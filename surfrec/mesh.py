@@ -141,7 +141,11 @@ class _Evaluator:
 
     def at_samples(self, index: np.ndarray) -> np.ndarray:
         """F at integer grid samples ``(M, 3)`` -> ``(M,)`` float32."""
-        return self.at_points(self.grid.points(index))
+        out = np.empty(len(index), np.float32)
+        for start in range(0, len(index), self.chunk_size):  # positions a chunk at a time
+            stop = start + self.chunk_size
+            out[start:stop] = self.at_points(self.grid.points(index[start:stop]))
+        return out
 
 
 def extract_mesh_from_field(
@@ -526,7 +530,7 @@ def _dense(
         if progress is not None:
             progress(done, total)
     values = values.reshape(grid.shape)
-    if not (values.min() <= level < values.max()):
+    if not (float(values.min()) <= level < float(values.max())):  # compared in float64, as skimage
         raise _empty_error(evaluator, level, narrowband=False)
     part = _marching_cubes_block(values, level, np.zeros(3, np.int64), None, np.asarray(grid.shape, np.int64))
     del values
@@ -688,7 +692,7 @@ def _narrowband_batch(
             continue
         vals = values[k]
         # Only mesh blocks that contain a sign change inside their meshed cells.
-        above = [v[cell_mask] > level for v in _corners(vals)]
+        above = [v[cell_mask].astype(np.float64) > level for v in _corners(vals)]  # as skimage
         if not (np.logical_or.reduce(above) & ~np.logical_and.reduce(above)).any():
             continue
         mask[1:, 1:, 1:] = cell_mask  # skimage reads a cell's mask at its highest corner
