@@ -352,3 +352,9 @@ def test_level_exactly_at_samples_on_block_seams():
     report = mesh_report(band)
     assert report["watertight"] and report["genus"] == 0
     assert report["volume"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_gradient_calls_are_chunked():
+    grad = Counting(sphere_grad())
+    mesh = extract_mesh_from_field(sphere(), BOX, 48, gradient=grad, chunk_size=4000)
+    assert grad.points == len(mesh.vertices) and grad.largest_call <= 1000
