@@ -31,7 +31,6 @@ from .device import resolve_device
 from .errors import FitDivergedError, InputError
 from .levelset import draw_seeds, knn_sigma, value_and_grad
 from .losses import (
-    data_loss,
     distance_sample_loss,
     eikonal_loss,
     normal_loss,
@@ -56,6 +55,15 @@ class FitConfig:
     """Wall-clock limit of the optimization in seconds (None: no limit)."""
     lr: float = 2e-3
     """Peak Adam learning rate."""
+    grid_lr: float = 2e-2
+    """Peak Adam learning rate of the feature grid (``model.encoding="grid"``); grids
+    usually want a much higher rate than the MLP."""
+    grid_optimizer: str = "sparse_adam"
+    """``sparse_adam``: the grid gets sparse gradients and SparseAdam updates only the rows
+    a step touched (fast); ``adam``: dense gradients and Adam over the whole grid."""
+    coarse_to_fine: float = 0.0
+    """Share of the run over which grid levels are switched on, coarse to fine (each
+    fades in linearly; 0: all levels from the start)."""
     lr_final_factor: float = 0.05
     """The cosine schedule decays the learning rate to ``lr * lr_final_factor``."""
     warmup_steps: int = 20
@@ -88,6 +96,10 @@ class FitConfig:
     """Points per step for the distance-sample term."""
     distance_near_fraction: float = 0.5
     """Share of distance samples drawn near the data (σ-Gaussians ×3); the rest uniform."""
+    distance_nn_eps: float = 0.3
+    """Relative tolerance of the nearest-neighbour search for distance samples (KD-tree
+    ``eps``: a neighbour within (1 + eps)× the true distance is accepted). Queries far from
+    the data are the slowest part of a step when exact; 0.3 makes them ~3× faster."""
     eikonal_weight: float = 0.0
     """Weight of (‖∇F‖ − 1)² on distance samples (second derivatives: slower)."""
     normal_weight: float = 0.0
@@ -120,7 +132,9 @@ class FitConfig:
             "refresh_fraction": 0 <= self.refresh_fraction <= 1,
             "uniform_fraction": 0 <= self.uniform_fraction <= 1,
             "newton_steps": self.newton_steps >= 0,
+            "grid_optimizer": self.grid_optimizer in ("sparse_adam", "adam"),
             "seed_k": self.seed_k >= 1,
+            "distance_nn_eps": self.distance_nn_eps >= 0,
             "eps": self.eps > 0,
             "box": self.box > 0,
         }
@@ -149,10 +163,20 @@ class FitConfig:
         return cls(**d)
 
 
-#: Named configurations. ``default`` targets about a minute on 2 CPU cores for 50k points.
+#: Named configurations, tuned for 2 CPU cores and ~50k points (benchmarks/RESULTS.md).
+#: ``iterations`` sets the schedule (reproducible on any machine); ``time_budget`` caps
+#: the wall clock on slow machines (the cosine schedule then follows the clock).
 PRESETS: dict[str, FitConfig] = {
-    "fast": FitConfig(iterations=400),
-    "default": FitConfig(),
+    "fast": FitConfig(
+        model=ModelConfig(hidden_dim=64, n_hidden_layers=3),
+        iterations=700, time_budget=11.0, lr=5e-3,
+        batch_points=1024, n_samples=1024, distance_weight=0.0,
+    ),
+    "default": FitConfig(
+        model=ModelConfig(hidden_dim=64, n_hidden_layers=3),
+        iterations=3000, time_budget=50.0, lr=5e-3,
+        batch_points=1024, n_samples=1024, distance_weight=0.0,
+    ),
     "quality": FitConfig(
         model=ModelConfig(hidden_dim=256, n_hidden_layers=6, skip_layers=(3,)),
         iterations=5000,
@@ -213,6 +237,42 @@ def _lr_at(cfg: FitConfig, step: int, total: int) -> float:
     return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
 
 
+def _level_weights(n_levels: int, progress: float, span: float) -> list[float]:
+    """Coarse-to-fine weights: level 0 always on, level k fades in over span/(L−1) of the run."""
+    out = [1.0]
+    per = span / (n_levels - 1)
+    for k in range(1, n_levels):
+        start = (k - 1) * per
+        out.append(float(min(1.0, max(0.0, (progress - start) / per))))
+    return out
+
+
+class _Optimizers:
+    """Several optimizers stepped together (Adam for the MLP, SparseAdam for the grid)."""
+
+    def __init__(self, optimizers: list) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> list:
+        return [o.state_dict() for o in self.optimizers]
+
+    def load_state_dict(self, states: list) -> None:
+        for o, s in zip(self.optimizers, states):
+            o.load_state_dict(s)
+
+
 class _NearestPoints:
     """Nearest input point of query points, among all input points (KD-tree)."""
 
@@ -222,9 +282,9 @@ class _NearestPoints:
         self.points = np.ascontiguousarray(points, dtype=np.float32)
         self.tree = cKDTree(self.points)
 
-    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+    def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
         qn = q.detach().float().cpu().numpy()
-        _, idx = self.tree.query(qn, k=1, workers=-1)
+        _, idx = self.tree.query(qn, k=1, eps=eps, workers=max(1, torch.get_num_threads()))
         return torch.from_numpy(self.points[idx]).to(q.device, q.dtype)
 
 
@@ -291,7 +351,17 @@ def fit(
         log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
 
     model = build_model(cfg.model).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    groups = [{"params": model.mlp_parameters(), "base_lr": cfg.lr}]
+    grid_group = {"params": model.grid_parameters(), "base_lr": cfg.grid_lr}
+    optimizers = [torch.optim.Adam(groups, lr=cfg.lr)]
+    if model.grid_parameters():
+        if cfg.grid_optimizer == "sparse_adam":
+            model.sparse_grid_grad = True
+            optimizers.append(torch.optim.SparseAdam([grid_group], lr=cfg.grid_lr))
+        else:
+            optimizers[0].add_param_group(grid_group)
+    opt = _Optimizers(optimizers)
+    n_levels = len(model.grid_parameters())
     lvl = float(cfg.level)
 
     def seeds(k: int) -> torch.Tensor:
@@ -331,7 +401,9 @@ def fit(
             progress_total = max(step + 1, min(total, est))
         lr = _lr_at(cfg, step, progress_total) * lr_scale
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["base_lr"] / cfg.lr
+        if n_levels > 1 and cfg.coarse_to_fine > 0:
+            model.set_level_weights(_level_weights(n_levels, step / max(1, progress_total), cfg.coarse_to_fine))
 
         # 1. level-set samples: refresh a share, warm-start Newton from the last positions
         with torch.no_grad():
@@ -347,20 +419,12 @@ def fit(
                 f_buf[bad], g_buf[bad] = fb, gb
             res = (f_buf - lvl).abs()
             ok = (res < cfg.sample_tol) & ((g_buf * g_buf).sum(dim=1) > cfg.eps)
-        # 2.-4. losses
-        loss = torch.zeros((), device=device)
-        terms: dict[str, float] = {}
-        if ok.any() and cfg.surface_weight > 0:
-            ps = buf[ok]
-            p_theta = sample_network(model, ps, f_buf[ok], g_buf[ok], eps=cfg.eps)
-            l_surf = surface_sample_loss(p_theta, nearest(ps))
-            loss = loss + cfg.surface_weight * l_surf
-            terms["surface"] = float(l_surf)
+        # 2.-4. losses, from one batched forward pass of every point that needs F(·; θ)
+        use_surf = bool(ok.any()) and cfg.surface_weight > 0
+        ps = buf[ok] if use_surf else buf[:0]
         bidx = torch.randint(0, n, (min(cfg.batch_points, n),), generator=gen).to(device)
         xb = x_all[bidx]
-        l_data = data_loss(model, xb, lvl)
-        loss = loss + cfg.data_weight * l_data
-        terms["data"] = float(l_data)
+        q = xb[:0]
         if cfg.distance_weight > 0 or cfg.eikonal_weight > 0:
             n_near = int(cfg.n_distance_samples * cfg.distance_near_fraction)
             near_idx = torch.randint(0, seed_pts.shape[0], (n_near,), generator=gen).to(device)
@@ -368,20 +432,33 @@ def fit(
                 3.0 * sigma[near_idx]).unsqueeze(1)
             uni = (torch.rand(cfg.n_distance_samples - n_near, 3, generator=gen).to(device) * 2 - 1) * cfg.box
             q = torch.cat([near, uni])
-            if cfg.distance_weight > 0:
-                fq, gq = value_and_grad(model, q)
-                p_q = sample_network(model, q, fq, gq, eps=cfg.eps)
-                l_dist = distance_sample_loss(p_q, nearest(q), fq)
-                loss = loss + cfg.distance_weight * l_dist
-                terms["distance"] = float(l_dist)
-            if cfg.eikonal_weight > 0:
-                l_eik = eikonal_loss(model, q)
-                loss = loss + cfg.eikonal_weight * l_eik
-                terms["eikonal"] = float(l_eik)
+        use_dist = cfg.distance_weight > 0 and q.shape[0] > 0
+        f_all = model(torch.cat([ps, xb, q if use_dist else q[:0]]))
+        f_s, f_x, f_q = torch.split(f_all, [ps.shape[0], xb.shape[0], f_all.shape[0] - ps.shape[0] - xb.shape[0]])
+        loss = torch.zeros((), device=device)
+        terms: dict[str, torch.Tensor] = {}
+        if use_surf:
+            p_theta = sample_network(model, ps, f_buf[ok], g_buf[ok], eps=cfg.eps, f=f_s)
+            l_surf = surface_sample_loss(p_theta, nearest(ps))
+            loss = loss + cfg.surface_weight * l_surf
+            terms["surface"] = l_surf
+        l_data = (f_x - lvl).abs().mean()
+        loss = loss + cfg.data_weight * l_data
+        terms["data"] = l_data
+        if use_dist:
+            fq, gq = value_and_grad(model, q)
+            p_q = sample_network(model, q, fq, gq, eps=cfg.eps, f=f_q)
+            l_dist = distance_sample_loss(p_q, nearest(q, cfg.distance_nn_eps), fq)
+            loss = loss + cfg.distance_weight * l_dist
+            terms["distance"] = l_dist
+        if cfg.eikonal_weight > 0:
+            l_eik = eikonal_loss(model, q)
+            loss = loss + cfg.eikonal_weight * l_eik
+            terms["eikonal"] = l_eik
         if use_normals:
             l_n = normal_loss(model, xb, n_all[bidx])
             loss = loss + cfg.normal_weight * l_n
-            terms["normal"] = float(l_n)
+            terms["normal"] = l_n
 
         if not torch.isfinite(loss):
             failures += 1
@@ -405,10 +482,11 @@ def fit(
 
         if step % cfg.log_every == 0 or step == total or step == 1:
             r = res[torch.isfinite(res)]
+            nan = torch.tensor(float("nan"))
             rec = {
-                "step": step, "time": time.perf_counter() - t0, "lr": lr, "loss": float(loss),
-                "surface": terms.get("surface", float("nan")), "data": terms["data"],
-                "distance": terms.get("distance", float("nan")),
+                "step": step, "time": time.perf_counter() - t0, "lr": lr, "loss": float(loss.detach()),
+                "surface": float(terms.get("surface", nan).detach()), "data": float(terms["data"].detach()),
+                "distance": float(terms.get("distance", nan).detach()),
                 "residual_median": float(r.median()) if r.numel() else float("nan"),
                 "residual_p90": float(torch.quantile(r, 0.9)) if r.numel() else float("nan"),
                 "converged": float(ok.float().mean()),
@@ -418,6 +496,9 @@ def fit(
             if callback is not None:
                 callback(step, progress_total, rec)
     seconds = time.perf_counter() - t0
+    if n_levels:
+        model.set_level_weights([1.0] * n_levels)
+        model.sparse_grid_grad = False
     model.eval()
     model = model.to("cpu")
     keep = rng.choice(n, size=min(n, 200_000), replace=False)

@@ -23,6 +23,7 @@ def sample_network(
     g: torch.Tensor | None = None,
     *,
     eps: float = 1e-8,
+    f: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Level-set samples as a differentiable function of θ.
 
@@ -38,6 +39,9 @@ def sample_network(
         ∇ₓF(p*) detached; computed when not given.
     eps : float
         Guard of the denominator.
+    f : (M,) tensor, optional
+        F(p*; θ) with its θ-graph, when the caller already evaluated it (e.g. in one
+        batched forward pass with other terms); computed when not given.
 
     Returns
     -------
@@ -48,7 +52,8 @@ def sample_network(
     if f0 is None or g is None:
         f0, g = value_and_grad(model, p_star)
     f0, g = f0.detach(), g.detach()
-    f = model(p_star)
+    if f is None:
+        f = model(p_star)
     g2 = (g * g).sum(dim=1).clamp_min(eps)
     return p_star - ((f - f0) / g2).unsqueeze(1) * g
 

@@ -6,6 +6,14 @@ signed-distance-like function of a sphere, negative inside. Smooth activations m
 level-set sampling: Newton projection needs ∇ₓF ≠ 0, and ReLU networks have regions where
 ∇ₓF = 0 (see ``surfrec study activation``).
 
+Optionally (``ModelConfig.encoding = "grid"``) the MLP also reads a multiresolution
+feature grid: dense trilinear grids at resolutions from ``grid_min_res`` to
+``grid_max_res`` (geometric progression), ``grid_channels`` features each, concatenated
+with x. The features start near zero, so the geometric sphere initialization still holds;
+they let the fit add detail in few steps (a small MLP on x alone converges slowly on
+fine detail). Finer levels can be switched on over time (coarse to fine) through
+:meth:`ImplicitMLP.set_level_weights`.
+
 :meth:`ImplicitMLP.value_and_grad` computes F and ∇ₓF with one forward pass and one
 hand-written reverse sweep (one matmul per layer), without building an autograd
 graph. Level-set projection and the sample network use it; they need no θ-gradient of
@@ -21,6 +29,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS = ("softplus", "relu")
+ENCODINGS = ("none", "grid")
 
 
 @dataclass
@@ -39,6 +48,20 @@ class ModelConfig:
     """Sharpness β of Softplus(z) = log(1 + exp(βz)) / β; large β approaches ReLU."""
     init_radius: float = 0.5
     """Radius r of the sphere F ≈ ‖x‖ − r that the geometric initialization produces."""
+    encoding: str = "none"
+    """Input encoding: ``none`` (the MLP reads x) or ``grid`` (x and multiresolution grid features)."""
+    grid_levels: int = 4
+    """Number of grid levels (``encoding="grid"``)."""
+    grid_min_res: int = 16
+    """Vertices per side of the coarsest grid level."""
+    grid_max_res: int = 128
+    """Vertices per side of the finest grid level (levels are spaced geometrically)."""
+    grid_channels: int = 4
+    """Features stored per grid vertex and level."""
+    grid_bound: float = 1.0
+    """The grids cover the cube [-grid_bound, grid_bound]³ (points outside are clamped)."""
+    grid_init_std: float = 1e-4
+    """Standard deviation of the initial grid features (near zero keeps the sphere init)."""
 
     def __post_init__(self) -> None:
         self.skip_layers = tuple(int(i) for i in self.skip_layers)
@@ -51,6 +74,30 @@ class ModelConfig:
         bad = [i for i in self.skip_layers if not 0 < i < self.n_hidden_layers]
         if bad:
             raise ValueError(f"skip_layers must lie in 1..{self.n_hidden_layers - 1}, got {bad}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.encoding == "grid":
+            if self.grid_levels < 1 or self.grid_channels < 1:
+                raise ValueError("grid_levels and grid_channels must be positive")
+            if not 2 <= self.grid_min_res <= self.grid_max_res:
+                raise ValueError(f"need 2 <= grid_min_res <= grid_max_res, got "
+                                 f"{self.grid_min_res}, {self.grid_max_res}")
+            if self.grid_bound <= 0:
+                raise ValueError(f"grid_bound must be positive, got {self.grid_bound}")
+
+    def grid_resolutions(self) -> list[int]:
+        """Vertices per side of each grid level, coarse to fine."""
+        if self.encoding != "grid":
+            return []
+        if self.grid_levels == 1:
+            return [int(self.grid_max_res)]
+        ratio = (self.grid_max_res / self.grid_min_res) ** (1.0 / (self.grid_levels - 1))
+        return [int(round(self.grid_min_res * ratio**i)) for i in range(self.grid_levels)]
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the encoding that enters the MLP besides x."""
+        return self.grid_levels * self.grid_channels if self.encoding == "grid" else 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -71,8 +118,13 @@ class ImplicitMLP(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
+        self.grids = nn.ParameterList(
+            [nn.Parameter(torch.empty(r**3, c.grid_channels)) for r in c.grid_resolutions()])
+        self.register_buffer("level_weights", torch.ones(len(self.grids)), persistent=False)
+        #: grid gradients as sparse tensors (only the rows a step touched; for SparseAdam)
+        self.sparse_grid_grad = False
         self.layers = nn.ModuleList()
-        in_dim = 3
+        in_dim = 3 + c.feature_dim
         for i in range(c.n_hidden_layers):
             extra = 3 if i in c.skip_layers else 0
             self.layers.append(nn.Linear(in_dim + extra, c.hidden_dim))
@@ -93,6 +145,68 @@ class ImplicitMLP(nn.Module):
                 lin.weight[:, -3:].zero_()
         nn.init.normal_(self.out.weight, math.sqrt(math.pi) / math.sqrt(self.out.in_features), 1e-4)
         nn.init.constant_(self.out.bias, -c.init_radius)
+        for grid in self.grids:
+            nn.init.normal_(grid, 0.0, c.grid_init_std)
+
+    def grid_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the feature grid (they usually want a higher learning rate)."""
+        return list(self.grids)
+
+    def mlp_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the MLP."""
+        return [p for n, p in self.named_parameters() if not n.startswith("grids.")]
+
+    def set_level_weights(self, weights) -> None:
+        """Scale each grid level's features (0 = off, 1 = on): coarse-to-fine schedules."""
+        w = torch.as_tensor(weights, dtype=self.level_weights.dtype, device=self.level_weights.device)
+        if w.shape != self.level_weights.shape:
+            raise ValueError(f"expected {tuple(self.level_weights.shape)} level weights, got {tuple(w.shape)}")
+        self.level_weights.copy_(w)
+
+    # -------------------------------------------------------------- encoding
+    def _encode(self, x: torch.Tensor, jacobian: bool = False):
+        """Grid features of x, (M, L·C), and optionally their x-Jacobian, (M, L·C, 3).
+
+        Trilinear interpolation written with gathers, so that its spatial derivative is
+        available in closed form (piecewise linear along each axis).
+        """
+        c = self.config
+        feats, jacs = [], []
+        for lvl, grid in enumerate(self.grids):
+            r = round(grid.shape[0] ** (1.0 / 3.0))
+            scale = (r - 1) / (2.0 * c.grid_bound)
+            u_raw = (x + c.grid_bound) * scale
+            u = u_raw.clamp(0.0, r - 1.0)
+            i0 = u.detach().floor().clamp(max=r - 2).long()
+            t = u - i0.to(u.dtype)
+            base = (i0[:, 2] * r + i0[:, 1]) * r + i0[:, 0]
+            offsets = torch.tensor([(dz * r + dy) * r + dx for dz in (0, 1) for dy in (0, 1) for dx in (0, 1)],
+                                   device=x.device)
+            # one gather per level (M, 8, C); a sparse gradient touches only these rows
+            v = nn.functional.embedding(base.unsqueeze(1) + offsets, grid, sparse=self.sparse_grid_grad)
+            tx, ty, tz = t[:, 0:1, None], t[:, 1:2, None], t[:, 2:3, None]
+            v = v.view(-1, 2, 2, 2, v.shape[-1])               # [z, y, x] corners
+            cx = v[:, :, :, 0] + tx.unsqueeze(1) * (v[:, :, :, 1] - v[:, :, :, 0])   # (M, 2z, 2y, C)
+            cy = cx[:, :, 0] + ty * (cx[:, :, 1] - cx[:, :, 0])                      # (M, 2z, C)
+            w = self.level_weights[lvl]
+            tz2 = tz.squeeze(1)
+            feats.append((cy[:, 0] + tz2 * (cy[:, 1] - cy[:, 0])) * w)
+            if jacobian:
+                dxv = v[:, :, :, 1] - v[:, :, :, 0]                                   # (M, 2z, 2y, C)
+                dxy = dxv[:, :, 0] + ty * (dxv[:, :, 1] - dxv[:, :, 0])
+                d_dx = dxy[:, 0] + tz2 * (dxy[:, 1] - dxy[:, 0])
+                dyv = cx[:, :, 1] - cx[:, :, 0]
+                d_dy = dyv[:, 0] + tz2 * (dyv[:, 1] - dyv[:, 0])
+                d_dz = cy[:, 1] - cy[:, 0]
+                # clamped coordinates (outside the grid) have no derivative along that axis
+                inside = ((u_raw > 0) & (u_raw < r - 1)).to(x.dtype)
+                j = torch.stack([d_dx, d_dy, d_dz], dim=2) * (scale * w)
+                jacs.append(j * inside.unsqueeze(1))
+        f = torch.cat(feats, dim=1)
+        return (f, torch.cat(jacs, dim=1)) if jacobian else f
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self._encode(x)], dim=1) if len(self.grids) else x
 
     # ------------------------------------------------------------ activation
     def _act(self, z: torch.Tensor) -> torch.Tensor:
@@ -118,7 +232,7 @@ class ImplicitMLP(nn.Module):
         -------
         (M,) tensor
         """
-        h = x
+        h = self._input(x)
         skip_scale = 1.0 / math.sqrt(2.0)
         for i, lin in enumerate(self.layers):
             if i in self.config.skip_layers:
@@ -143,7 +257,11 @@ class ImplicitMLP(nn.Module):
         """
         with torch.no_grad():
             skip_scale = 1.0 / math.sqrt(2.0)
-            h = x
+            if len(self.grids):
+                feats, jac = self._encode(x, jacobian=True)
+                h = torch.cat([x, feats], dim=1)
+            else:
+                h = x
             slopes: list[torch.Tensor] = []
             for i, lin in enumerate(self.layers):
                 if i in self.config.skip_layers:
@@ -161,7 +279,11 @@ class ImplicitMLP(nn.Module):
                     # the layer's input was [h, x] / sqrt(2): split the gradient
                     g_skip = g_skip + v[:, -3:] * skip_scale
                     v = v[:, :-3] * skip_scale
-            g = v + g_skip
+            if len(self.grids):
+                # chain rule through the encoding: x itself, then each feature's Jacobian
+                g = v[:, :3] + torch.bmm(v[:, 3:].unsqueeze(1), jac).squeeze(1) + g_skip
+            else:
+                g = v + g_skip
         return f, g
 
     def gradient(self, x: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,4 +316,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["ModelConfig", "ImplicitMLP", "build_model", "count_parameters", "ACTIVATIONS"]
+__all__ = ["ModelConfig", "ImplicitMLP", "build_model", "count_parameters", "ACTIVATIONS", "ENCODINGS"]

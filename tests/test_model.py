@@ -57,3 +57,44 @@ def test_softplus_beta_controls_smoothness():
     z = torch.linspace(-1, 1, 11)
     m = ImplicitMLP(ModelConfig(softplus_beta=100.0))
     assert torch.allclose(m._act(z), torch.relu(z), atol=math.log(2) / 100 + 1e-6)
+
+
+GRID = dict(encoding="grid", grid_levels=3, grid_min_res=4, grid_max_res=16, grid_init_std=0.1)
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(hidden_dim=32, n_hidden_layers=2, **GRID),
+    ModelConfig(hidden_dim=16, n_hidden_layers=3, skip_layers=(1,), grid_channels=2, **GRID),
+])
+def test_grid_value_and_grad_matches_autograd_and_finite_differences(cfg):
+    torch.manual_seed(0)
+    m = ImplicitMLP(cfg).double()
+    m.set_level_weights([1.0, 0.5, 0.25])
+    x = (torch.rand(400, 3, dtype=torch.float64) * 2.4 - 1.2)          # some points outside the grid
+    f, g = m.value_and_grad(x)
+    f_ref, g_ref = m.gradient(x)
+    assert torch.allclose(f, f_ref.detach(), atol=1e-12)
+    assert torch.allclose(g, g_ref, atol=1e-9)
+    inside = (torch.rand(400, 3, dtype=torch.float64) * 1.96 - 0.98)
+    f, g = m.value_and_grad(inside)
+    h = 1e-6
+    fd = torch.stack([(m(inside + h * e) - m(inside - h * e)) / (2 * h) for e in torch.eye(3, dtype=torch.float64)], 1)
+    assert torch.allclose(g, fd.detach(), atol=1e-6)
+
+
+def test_grid_init_keeps_the_sphere_and_sparse_gradients():
+    torch.manual_seed(0)
+    m = ImplicitMLP(ModelConfig(hidden_dim=64, n_hidden_layers=2, encoding="grid"))
+    assert m.config.grid_resolutions() == [16, 32, 64, 128]
+    with torch.no_grad():
+        x = torch.nn.functional.normalize(torch.randn(2000, 3), dim=1) * 0.5
+        assert m(x).abs().mean().item() < 0.15
+        assert m(torch.zeros(1, 3)).item() < 0
+    m.sparse_grid_grad = True
+    m(torch.rand(10, 3)).sum().backward()
+    assert all(p.grad.is_sparse for p in m.grid_parameters())
+    assert not any(p.grad.is_sparse for p in m.mlp_parameters())
+    with pytest.raises(ValueError, match="encoding"):
+        ModelConfig(encoding="hash")
+    with pytest.raises(ValueError, match="grid_min_res"):
+        ModelConfig(encoding="grid", grid_min_res=64, grid_max_res=32)

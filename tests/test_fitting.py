@@ -1,0 +1,135 @@
+"""End-to-end fits of small generated shapes (CPU, a few seconds each)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from surfrec.errors import FitDivergedError
+from surfrec.fitting import PRESETS, FitConfig, _level_weights, fit, get_config
+from surfrec.model import ModelConfig
+from surfrec.result import FitResult, extract_mesh, load_model, save_model
+
+
+def _torus(n: int, seed: int = 0, R: float = 1.0, r: float = 0.4) -> np.ndarray:
+    """Points uniform in area on a torus (rejection on the area element)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while sum(len(o) for o in out) < n:
+        u, v = rng.uniform(0, 2 * math.pi, (2, 4 * n))
+        keep = rng.uniform(0, 1, 4 * n) < (R + r * np.cos(v)) / (R + r)
+        u, v = u[keep], v[keep]
+        out.append(np.stack([(R + r * np.cos(v)) * np.cos(u), (R + r * np.cos(v)) * np.sin(u), r * np.sin(v)], 1))
+    return np.concatenate(out)[:n] + np.array([3.0, -1.0, 2.0])
+
+
+def _torus_distance(x: np.ndarray, R: float = 1.0, r: float = 0.4) -> np.ndarray:
+    x = x - np.array([3.0, -1.0, 2.0])
+    q = np.hypot(x[:, 0], x[:, 1]) - R
+    return np.abs(np.hypot(q, x[:, 2]) - r)
+
+
+SMALL = dict(iterations=150, batch_points=1024, n_samples=1024, n_distance_samples=512,
+             device="cpu", threads=1, log_every=10)
+
+
+def _small_config(encoding: str = "none") -> FitConfig:
+    model = (ModelConfig(encoding="grid", hidden_dim=32, n_hidden_layers=2, grid_levels=3,
+                         grid_min_res=8, grid_max_res=32)
+             if encoding == "grid" else ModelConfig(hidden_dim=32, n_hidden_layers=3))
+    return get_config("default", model=model, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def torus_fit() -> tuple[np.ndarray, FitResult]:
+    pts = _torus(2000)
+    return pts, fit(pts, config=_small_config())
+
+
+def test_fit_recovers_a_torus(torus_fit):
+    pts, res = torus_fit
+    mesh = extract_mesh(res, resolution=64, device="cpu")
+    surf = mesh.sample(5000, seed=0) if "seed" in mesh.sample.__code__.co_varnames else mesh.sample(5000)
+    acc = _torus_distance(np.asarray(surf)).mean()                     # reconstruction -> truth
+    from scipy.spatial import cKDTree
+    comp = cKDTree(np.asarray(surf)).query(pts)[0].mean()              # data -> reconstruction
+    assert acc < 0.03 and comp < 0.05, (acc, comp)                      # torus tube radius 0.4
+    assert res.steps == SMALL["iterations"]
+    for key in ("loss", "residual_median", "surface", "data", "distance"):
+        assert len(res.history[key]) == len(res.history["step"]) > 0
+    assert np.isfinite(res.history["loss"]).all()
+
+
+@pytest.mark.parametrize("encoding", ["none", "grid"])
+def test_same_seed_same_result(encoding):
+    pts = _torus(500, seed=1)
+    cfg = get_config(_small_config(encoding), iterations=20)
+    a, b = fit(pts, config=cfg), fit(pts, config=cfg)
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    c = fit(pts, config=cfg, seed=1)
+    assert not torch.equal(a.model.out.weight, c.model.out.weight)
+
+
+def test_time_budget_stops_the_fit():
+    pts = _torus(500, seed=2)
+    res = fit(pts, config=_small_config(), iterations=100_000, time_budget=1.0)
+    assert 0 < res.steps < 100_000
+    assert res.seconds < 5.0
+
+
+def test_save_load_round_trip(torus_fit, tmp_path):
+    _, res = torus_fit
+    path = save_model(res, tmp_path / "torus.pt")
+    back = load_model(path)
+    x = np.random.default_rng(0).uniform(-1, 1, (200, 3)).astype(np.float32)
+    assert np.array_equal(res.field()(x), back.field()(x))
+    assert back.config == res.config and back.steps == res.steps
+
+
+def test_grid_model_fits_and_round_trips(tmp_path):
+    pts = _torus(500, seed=4)
+    res = fit(pts, config=_small_config("grid"), iterations=20, coarse_to_fine=0.5)
+    assert res.model.config.encoding == "grid" and not res.model.sparse_grid_grad
+    assert torch.equal(res.model.level_weights, torch.ones(3))          # all levels on at the end
+    back = load_model(save_model(res, tmp_path / "grid.pt"))
+    x = np.random.default_rng(0).uniform(-1, 1, (200, 3)).astype(np.float32)
+    assert np.array_equal(res.field()(x), back.field()(x))
+
+
+def test_non_finite_loss_rolls_back_then_raises(monkeypatch):
+    import surfrec.fitting as fitting
+
+    calls = {"n": 0}
+    real = fitting.surface_sample_loss
+
+    def poisoned(p_theta, targets):
+        calls["n"] += 1
+        out = real(p_theta, targets)
+        return out * float("nan") if calls["n"] in (3, 4) else out
+
+    monkeypatch.setattr(fitting, "surface_sample_loss", poisoned)
+    pts = _torus(500, seed=3)
+    res = fit(pts, config=_small_config("none"), iterations=10)     # two bad steps: recovered
+    assert res.steps == 10
+    assert all(np.isfinite(p).all() for p in (t.detach().numpy() for t in res.model.parameters()))
+
+    monkeypatch.setattr(fitting, "surface_sample_loss", lambda p, t: real(p, t) * float("nan"))
+    with pytest.raises(FitDivergedError):
+        fit(pts, config=_small_config("none"), iterations=10)
+
+
+def test_presets_and_overrides():
+    assert set(PRESETS) >= {"fast", "default", "quality"}
+    cfg = get_config("fast", iterations=7, lr=None)
+    assert cfg.iterations == 7 and cfg.lr == PRESETS["fast"].lr
+    assert FitConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_config("nope")
+
+
+def test_coarse_to_fine_weights():
+    assert _level_weights(3, 0.0, 0.5) == [1.0, 0.0, 0.0]
+    assert _level_weights(3, 0.125, 0.5) == [1.0, 0.5, 0.0]
+    assert _level_weights(3, 0.6, 0.5) == [1.0, 1.0, 1.0]
