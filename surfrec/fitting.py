@@ -58,6 +58,10 @@ class FitConfig:
     grid_lr: float = 2e-2
     """Peak Adam learning rate of the feature grid (``model.encoding="grid"``); grids
     usually want a much higher rate than the MLP."""
+    grid_decay_weight: float = 0.0
+    """Weight of mean ‖grid features‖² at points drawn uniformly in the box: pulls the grid
+    back to zero away from the data, where F then follows the smooth MLP (against stray
+    sheets; 0 disables it)."""
     grid_optimizer: str = "sparse_adam"
     """``sparse_adam``: the grid gets sparse gradients and SparseAdam updates only the rows
     a step touched (fast); ``adam``: dense gradients and Adam over the whole grid."""
@@ -451,6 +455,11 @@ def fit(
             l_dist = distance_sample_loss(p_q, nearest(q, cfg.distance_nn_eps), fq)
             loss = loss + cfg.distance_weight * l_dist
             terms["distance"] = l_dist
+        if cfg.grid_decay_weight > 0 and n_levels:
+            u = (torch.rand(cfg.batch_points, 3, generator=gen).to(device) * 2 - 1) * cfg.box
+            l_decay = model._encode(u).pow(2).sum(dim=1).mean()
+            loss = loss + cfg.grid_decay_weight * l_decay
+            terms["grid_decay"] = l_decay
         if cfg.eikonal_weight > 0:
             l_eik = eikonal_loss(model, q)
             loss = loss + cfg.eikonal_weight * l_eik

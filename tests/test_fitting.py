@@ -90,7 +90,7 @@ def test_save_load_round_trip(torus_fit, tmp_path):
 
 def test_grid_model_fits_and_round_trips(tmp_path):
     pts = _torus(500, seed=4)
-    res = fit(pts, config=_small_config("grid"), iterations=20, coarse_to_fine=0.5)
+    res = fit(pts, config=_small_config("grid"), iterations=20, coarse_to_fine=0.5, grid_decay_weight=0.1)
     assert res.model.config.encoding == "grid" and not res.model.sparse_grid_grad
     assert torch.equal(res.model.level_weights, torch.ones(3))          # all levels on at the end
     back = load_model(save_model(res, tmp_path / "grid.pt"))
