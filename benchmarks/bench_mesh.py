@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    command = "python benchmarks/bench_mesh.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "benchmarks/bench_mesh.py", *(sys.argv[1:] if argv is None else argv)])
     load_before = os.getloadavg()[0]
     rows = []
     for res in args.resolutions:
@@ -317,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         rows.append(row)
     if not args.no_write:
-        write_results(rows, args, command.strip(), (load_before, os.getloadavg()[0]))
+        write_results(rows, args, command, (load_before, os.getloadavg()[0]))
         log.info("wrote %s", args.results)
     return 0
 
