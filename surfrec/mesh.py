@@ -51,8 +51,9 @@ ProgressFn = Callable[[int, int], None]
 METHODS = ("auto", "dense", "narrowband")
 COMPONENTS = ("all", "largest", "near-data")
 
-#: ``method="auto"`` uses the narrow band above this resolution.
-AUTO_NARROWBAND_ABOVE = 128
+#: ``method="auto"`` uses the narrow band above this resolution (at 128 it is already
+#: ~7x faster than dense on 2 cores: 1.9 s vs 13 s for a 4x256 MLP).
+AUTO_NARROWBAND_ABOVE = 64
 #: Side of a marching-cubes block of the narrow band, in cells (a power of two).
 BLOCK_CELLS = 32
 #: Blocks processed together (bounds the memory: ~150 kB of float32 per block).
@@ -178,7 +179,7 @@ def extract_mesh_from_field(
     level : float
         The iso-value ``c``.
     method : {"auto", "dense", "narrowband"}
-        ``"auto"`` is ``"narrowband"`` when ``resolution > 128``, else ``"dense"``.
+        ``"auto"`` is ``"narrowband"`` when ``resolution > 64``, else ``"dense"``.
     gradient : callable, optional
         ``(M, 3) float32 -> (M, 3) float32``. When given, vertex normals are the
         normalized gradient of ``F`` at the vertices; otherwise they are averaged from

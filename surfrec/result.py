@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Points per network pass when evaluating F on grids (passes of ~16k points are ~1.5x
+#: faster on CPU than one huge pass: the activations stay in cache).
+FIELD_BATCH = 16_384
+
 #: Version of the model-file layout; files with another layout are refused.
 MODEL_FORMAT = 1
 
@@ -66,7 +70,7 @@ class FitResult:
         def f(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
-                return model(t).float().cpu().numpy()
+                return torch.cat([model(c) for c in t.split(FIELD_BATCH)]).float().cpu().numpy()
 
         return f
 
@@ -76,7 +80,7 @@ class FitResult:
 
         def g(x: np.ndarray) -> np.ndarray:
             t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
-            return value_and_grad(model, t)[1].float().cpu().numpy()
+            return torch.cat([value_and_grad(model, c)[1] for c in t.split(FIELD_BATCH)]).float().cpu().numpy()
 
         return g
 

@@ -179,10 +179,12 @@ def test_chunk_size_bounds_field_calls():
     assert g.largest_call <= 7000 and g.calls == -(-(40**3) // 7000)
 
 
-def test_auto_method_switches_at_128(caplog):
+def test_auto_method_switches_above_the_threshold(caplog):
+    from surfrec.mesh import AUTO_NARROWBAND_ABOVE
+
     with caplog.at_level(logging.INFO, logger="surfrec.mesh"):
-        extract_mesh_from_field(sphere(), BOX, 128)
-        extract_mesh_from_field(sphere(), BOX, 129)
+        extract_mesh_from_field(sphere(), BOX, AUTO_NARROWBAND_ABOVE)
+        extract_mesh_from_field(sphere(), BOX, AUTO_NARROWBAND_ABOVE + 1)
     messages = [r.getMessage() for r in caplog.records if "field evaluations" in r.getMessage()]
     assert messages[0].startswith("dense") and messages[1].startswith("narrowband")
     assert "% of the grid" in messages[1]
