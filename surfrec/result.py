@@ -97,6 +97,7 @@ def extract_mesh(
     device: str = "auto",
     normals_from_gradient: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    close_at_box: bool = True,
 ):
     """Marching cubes on a fitted model, returned in the scan's coordinates.
 
@@ -119,6 +120,9 @@ def extract_mesh(
         Vertex normals from ∇F instead of face averages.
     progress : callable, optional
         ``progress(done, total)`` for progress bars.
+    close_at_box : bool
+        Treat the faces of the extraction box as outside (F > c there), so that a level
+        set reaching the box is capped and the mesh is always closed.
 
     Returns
     -------
@@ -134,8 +138,11 @@ def extract_mesh(
     half = UNIT_HALF_EXTENT * (1.0 + 2.0 * padding)
     half = min(half, result.config.box)
     bounds = np.array([[-half] * 3, [half] * 3], dtype=np.float64)
+    field = result.field(dev)
+    if close_at_box:
+        field = _capped(field, half, lvl)
     mesh = extract_mesh_from_field(
-        result.field(dev), bounds, resolution=resolution, level=lvl, method=method,
+        field, bounds, resolution=resolution, level=lvl, method=method,
         gradient=result.gradient(dev) if normals_from_gradient else None,
         components=components, data_points=result.data_points, progress=progress,
     )
@@ -144,6 +151,21 @@ def extract_mesh(
     if normals is not None:
         mesh.vertex_normals = normals  # a similarity transform keeps directions
     return mesh
+
+
+def _capped(field: Callable[[np.ndarray], np.ndarray], half: float, level: float) -> Callable[[np.ndarray], np.ndarray]:
+    """F, forced above ``level`` on and beyond the faces of the cube [-half, half]³."""
+    edge = half * (1.0 - 1e-6)
+
+    def f(x: np.ndarray) -> np.ndarray:
+        v = field(x)
+        out = (np.abs(x) >= edge).any(axis=1)
+        if out.any():
+            v = v.copy()
+            v[out] = np.maximum(v[out], np.float32(level) + np.float32(1e-4))
+        return v
+
+    return f
 
 
 # ------------------------------------------------------------------- model files

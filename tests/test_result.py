@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from surfrec.errors import EmptyLevelSetError, InputError
+from surfrec.fitting import get_config
+from surfrec.normalize import Normalization
+from surfrec.result import FitResult, extract_mesh, load_model, save_model
+
+
+class Sphere(torch.nn.Module):
+    def __init__(self, r: float) -> None:
+        super().__init__()
+        self.r = torch.nn.Parameter(torch.tensor(r))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.norm(dim=1) - self.r
+
+
+def _result(r: float) -> FitResult:
+    return FitResult(model=Sphere(r), normalization=Normalization(center=np.array([10.0, 0.0, -5.0]), scale=2.0),
+                     config=get_config("fast"), history={}, seconds=0.0, steps=0, data_points=None)
+
+
+def test_mesh_is_in_input_coordinates_and_closed():
+    mesh = extract_mesh(_result(0.5), resolution=48, device="cpu")
+    assert mesh.is_watertight and mesh.volume > 0
+    radii = np.linalg.norm(mesh.vertices - np.array([10.0, 0.0, -5.0]), axis=1)
+    assert np.allclose(radii, 1.0, atol=0.02)  # 0.5 normalized units × scale 2
+
+
+def test_surface_reaching_the_box_is_capped():
+    mesh = extract_mesh(_result(3.0), resolution=32, device="cpu")  # F < 0 in the whole box
+    assert mesh.is_watertight and len(mesh.faces) > 0
+    with pytest.raises(EmptyLevelSetError):
+        extract_mesh(_result(3.0), resolution=32, device="cpu", close_at_box=False)
+
+
+def test_model_file_round_trip_and_refusals(tmp_path):
+    from surfrec.fitting import fit
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(500, 3))
+    res = fit(pts / np.linalg.norm(pts, axis=1, keepdims=True), preset="fast", iterations=3, n_samples=256,
+              batch_points=256, device="cpu", threads=1)
+    path = save_model(res, tmp_path / "m.pt")
+    back = load_model(path)
+    x = torch.rand(100, 3)
+    assert torch.equal(back.model(x), res.model(x))
+    assert back.config == res.config and np.allclose(back.normalization.center, res.normalization.center)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 999
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(InputError, match="format 999"):
+        load_model(tmp_path / "future.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(InputError, match="junk.pt"):
+        load_model(tmp_path / "junk.pt")
