@@ -32,3 +32,13 @@ class EmptyLevelSetError(SurfrecError):
 
 class FitDivergedError(SurfrecError):
     """The optimization produced non-finite values and could not recover."""
+
+
+class FitInterrupted(SurfrecError):
+    """A fit was asked to stop (Ctrl-C, SIGTERM); its state was saved to ``checkpoint``."""
+
+    def __init__(self, step: int, total: int, checkpoint: str | os.PathLike | None) -> None:
+        self.step, self.total = step, total
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        saved = f"; checkpoint saved to {self.checkpoint}" if self.checkpoint else " (no checkpoint path given)"
+        super().__init__(f"fit interrupted at step {step} of {total}{saved}")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
-from .errors import FitDivergedError, InputError
+from .errors import FitDivergedError, FitInterrupted, InputError
 from .levelset import draw_seeds, knn_sigma, value_and_grad
 from .losses import (
     distance_sample_loss,
@@ -299,6 +299,9 @@ def fit(
     preset: str | FitConfig | None = "default",
     config: FitConfig | None = None,
     callback: Callable[[int, int, dict[str, float]], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
     **overrides: Any,
 ) -> FitResult:
     """Fit a neural level set to a point cloud.
@@ -316,6 +319,16 @@ def fit(
     callback : callable, optional
         Called as ``callback(step, total_steps, metrics)`` after each recorded step;
         the CLI draws its progress bar with it.
+    stop : callable, optional
+        Polled between steps (e.g. ``threading.Event().is_set``); when it returns True the
+        state is saved to ``checkpoint`` and :class:`~surfrec.errors.FitInterrupted` is raised.
+    checkpoint : path, optional
+        Where an interrupted fit saves its state.
+    resume : path, optional
+        A checkpoint to continue from. Its configuration is used (``preset``, ``config``
+        and ``overrides`` are ignored) and the scan must be the one it was made from. A
+        resumed fit reproduces the uninterrupted one exactly when ``iterations`` (not the
+        time budget) ends it, on the same device.
     **overrides
         FitConfig fields to replace, e.g. ``iterations=200, device="cpu"``.
 
@@ -323,8 +336,13 @@ def fit(
     -------
     FitResult
     """
-    cfg = get_config(config if config is not None else preset, **overrides)
+    state = _load_checkpoint(resume) if resume is not None else None
+    cfg = FitConfig.from_dict(state["config"]) if state else get_config(
+        config if config is not None else preset, **overrides)
     pts, nrm, source = _prepare_points(points, normals)
+    fingerprint = _fingerprint(pts)
+    if state and state["fingerprint"] != fingerprint:
+        raise InputError(resume, f"checkpoint was made from another scan than {source}")
     norm = Normalization.from_points(pts)
     if float(np.ptp(pts, axis=0).max()) == 0.0:
         raise InputError(source, "all points are identical")
@@ -392,8 +410,25 @@ def fit(
     lr_scale = 1.0
     t0 = time.perf_counter()
     step = 0
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        buf, f_buf, g_buf = (state["buffer"][k].to(device) for k in ("p", "f", "g"))
+        gen.set_state(state["generator"])
+        history, step, lr_scale, failures = state["history"], state["step"], state["lr_scale"], state["failures"]
+        t0 -= state["elapsed"]
+        good_state, good_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+        log.info("resumed from %s at step %d of %d", resume, step, total)
     model.train()
     while step < total:
+        if stop is not None and stop():
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, {
+                    "config": cfg.to_dict(), "fingerprint": fingerprint, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "buffer": {"p": buf, "f": f_buf, "g": g_buf},
+                    "generator": gen.get_state(), "history": history, "step": step, "lr_scale": lr_scale,
+                    "failures": failures, "elapsed": time.perf_counter() - t0})
+            raise FitInterrupted(step, total, checkpoint)
         elapsed = time.perf_counter() - t0
         if cfg.time_budget is not None and elapsed >= cfg.time_budget:
             log.info("time budget of %.1f s reached after %d steps", cfg.time_budget, step)
@@ -514,3 +549,46 @@ def fit(
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", step, seconds, step / max(seconds, 1e-9))
     return FitResult(model=model, normalization=norm, config=cfg, history=history,
                      seconds=seconds, steps=step, data_points=unit[keep])
+
+
+# ------------------------------------------------------------------- checkpoints
+#: Layout version of checkpoints written by an interrupted fit.
+CHECKPOINT_FORMAT = 1
+
+
+def _fingerprint(points: np.ndarray) -> str:
+    """A hash of the scan, so a checkpoint is never resumed on another scan."""
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(points, dtype=np.float64).tobytes()).hexdigest()
+
+
+def _save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    from . import __version__
+    from .io import atomic_path
+
+    payload = {"format": "surfrec-checkpoint", "format_version": CHECKPOINT_FORMAT,
+               "surfrec_version": __version__, "torch_version": str(torch.__version__), **state}
+    payload["buffer"] = {k: v.detach().cpu() for k, v in state["buffer"].items()}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    log.info("checkpoint saved to %s (step %d)", path, state["step"])
+
+
+def _load_checkpoint(path: str | os.PathLike) -> dict:
+    from . import __version__
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise InputError(p, "checkpoint not found")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise InputError(p, f"not a readable surfrec checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "surfrec-checkpoint":
+        raise InputError(p, "not a surfrec checkpoint")
+    if payload.get("format_version") != CHECKPOINT_FORMAT or payload.get("surfrec_version") != __version__:
+        raise InputError(p, f"checkpoint from surfrec {payload.get('surfrec_version')} (format "
+                            f"{payload.get('format_version')}) cannot be resumed by surfrec {__version__}; "
+                            "start the fit again")
+    return payload

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .common import (
     Progress,
@@ -39,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+                   help="where Ctrl-C / SIGTERM saves the fit's state (default: <output>.ckpt.pt)")
+    p.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                   help="continue an interrupted fit from its checkpoint (its settings are used)")
     p.add_argument("--save-model", type=Path, default=None, metavar="PATH",
                    help="also save the fitted model (weights, config, transform) for `surfrec mesh`")
     p.add_argument("--preview", type=png_path, default=None, metavar="PNG",
@@ -47,9 +56,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_mesh_arguments(p)
 
 
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set an event (the fit saves a checkpoint at the next step); a second
+    Ctrl-C interrupts at once."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _passthrough(args: argparse.Namespace) -> list[str]:
+    """Mesh options worth repeating in the resume command."""
+    out = []
+    if args.resolution != 256:
+        out += ["--resolution", str(args.resolution)]
+    if args.level is not None:
+        out += ["--level", str(args.level)]
+    if args.components != "all":
+        out += ["--components", args.components]
+    if args.save_model is not None:
+        out += ["--save-model", str(args.save_model)]
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..checks import cloud_shape, summarize, unsupported_fraction
-    from ..errors import InputError
+    from ..errors import FitInterrupted, InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
     from ..render import render_png
@@ -76,9 +121,15 @@ def run(args: argparse.Namespace) -> int:
     def on_step(step: int, total: int, rec: dict) -> None:
         bar.update_to(step, total, loss=f"{rec['loss']:.4f}", residual=f"{rec['residual_median']:.1e}")
 
-    with timed() as t_fit:
+    ckpt = args.checkpoint or out.with_name(out.name + ".ckpt.pt")
+    with timed() as t_fit, _stop_on_signals() as stop:
         try:
-            result = fit(cloud, config=cfg, callback=on_step)
+            result = fit(cloud, config=cfg, callback=on_step, stop=stop.is_set, checkpoint=ckpt, resume=args.resume)
+        except FitInterrupted as exc:
+            bar.close()
+            print(f"surfrec fit: {exc}.\nResume with: surfrec fit {args.scan} -o {out} --resume {ckpt}"
+                  + "".join(f" {a}" for a in _passthrough(args)), file=sys.stderr)
+            return 130
         finally:
             bar.close()
     if args.save_model is not None:
