@@ -325,6 +325,14 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 90) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt().close(fig)
+    try:  # a 256-colour palette keeps the PNGs small (docs figures stay well under 200 KB)
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(256)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", optimize=True)
+    except ImportError:  # pragma: no cover - matplotlib depends on pillow
+        pass
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(buf.getvalue())
     return path

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..levelset import draw_seeds, knn_sigma, project_to_level_set, value_and_grad
 from ..losses import data_loss, distance_sample_loss, sample_network, surface_sample_loss
+from ..model import build_model
 from . import common
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,7 @@ def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    field = PlanarField(__import__("surfrec.model", fromlist=["build_model"]).build_model(
-        common.model_config(quick)))
+    field = PlanarField(build_model(common.model_config(quick)))
     x = torch.from_numpy(points.astype(np.float32))
     sigma_np = knn_sigma(points, 10)
     med = float(np.median(sigma_np))
@@ -235,8 +235,9 @@ def run_curves_study(cases: Any = None, out: str | Path = "out/studies/curves", 
     snaps_at = (0, steps // 10, steps // 3, steps)
     for i, name in enumerate(names):
         pts, truth = curve_points(name, n_pts, seed=seed + i)
-        field, snaps = fit_curve(pts, steps=steps, quick=quick, seed=seed, snapshots=snaps_at)
-        gen_seeds = common.fit_like_seeds(pts.astype(np.float32), 2000, seed=seed + 5)
+        field, snaps = fit_curve(pts, steps=steps, n_samples=256 if quick else 1024, quick=quick,
+                                 seed=seed, snapshots=snaps_at)
+        gen_seeds = common.fit_like_seeds(pts.astype(np.float32), 500 if quick else 2000, seed=seed + 5)
         proj = project_to_level_set(field, gen_seeds, 0.0, max_steps=10, tol=1e-5, box=1.0)
         conv = np.asarray(proj.converged)
         samples = np.asarray(proj.points)[conv]
@@ -284,7 +285,7 @@ def run_curves_study(cases: Any = None, out: str | Path = "out/studies/curves", 
     rep.add(__doc__.split("\n\n", 1)[1])
     rep.add("## Results\n")
     rep.add("`chamfer_x1000`: symmetric mean distance between converged Newton samples (10 steps "
-            "from 2000 seeds) and the true curve, ×1000 of the box side (1.6).")
+            f"from {500 if quick else 2000} seeds) and the true curve, ×1000 of the box side (1.6).")
     rep.table(rows)
     rep.figure(fig_path, "F (red > 0, blue < 0; thin contours every 0.1, thick: F = 0), input points "
                          "(gold), 40 seeds (×) with their Newton trajectories (green) and final "

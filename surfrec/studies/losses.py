@@ -156,7 +156,7 @@ def run_losses_study(cases: Any = None, out: str | Path = "out/studies/losses", 
     """
     out = common.prepare_out(out)
     cases = common.load_cases(cases, quick, seed=seed)
-    budget = time_budget if time_budget is not None else (4.0 if quick else 60.0)
+    budget = time_budget if time_budget is not None else (4.0 if quick else 30.0)
     rows, models = [], {}
     for case in cases:
         for name in LOSSES:
