@@ -140,6 +140,7 @@ def extract_mesh(
     bounds = np.array([[-half] * 3, [half] * 3], dtype=np.float64)
     field = result.field(dev)
     if close_at_box:
+        _check_crossing(field, half, lvl)
         field = _capped(field, half, lvl)
     mesh = extract_mesh_from_field(
         field, bounds, resolution=resolution, level=lvl, method=method,
@@ -151,6 +152,24 @@ def extract_mesh(
     if normals is not None:
         mesh.vertex_normals = normals  # a similarity transform keeps directions
     return mesh
+
+
+#: Samples per axis of the coarse grid that checks that F crosses the level in the box.
+CROSSING_CHECK_RESOLUTION = 24
+
+
+def _check_crossing(field: Callable[[np.ndarray], np.ndarray], half: float, level: float) -> None:
+    """Raise EmptyLevelSetError when F does not cross ``level`` inside the box (coarse grid)."""
+    from .errors import EmptyLevelSetError
+
+    t = np.linspace(-half, half, CROSSING_CHECK_RESOLUTION, dtype=np.float32)
+    grid = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
+    v = field(grid)
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    if not lo < level < hi:
+        raise EmptyLevelSetError(
+            f"F never crosses the level {level:g} in the box: it ranges over [{lo:.4g}, {hi:.4g}] "
+            f"on a {CROSSING_CHECK_RESOLUTION}^3 grid; choose a level inside that range")
 
 
 def _capped(field: Callable[[np.ndarray], np.ndarray], half: float, level: float) -> Callable[[np.ndarray], np.ndarray]:

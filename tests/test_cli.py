@@ -51,6 +51,9 @@ def test_mesh_command_and_level_offsets(fitted, tmp_path):
         assert r.returncode == 0, r.stderr
         vols.append(trimesh.load(out, force="mesh").volume)
     assert vols[0] < vols[1] < vols[2]  # F < 0 inside: higher levels enclose more
+    r = surfrec("mesh", str(model), "-o", str(tmp_path / "none.ply"), "--resolution", "32", "--level", "50")
+    assert r.returncode == 2 and "never crosses" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "none.ply").exists()
 
 
 def test_residuals_and_eval_commands(fitted, tmp_path):

@@ -30,10 +30,15 @@ def test_mesh_is_in_input_coordinates_and_closed():
 
 
 def test_surface_reaching_the_box_is_capped():
-    mesh = extract_mesh(_result(3.0), resolution=32, device="cpu")  # F < 0 in the whole box
+    mesh = extract_mesh(_result(1.0), resolution=32, device="cpu")  # the sphere pokes out of the box
     assert mesh.is_watertight and len(mesh.faces) > 0
-    with pytest.raises(EmptyLevelSetError):
-        extract_mesh(_result(3.0), resolution=32, device="cpu", close_at_box=False)
+    assert not extract_mesh(_result(1.0), resolution=32, device="cpu", close_at_box=False).is_watertight
+
+
+@pytest.mark.parametrize("level", [-5.0, 5.0])
+def test_empty_level_set_is_an_error(level):
+    with pytest.raises(EmptyLevelSetError, match="never crosses"):
+        extract_mesh(_result(0.5), resolution=32, level=level, device="cpu")
 
 
 def test_model_file_round_trip_and_refusals(tmp_path):

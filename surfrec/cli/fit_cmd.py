@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hyperparameter preset (default: default, about a minute on 2 CPU cores)")
     p.add_argument("--iters", type=int, default=None, metavar="N", help="optimization steps (overrides the preset)")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
-                   help="stop optimizing after S seconds (whichever comes first with --iters)")
+                   help="stop optimizing after S seconds (whichever comes first with --iters; 0: no limit; "
+                        "default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
