@@ -38,7 +38,7 @@ from .losses import (
     surface_sample_loss,
 )
 from .model import ModelConfig, build_model
-from .normalize import Normalization
+from .normalize import UNIT_HALF_EXTENT, Normalization
 from .result import FitResult
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,12 @@ class FitConfig:
     """Record the history every this many steps."""
     max_seed_points: int = 500_000
     """Seeds and σ use a random subset of at most this many input points (huge scans)."""
+    outlier_percentile: float = 0.1
+    """Robust box: the [p, 100 − p] percentile box of the scan. When the exact box is more
+    than ``outlier_box_ratio`` times larger, the robust box is used and the few points
+    left outside the fitting box are ignored as far outliers (reported)."""
+    outlier_box_ratio: float = 1.5
+    """See ``outlier_percentile``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -225,6 +231,30 @@ def _prepare_points(points: Any, normals: np.ndarray | None) -> tuple[np.ndarray
         if normals.shape != pts.shape:
             raise InputError(source, f"normals shape {normals.shape} does not match points {pts.shape}")
     return pts, normals, source
+
+
+def _robust_normalization(
+    pts: np.ndarray, nrm: np.ndarray | None, cfg: FitConfig, source: str
+) -> tuple[Normalization, np.ndarray, np.ndarray | None]:
+    """The box transform, robust to a few far outliers (which are then dropped, and reported)."""
+    exact = Normalization.from_points(pts)
+    if cfg.outlier_percentile <= 0:
+        return exact, pts, nrm
+    robust = Normalization.from_points(pts, percentile=cfg.outlier_percentile)
+    if exact.scale <= cfg.outlier_box_ratio * robust.scale:
+        return exact, pts, nrm
+    # a margin of 10% of the robust box around it stays in; farther points are outliers
+    keep = (np.abs(robust.to_unit(pts)) <= min(cfg.box, 1.1 * UNIT_HALF_EXTENT)).all(axis=1)
+    kept = pts[keep]
+    norm = Normalization.from_points(kept)
+    log.warning("%s: %d far outliers (%.2f%% of the points) lie outside the robust box of the scan and are "
+                "ignored (the full box is %.1fx larger)", source, int((~keep).sum()), 100 * (~keep).mean(),
+                exact.scale / robust.scale)
+    from .io import MIN_POINTS
+
+    if len(kept) < MIN_POINTS:
+        raise InputError(source, "too few points remain after removing far outliers")
+    return norm, kept, (nrm[keep] if nrm is not None else None)
 
 
 def _lr_at(cfg: FitConfig, step: int, total: int) -> float:
@@ -337,9 +367,9 @@ def fit(
     fingerprint = _fingerprint(pts)
     if state and state["fingerprint"] != fingerprint:
         raise InputError(resume, f"checkpoint was made from another scan than {source}")
-    norm = Normalization.from_points(pts)
     if float(np.ptp(pts, axis=0).max()) == 0.0:
         raise InputError(source, "all points are identical")
+    norm, pts, nrm = _robust_normalization(pts, nrm, cfg, source)
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))

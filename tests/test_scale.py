@@ -34,3 +34,17 @@ def test_offset_and_scale_do_not_change_the_result(cloud, reference, offset, sca
     assert len(mesh.faces) == len(reference.faces)
     back = (np.asarray(mesh.vertices, dtype=np.float64) - offset) / scale
     assert np.abs(back - reference.vertices).max() < 1e-4
+
+
+def test_far_outliers_do_not_wreck_the_normalization(cloud, reference, caplog):
+    rng = np.random.default_rng(1)
+    outliers = rng.normal(size=(5, 3)) * 200.0  # a few stray points 200x farther than the object
+    dupes = np.repeat(cloud[:50], 4, axis=0)  # duplicated points
+    with caplog.at_level("WARNING", logger="surfrec.fitting"):
+        result = fit(np.concatenate([cloud, outliers, dupes]), **SMALL)
+    assert "5 far outliers" in caplog.text
+    # the box is the object's, not the outliers'
+    assert result.normalization.scale == pytest.approx(np.ptp(cloud, axis=0).max() / 1.6, rel=1e-6)
+    mesh = extract_mesh(result, resolution=40, device="cpu")
+    assert mesh.is_watertight
+    assert np.all(mesh.bounds[1] < 1.5) and np.all(mesh.bounds[0] > -1.5)
