@@ -133,3 +133,23 @@ def test_coarse_to_fine_weights():
     assert _level_weights(3, 0.0, 0.5) == [1.0, 0.0, 0.0]
     assert _level_weights(3, 0.125, 0.5) == [1.0, 0.5, 0.0]
     assert _level_weights(3, 0.6, 0.5) == [1.0, 1.0, 1.0]
+
+
+def test_two_stage_nearest_points_match_exact_search_near_the_data():
+    from scipy.spatial import cKDTree
+
+    from surfrec.fitting import COARSE_NN_ABOVE, _NearestPoints
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(COARSE_NN_ABOVE + 1000, 3)).astype(np.float32)
+    pts /= np.linalg.norm(pts, axis=1, keepdims=True)
+    nn = _NearestPoints(pts)
+    assert nn.coarse is not None
+    near_q = torch.from_numpy(pts[:500] * 1.001)
+    far_q = torch.from_numpy(rng.normal(size=(500, 3)).astype(np.float32) * 0.1)
+    exact = cKDTree(pts)
+    got = nn(near_q).numpy()
+    assert np.array_equal(got, pts[exact.query(near_q.numpy())[1]])
+    d_true = exact.query(far_q.numpy())[0]
+    d_got = np.linalg.norm(nn(far_q).numpy() - far_q.numpy(), axis=1)
+    assert np.all(d_got <= d_true * 1.05 + 1e-6)
