@@ -206,3 +206,26 @@ def test_info_summary_subsamples_large_clouds():
     stats = summarize(0.5 * grid, max_samples=1000)
     assert stats["spacing_samples"] == 1000 and stats["points"] == 64000
     assert stats["mean_spacing"] == pytest.approx(0.5)
+
+
+def test_every_malformed_file_of_the_io_corpus_on_the_command_line(tmp_path):
+    """The whole hostile-input corpus of tests/test_io.py (more than 30 files) through the CLI."""
+    from test_io import BAD_INPUTS
+
+    assert len(BAD_INPUTS) >= 30
+    procs = []
+    for case_id, name, make, expected in BAD_INPUTS:
+        folder = tmp_path / case_id
+        folder.mkdir()
+        path = folder / name
+        if make is not None:
+            make(path)
+        cmd = [sys.executable, "-m", "surfrec", "info", str(path)]
+        procs.append((case_id, name, expected, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                                text=True)))
+    for case_id, name, expected, proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (case_id, err)
+        assert "Traceback" not in err and out == "", (case_id, err)
+        line = err.strip()
+        assert len(line.splitlines()) == 1 and name in line and expected in line, (case_id, line)
