@@ -108,6 +108,9 @@ def run_activation_study(cases: Any = None, out: str | Path = "out/studies/activ
             res.model.to("cpu")
             rows.append({"case": case.name, "activation": label, "budget": f"{budget:.1f} s",
                          "steps": res.steps, "train_s": res.seconds, **q, **final})
+        # partial results survive an interrupted run
+        common.write_csv(rows, out / "activation.csv")
+        common.write_csv(stuck_rows, out / "stuck.csv")
     common.write_csv(rows, out / "activation.csv")
     common.write_csv(stuck_rows, out / "stuck.csv")
 

@@ -85,6 +85,7 @@ def run_seeds_study(cases: Any = None, out: str | Path = "out/studies/seeds", qu
             rows.append({"case": case.name, "seeds": f"{DEFAULT_LABEL} (random seed +{extra})", **q,
                          "train_buffer_usable": float(np.mean(res.history.get("converged", [np.nan]))),
                          "train_s": res.seconds})
+        common.write_csv(rows, out / "seeds.csv")  # partial results survive an interrupted run
     common.write_csv(rows, out / "seeds.csv")
 
     plt = common.plt()
