@@ -49,7 +49,7 @@ class FitConfig:
 
     model: ModelConfig = field(default_factory=lambda: ModelConfig(hidden_dim=64, n_hidden_layers=3))
     """Architecture of the implicit network."""
-    iterations: int = 3000
+    iterations: int = 6000
     """Optimization steps (the fit stops earlier when ``time_budget`` runs out)."""
     time_budget: float | None = 50.0
     """Wall-clock limit of the optimization in seconds (None or 0: no limit; with
@@ -182,7 +182,7 @@ class FitConfig:
 PRESETS: dict[str, FitConfig] = {
     # the field defaults of FitConfig are the default preset
     "default": FitConfig(),
-    "fast": FitConfig(iterations=700, time_budget=11.0),
+    "fast": FitConfig(iterations=1000, time_budget=9.0),
     # a 4x128 MLP with 2x larger batches: ~25 steps/s on 2 cores, a few minutes per scan
     "quality": FitConfig(
         model=ModelConfig(hidden_dim=128, n_hidden_layers=4),
