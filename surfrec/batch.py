@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import InputError
+from .resources import peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +114,6 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, *, ext: str = ".ply", save_
     return jobs
 
 
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return float(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def run_one(job: BatchJob, options: BatchOptions) -> dict:
     """Reconstruct one scan; never raises: failures become a record with status ``failed``."""
     import torch
@@ -155,7 +143,7 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
     except Exception as exc:  # noqa: BLE001 - one bad scan must not stop the batch
         rec["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     rec["seconds"] = time.perf_counter() - t0
-    rec["peak_mem_mb"] = _peak_rss_mb()
+    rec["peak_mem_mb"] = peak_rss_mb()
     return rec
 
 

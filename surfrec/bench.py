@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import InputError
+from .resources import peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +73,6 @@ def find_cases(folder: str | os.PathLike, names: Sequence[str] | None = None) ->
 
 
 # ----------------------------------------------------------------- worker (subprocess)
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return float(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _worker(spec: dict) -> dict:
     """Run one method on one scan and write its mesh. Executed in a child process."""
     from .io import load_points, save_mesh
@@ -99,7 +87,8 @@ def _worker(spec: dict) -> dict:
         from .result import extract_mesh
 
         preset = method.split("-", 1)[1] if "-" in method else opts.get("preset", "default")
-        result = fit(cloud, preset=preset, device=opts.get("device", "auto"), seed=opts.get("seed", 0))
+        extra_fit = {"iterations": opts["iterations"]} if opts.get("iterations") else {}
+        result = fit(cloud, preset=preset, device=opts.get("device", "auto"), seed=opts.get("seed", 0), **extra_fit)
         t_fit = time.perf_counter() - t0
         mesh = extract_mesh(result, resolution=opts.get("resolution", 256), device=opts.get("device", "auto"))
         extra = {"fit_seconds": t_fit, "steps": result.steps}
@@ -115,7 +104,7 @@ def _worker(spec: dict) -> dict:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     seconds = time.perf_counter() - t0
     save_mesh(mesh, out)
-    return {"seconds": seconds, "peak_mem_mb": _peak_rss_mb(), **extra}
+    return {"seconds": seconds, "peak_mem_mb": peak_rss_mb(), **extra}
 
 
 def _run_in_subprocess(spec: dict, timeout: float | None) -> dict:
@@ -161,7 +150,8 @@ def run_bench(
     samples : int
         Surface samples per side for the metrics.
     options : dict, optional
-        ``resolution``, ``device``, ``seed``, ``poisson_depth``.
+        ``resolution``, ``device``, ``seed``, ``poisson_depth``, ``iterations`` (surfrec steps,
+        overriding the preset's).
     timeout : float, optional
         Seconds allowed per (case, method).
     progress : callable, optional
@@ -172,8 +162,8 @@ def run_bench(
     list of dict
         One row per (case, method) with the keys of :data:`COLUMNS`.
     """
-    from .metrics import evaluate
     from .mesh import mesh_report
+    from .metrics import evaluate
 
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -337,7 +327,8 @@ def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     spec = json.loads(argv[0])
     res = _worker(spec)
-    print("SURFREC_BENCH " + json.dumps(res), flush=True)
+    sys.stdout.write("SURFREC_BENCH " + json.dumps(res) + "\n")  # the parent parses this line
+    sys.stdout.flush()
     return 0
 
 

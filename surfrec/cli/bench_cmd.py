@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution for surfrec")
     p.add_argument("--poisson-depth", type=int, default=9, help="octree depth for Poisson (default: 9)")
     p.add_argument("--seed", type=int, default=0, help="random seed for surfrec")
+    p.add_argument("--iters", type=int, default=None, help="surfrec optimization steps (default: the preset's)")
     p.add_argument("--force", action="store_true", help="re-run cases that already have results")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per case and method")
     p.add_argument("--device", default="auto", help="device for surfrec: auto, cpu, cuda")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = run_bench(args.folder, args.out, methods, cases=cases, force=args.force, samples=args.samples,
                          options={"resolution": args.resolution, "poisson_depth": args.poisson_depth,
-                                  "seed": args.seed, "device": args.device},
+                                  "seed": args.seed, "device": args.device, "iterations": args.iters},
                          timeout=args.timeout, progress=on_progress)
     finally:
         bar.close()
