@@ -8,7 +8,6 @@ from pathlib import Path
 from ..errors import InputError
 from .common import check_output_path, describe_mesh, timed
 
-
 METHODS = ("poisson", "ball-pivoting")
 
 

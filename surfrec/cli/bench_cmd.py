@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..bench import METHODS
 

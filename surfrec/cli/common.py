@@ -104,3 +104,24 @@ def describe_mesh(mesh) -> str:
     gtxt = f", genus {genus}" if genus is not None else ""
     return (f"{r.get('n_vertices', len(mesh.vertices))} vertices, {r.get('n_faces', len(mesh.faces))} faces, "
             f"{closed}, {comps} component{'s' if comps != 1 else ''}{gtxt}")
+
+
+def extract_with_progress(result, args: argparse.Namespace):
+    """Mesh a fitted result with the mesh options of ``args`` and a progress bar.
+
+    Returns
+    -------
+    (trimesh.Trimesh, float)
+        The mesh (scan coordinates) and the seconds it took.
+    """
+    from ..result import extract_mesh
+
+    bar = Progress(None, "mesh", args.quiet, unit="block")
+    with timed() as t:
+        try:
+            mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
+                                method=args.method, components=args.components, device=args.device,
+                                progress=lambda done, total: bar.update_to(done, total))
+        finally:
+            bar.close()
+    return mesh, t[0]

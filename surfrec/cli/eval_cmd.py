@@ -10,7 +10,6 @@ from ..errors import SurfrecError
 from .common import check_output_path
 
 
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

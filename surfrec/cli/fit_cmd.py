@@ -17,6 +17,7 @@ from .common import (
     add_mesh_arguments,
     check_output_path,
     describe_mesh,
+    extract_with_progress,
     timed,
 )
 from .render_cmd import png_path
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
     from ..render import render_png
-    from ..result import extract_mesh, save_model
+    from ..result import save_model
 
     out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
     check_output_path(out, inputs=(args.scan,))
@@ -135,14 +136,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     if args.save_model is not None:
         save_model(result, args.save_model)
-    mbar = Progress(None, "mesh", args.quiet, unit="block")
-    with timed() as t_mesh:
-        try:
-            mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
-                                method=args.method, components=args.components, device=args.device,
-                                progress=lambda done, total: mbar.update_to(done, total))
-        finally:
-            mbar.close()
+    mesh, t_mesh = extract_with_progress(result, args)
     save_mesh(mesh, out, protect=(args.scan,))
     spacing = summarize(cloud.points, max_samples=20_000)["mean_spacing"] or 0.0
     if spacing > 0 and len(mesh.faces):
@@ -153,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                         100 * far, OPEN_SCAN_RADIUS * spacing, OPEN_SCAN_RADIUS)
     if args.preview is not None:
         render_png(mesh, args.preview)
-    print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh[0]:.1f} s "
-          f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh[0]:.1f} s)"
+    print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
+          f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh:.1f} s)"
           + (f"; model {args.save_model}" if args.save_model else ""))
     return 0

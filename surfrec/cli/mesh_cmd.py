@@ -6,14 +6,12 @@ import argparse
 from pathlib import Path
 
 from .common import (
-    Progress,
     add_common_arguments,
     add_mesh_arguments,
     check_output_path,
     describe_mesh,
-    timed,
+    extract_with_progress,
 )
-
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,18 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import save_mesh
-    from ..result import extract_mesh, load_model
+    from ..result import load_model
 
     check_output_path(args.output, inputs=(args.model,))
     result = load_model(args.model)
-    bar = Progress(None, "mesh", args.quiet, unit="block")
-    with timed() as t:
-        try:
-            mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
-                                method=args.method, components=args.components, device=args.device,
-                                progress=lambda done, total: bar.update_to(done, total))
-        finally:
-            bar.close()
+    mesh, seconds = extract_with_progress(result, args)
     save_mesh(mesh, args.output, protect=(args.model,))
-    print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {t[0]:.1f} s")
+    print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {seconds:.1f} s")
     return 0

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 
-
 def _steps(text: str) -> list[int]:
     try:
         vals = [int(s) for s in text.split(",") if s.strip()]
