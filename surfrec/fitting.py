@@ -209,28 +209,16 @@ def get_config(preset: str | FitConfig | None = "default", **overrides: Any) -> 
 
 # ---------------------------------------------------------------------------- fitting
 def _prepare_points(points: Any, normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Accept a path, a PointCloud or an array; validate; return float64 arrays."""
-    from .io import MIN_POINTS, PointCloud, load_points
+    """Accept a path, a PointCloud or arrays; validate (as the file loader does); float64 arrays."""
+    from .io import PointCloud, load_points
 
-    source = "<array>"
-    if isinstance(points, (str, os.PathLike)):
-        pc = load_points(points)
-        return pc.points, (pc.normals if normals is None else normals), pc.source
-    if isinstance(points, PointCloud):
-        return points.points, (points.normals if normals is None else normals), points.source
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3:
-        raise InputError(source, f"expected points of shape (N, 3), got {pts.shape}")
-    if len(pts) < MIN_POINTS:
-        raise InputError(source, f"only {len(pts)} points; at least {MIN_POINTS} are needed")
-    bad = ~np.isfinite(pts).all(axis=1)
-    if bad.any():
-        raise InputError(source, f"{int(bad.sum())} points have NaN/inf coordinates")
-    if normals is not None:
-        normals = np.asarray(normals, dtype=np.float64)
-        if normals.shape != pts.shape:
-            raise InputError(source, f"normals shape {normals.shape} does not match points {pts.shape}")
-    return pts, normals, source
+    if not isinstance(points, (str, os.PathLike, PointCloud)):
+        pc = PointCloud.from_arrays(points, normals)
+        return pc.points, pc.normals, pc.source
+    pc = load_points(points) if not isinstance(points, PointCloud) else points
+    if normals is not None:  # given normals replace the file's
+        pc = PointCloud.from_arrays(pc.points, normals, source=pc.source)
+    return pc.points, pc.normals, pc.source
 
 
 def _robust_normalization(
