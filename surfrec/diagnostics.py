@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .levelset import draw_seeds, knn_sigma, project_to_level_set
+from .levelset import draw_seeds, project_to_level_set, seed_sigmas
 from .result import FitResult
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def residual_report(
     if not steps or min(steps) < 0:
         raise ValueError(f"steps must be non-negative step counts, got {list(steps)}")
     tree = cKDTree(unit)
-    sigma = np.clip(knn_sigma(unit, cfg.seed_k, tree=tree), 1e-5, None).astype(np.float32)
+    sigma = seed_sigmas(unit, cfg.seed_k, fixed=cfg.seed_sigma, tree=tree).astype(np.float32)
     gen = torch.Generator().manual_seed(seed)
     seeds = draw_seeds(torch.from_numpy(unit), torch.from_numpy(sigma), n_seeds,
                        uniform_fraction=cfg.uniform_fraction, bounds=(-cfg.box, cfg.box),

@@ -29,7 +29,7 @@ import torch
 
 from .device import resolve_device
 from .errors import FitDivergedError, FitInterrupted, InputError
-from .levelset import draw_seeds, knn_sigma, value_and_grad
+from .levelset import draw_seeds, seed_sigmas, value_and_grad
 from .losses import (
     distance_sample_loss,
     eikonal_loss,
@@ -87,6 +87,8 @@ class FitConfig:
     """Seeds around an input point have σ = distance to its ``seed_k``-th neighbour."""
     seed_sigma_scale: float = 1.0
     """Multiplier of the per-point σ."""
+    seed_sigma: float | None = None
+    """One fixed σ for every seed (normalized units) instead of the kNN σ (studies)."""
     uniform_fraction: float = 0.2
     """Share of fresh seeds drawn uniformly in the box (hunts stray surface)."""
     sample_tol: float = 1e-2
@@ -401,10 +403,7 @@ def fit(
     n = len(unit)
     seed_idx = rng.choice(n, size=min(n, cfg.max_seed_points), replace=False) if n > cfg.max_seed_points else None
     seed_np = unit if seed_idx is None else unit[seed_idx]
-    sigma_np = knn_sigma(seed_np, cfg.seed_k).astype(np.float32)
-    # guard: no zero σ (duplicates) and no huge σ (isolated outliers)
-    med = float(np.median(sigma_np)) if len(sigma_np) else 1e-3
-    sigma_np = np.clip(sigma_np, max(med * 0.1, 1e-5), med * 10.0)
+    sigma_np = seed_sigmas(seed_np, cfg.seed_k, fixed=cfg.seed_sigma).astype(np.float32)
 
     x_all = torch.from_numpy(unit).to(device)
     seed_pts = torch.from_numpy(seed_np).to(device)

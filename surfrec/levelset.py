@@ -81,6 +81,35 @@ def knn_sigma(points: np.ndarray, k: int = 10, tree=None) -> np.ndarray:
     return np.asarray(dist[:, -1], dtype=np.float64)
 
 
+def seed_sigmas(points: np.ndarray, k: int = 10, *, fixed: float | None = None, tree=None) -> np.ndarray:
+    """Per-point σ of the Gaussian seeds, as :func:`surfrec.fit` draws them.
+
+    The distance to the k-th neighbour (:func:`knn_sigma`) clipped to [0.1, 10] × its
+    median — duplicates get no zero σ, isolated outliers no huge one — or one fixed σ.
+
+    Parameters
+    ----------
+    points : (N, D) float
+    k : int
+        Neighbour rank.
+    fixed : float, optional
+        Use this σ for every point instead.
+    tree : scipy.spatial.cKDTree, optional
+
+    Returns
+    -------
+    (N,) float64
+    """
+    n = len(points)
+    if fixed is not None:
+        if fixed <= 0:
+            raise ValueError(f"a fixed seed sigma must be positive, got {fixed}")
+        return np.full(n, float(fixed))
+    s = knn_sigma(points, k, tree=tree)
+    med = float(np.median(s)) if n else 1e-3
+    return np.clip(s, max(med * 0.1, 1e-5), med * 10.0)
+
+
 def draw_seeds(
     points: torch.Tensor,
     sigma: torch.Tensor,

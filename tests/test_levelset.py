@@ -61,3 +61,17 @@ def test_draw_seeds_counts_and_spread():
     assert uni.abs().max() <= 1 and uni.std().item() > 0.4
     with pytest.raises(ValueError):
         draw_seeds(pts, sigma, 10, uniform_fraction=1.5)
+
+
+def test_seed_sigmas_clip_duplicates_and_outliers_or_use_a_fixed_value():
+    from surfrec.levelset import seed_sigmas
+
+    rng = np.random.default_rng(0)
+    pts = rng.random((500, 3))
+    pts = np.concatenate([pts, pts[:20], [[50.0, 50.0, 50.0]]])  # duplicates and one far outlier
+    s = seed_sigmas(pts, k=1)
+    med = np.median(knn_sigma(pts, k=1))
+    assert s.min() >= 0.1 * med - 1e-12 and s.max() <= 10 * med + 1e-12
+    assert np.all(seed_sigmas(pts, fixed=0.02) == 0.02)
+    with pytest.raises(ValueError):
+        seed_sigmas(pts, fixed=0.0)

@@ -220,26 +220,6 @@ def capture_models() -> Iterator[list]:
         fitting.build_model = orig
 
 
-@contextlib.contextmanager
-def fixed_seed_sigma(sigma: float) -> Iterator[None]:
-    """Make :func:`surfrec.fit` draw its Gaussian seeds with one fixed σ (normalized units).
-
-    FitConfig has no such field, so this replaces the ``knn_sigma`` that ``fit`` calls.
-    """
-    from .. import fitting
-
-    orig = fitting.knn_sigma
-
-    def const(points, k=10, tree=None):
-        return np.full(len(points), float(sigma), dtype=np.float64)
-
-    fitting.knn_sigma = const
-    try:
-        yield
-    finally:
-        fitting.knn_sigma = orig
-
-
 def score(result, case: Case, quick: bool = False, level: float | None = None,
           device: str = "cpu") -> dict:
     """Mesh a fitted model and score it against the case's ground truth.
@@ -283,14 +263,9 @@ def unit_points(result, case: Case) -> np.ndarray:
 def fit_like_seeds(unit: np.ndarray, n: int, *, k: int = 10, uniform_fraction: float = 0.2,
                    sigma: float | None = None, seed: int = 0, box: float = 1.0) -> torch.Tensor:
     """Seeds drawn as ``fit`` draws them (kNN σ clipped to [0.1, 10] × median, or a fixed σ)."""
-    from ..levelset import draw_seeds, knn_sigma
+    from ..levelset import draw_seeds, seed_sigmas
 
-    if sigma is None:
-        s = knn_sigma(unit, k)
-        med = float(np.median(s))
-        s = np.clip(s, max(med * 0.1, 1e-5), med * 10.0)
-    else:
-        s = np.full(len(unit), float(sigma))
+    s = seed_sigmas(unit, k, fixed=sigma)
     gen = torch.Generator().manual_seed(seed)
     return draw_seeds(torch.from_numpy(np.asarray(unit, np.float32)), torch.from_numpy(s.astype(np.float32)),
                       n, uniform_fraction=uniform_fraction, bounds=(-box, box), generator=gen)

@@ -160,6 +160,6 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
                          f"c from {min(levels):g} to {max(levels):g}); ‖∇F‖ on S_0 median "
                          f"{rs[0]['grad_norm_S0_median']:.2f}.")
         fr = [r for r in fit_rows if r["case"] == case.name]
-        lines.append(f"  Fitting at c: CD " + ", ".join(f"c={r['fitted_c']:g}: {r['cd']:.3g}" for r in fr) + ".")
+        lines.append("  Fitting at c: CD " + ", ".join(f"c={r['fitted_c']:g}: {r['cd']:.3g}" for r in fr) + ".")
     rep.add("\n".join(lines))
     return rep.write(out / "report.md")

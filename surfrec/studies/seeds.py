@@ -56,7 +56,6 @@ def run_seeds_study(cases: Any = None, out: str | Path = "out/studies/seeds", qu
     -------
     Path of ``report.md`` (beside it: ``seeds.csv``, ``seeds.png``).
     """
-    import contextlib
 
     out = common.prepare_out(out)
     cases = common.load_cases(cases, quick, seed=seed)
@@ -64,9 +63,8 @@ def run_seeds_study(cases: Any = None, out: str | Path = "out/studies/seeds", qu
     rows = []
     for case in cases:
         for label, over, sigma in seed_variants(quick):
-            ctx = common.fixed_seed_sigma(sigma) if sigma is not None else contextlib.nullcontext()
-            with ctx:
-                res = common.fit_case(case, quick, device, seed, cache=sigma is None, **over)
+            fixed = {"seed_sigma": sigma} if sigma is not None else {}
+            res = common.fit_case(case, quick, device, seed, **over, **fixed)
             q = common.score(res, case, quick, device=device)
             unit = common.unit_points(res, case)
             probe = common.fit_like_seeds(unit, n_probe, seed=seed + 3)
