@@ -12,6 +12,17 @@ from typing import Iterator
 from ..errors import InputError
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of mesh extraction (``fit`` and ``mesh``)."""
     g = parser.add_argument_group("mesh extraction")

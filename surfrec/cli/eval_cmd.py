@@ -7,17 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import SurfrecError
-from .common import check_output_path
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from .common import check_output_path, positive_int
 
 
 def _fractions(text: str) -> list[float]:
@@ -40,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scan", type=Path, default=None,
                    help="input scan, for the one-sided SRB distances scan->rec and rec->scan "
                         "(enough on its own for data without ground truth)")
-    p.add_argument("--samples", type=_positive_int, default=100_000, metavar="N",
+    p.add_argument("--samples", type=positive_int, default=100_000, metavar="N",
                    help="points sampled on each mesh surface (default: 100000)")
     p.add_argument("--thresholds", type=_fractions, default=None, metavar="F1,F2",
                    help="F-score thresholds as fractions of the ground truth's largest box "

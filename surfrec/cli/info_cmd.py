@@ -7,23 +7,14 @@ import json
 from pathlib import Path
 
 from ..checks import summarize
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from .common import positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``surfrec info``."""
     p.add_argument("scan", type=Path,
                    help="point cloud: PLY, XYZ/PTS/TXT/CSV, NPY/NPZ, PCD, or a mesh file")
-    p.add_argument("--sample-surface", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--sample-surface", type=positive_int, default=None, metavar="N",
                    help="for meshes: describe N points sampled on the surface, not the vertices")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the surface sampling and the spacing subsample (default: 0)")
