@@ -50,6 +50,9 @@ ProgressFn = Callable[[int, int], None]
 
 METHODS = ("auto", "dense", "narrowband")
 COMPONENTS = ("all", "largest", "near-data")
+#: ``components="near-data"`` keeps a component when at least this share of its vertices
+#: lies near the data (stray level-set pieces off the scan have ~0%, real parts > 90%).
+NEAR_FRACTION = 0.2
 
 #: ``method="auto"`` uses the narrow band above this resolution (at 128 it is already
 #: ~7x faster than dense on 2 cores: 1.9 s vs 13 s for a 4x256 MLP).
@@ -161,6 +164,7 @@ def extract_mesh_from_field(
     components: str = "all",
     data_points: np.ndarray | None = None,
     near_distance: float | None = None,
+    near_fraction: float = NEAR_FRACTION,
     band_factor: float = 2.0,
     progress: ProgressFn | None = None,
 ) -> trimesh.Trimesh:
@@ -190,12 +194,16 @@ def extract_mesh_from_field(
         ~2.3 GB for 262,144 points).
     components : {"all", "largest", "near-data"}
         Keep every connected component, only the largest (by face count), or those
-        with a vertex within ``near_distance`` of ``data_points``.
+        lying near ``data_points`` (see ``near_fraction``).
     data_points : (N, 3) float, optional
         Points in the coordinates of ``bounds``; required by ``components="near-data"``.
     near_distance : float, optional
-        For ``"near-data"``: the largest distance between a kept component and the
-        data. Default: ``max(2 cells, 1% of the box diagonal)``.
+        For ``"near-data"``: a vertex is "near the data" within this distance of a data
+        point. Default: ``max(2 cells, 1% of the box diagonal)``.
+    near_fraction : float
+        For ``"near-data"``: a component is kept when at least this share of its vertices
+        is near the data (0 keeps any component with one vertex near the data). A stray
+        piece of level set off the scan has almost none; a real part has most.
     band_factor : float
         Narrow band only: a coarse cell is refined when a corner has
         ``|F - level| <= band_factor * cell diagonal`` (or its corners change sign).
@@ -233,6 +241,8 @@ def extract_mesh_from_field(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     if not band_factor > 0:
         raise ValueError(f"band_factor must be positive, got {band_factor}")
+    if not 0.0 <= near_fraction <= 1.0:
+        raise ValueError(f"near_fraction must lie in [0, 1], got {near_fraction}")
     if components == "near-data":
         if data_points is None:
             raise InputError(None, 'components="near-data" needs data_points')
@@ -259,7 +269,7 @@ def extract_mesh_from_field(
     )
 
     vertices = grid.origin + grid.step * index_vertices
-    keep = _component_filter(vertices, faces, components, data_points, near_distance, grid)
+    keep = _component_filter(vertices, faces, components, data_points, near_distance, grid, near_fraction)
     if keep is not None:
         vertices, faces = _submesh(vertices, faces, keep)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
@@ -267,6 +277,11 @@ def extract_mesh_from_field(
         mesh.vertex_normals = _gradient_normals(mesh, gradient, max(1, int(chunk_size) // 4))
     log.debug("mesh extraction done in %.2f s", time.perf_counter() - t0)
     return mesh
+
+
+def grid_step(bounds: np.ndarray, resolution: int) -> float:
+    """Cell size of the extraction grid for ``bounds`` (2, 3) at ``resolution`` samples."""
+    return _Grid.from_bounds(_check_bounds(bounds), int(resolution)).step
 
 
 def mesh_report(mesh: trimesh.Trimesh) -> dict:
@@ -735,6 +750,7 @@ def _component_filter(
     data_points: np.ndarray | None,
     near_distance: float | None,
     grid: _Grid,
+    near_fraction: float = 0.0,
 ) -> np.ndarray | None:
     """Faces to keep, ``(F,) bool``, or ``None`` to keep all."""
     if components == "all":
@@ -753,9 +769,14 @@ def _component_filter(
         near_distance = max(2.0 * grid.step, 0.01 * diag)
     dist, _ = cKDTree(data_points).query(vertices, k=1, distance_upper_bound=near_distance, workers=-1)
     near_vertex = np.isfinite(dist)
-    near_component = np.zeros(n, bool)
-    face_near = near_vertex[faces].any(axis=1)
-    near_component[labels[face_near]] = True
+    # share of each component's vertices near the data (vertices labelled through their faces)
+    vlabel = np.full(len(vertices), -1, np.int64)
+    vlabel[faces.ravel()] = np.repeat(labels, 3)
+    used = vlabel >= 0
+    n_near = np.bincount(vlabel[used], weights=near_vertex[used].astype(float), minlength=n)
+    n_all = np.bincount(vlabel[used], minlength=n)
+    share = n_near / np.maximum(n_all, 1)
+    near_component = (n_near > 0) & (share >= near_fraction)
     keep = near_component[labels]
     if not keep.any():
         log.warning("no component lies within %.4g of the data: the mesh is empty", near_distance)

@@ -19,6 +19,7 @@ from .model import ImplicitMLP, build_model
 from .normalize import UNIT_HALF_EXTENT, Normalization
 
 if TYPE_CHECKING:
+    from .refine import RefineConfig
 
     from .fitting import FitConfig
 
@@ -93,11 +94,14 @@ def extract_mesh(
     *,
     padding: float = 0.05,
     method: str = "auto",
-    components: str = "all",
+    components: str = "near-data",
     device: str = "auto",
     normals_from_gradient: bool = True,
     progress: Callable[[int, int], None] | None = None,
     close_at_box: bool = True,
+    refine: bool = True,
+    refine_config: "RefineConfig | None" = None,
+    report: dict | None = None,
 ):
     """Marching cubes on a fitted model, returned in the scan's coordinates.
 
@@ -113,7 +117,8 @@ def extract_mesh(
     method : str
         ``dense``, ``narrowband`` or ``auto``.
     components : str
-        ``all``, ``largest`` or ``near-data``.
+        ``all``, ``largest`` or ``near-data`` (the default: drops stray pieces of level
+        set off the scan; ``all`` when the model holds no data points).
     device : str
         Where F is evaluated.
     normals_from_gradient : bool
@@ -123,6 +128,15 @@ def extract_mesh(
     close_at_box : bool
         Treat the faces of the extraction box as outside (F > c there), so that a level
         set reaching the box is capped and the mesh is always closed.
+    refine : bool
+        Move the vertices along their normals onto the local surface of the input points
+        (:mod:`surfrec.refine`): recovers detail the small network rounds off. Only at the
+        fitted level (an offset level set stays the level set of F); skipped automatically
+        on scans sparser than the grid, and when the model holds no data points.
+    refine_config : RefineConfig, optional
+        Settings of the refinement.
+    report : dict, optional
+        Filled with what happened: ``refine`` (the refinement's report, or None).
 
     Returns
     -------
@@ -142,16 +156,45 @@ def extract_mesh(
     if close_at_box:
         _check_crossing(field, half, lvl)
         field = _capped(field, half, lvl)
+    data = result.data_points
+    if components == "near-data" and data is None:
+        components = "all"
     mesh = extract_mesh_from_field(
         field, bounds, resolution=resolution, level=lvl, method=method,
         gradient=result.gradient(dev) if normals_from_gradient else None,
-        components=components, data_points=result.data_points, progress=progress,
+        components=components, data_points=data, progress=progress,
     )
+    info = None
+    if refine and len(mesh.vertices) and data is not None and lvl == result.config.level:
+        from .mesh import grid_step
+        from .refine import refine_vertices
+
+        normals = result.gradient(dev)(np.asarray(mesh.vertices, np.float32)).astype(np.float64)
+        verts, info = refine_vertices(mesh.vertices, normals, data, grid_step(bounds, resolution), refine_config)
+        if info["applied"]:
+            import trimesh
+
+            faces = mesh.faces
+            mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+            if normals_from_gradient:
+                mesh.vertex_normals = _unit(result.gradient(dev)(np.asarray(verts, np.float32)), mesh)
+    elif refine and lvl != result.config.level:
+        log.info("refinement skipped: level %g is not the fitted level %g", lvl, result.config.level)
+    if report is not None:
+        report["refine"] = info
     normals = mesh.vertex_normals.copy() if normals_from_gradient else None
     mesh.vertices = result.normalization.to_input(mesh.vertices)
     if normals is not None:
         mesh.vertex_normals = normals  # a similarity transform keeps directions
     return mesh
+
+
+def _unit(g: np.ndarray, mesh) -> np.ndarray:
+    """Unit vectors of g, (V, 3) float64; face-averaged normals where g vanishes."""
+    g = np.asarray(g, np.float64)
+    n = np.linalg.norm(g, axis=1, keepdims=True)
+    fallback = mesh.vertex_normals
+    return np.where(n > 0, g / np.maximum(n, 1e-30), fallback)
 
 
 #: Samples per axis of the coarse grid that checks that F crosses the level in the box.
