@@ -58,8 +58,10 @@ class BatchOptions:
     """Marching-cubes resolution."""
     level: float | None = None
     """Level c to extract (None: the fitted level)."""
-    components: str = "all"
+    components: str = "near-data"
     """Mesh components to keep."""
+    refine: bool = True
+    """Refine the meshes onto the input points (:mod:`surfrec.refine`)."""
     device: str = "cpu"
     """Device of each fit."""
     threads: int = 1
@@ -135,7 +137,8 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
         if job.model:
             save_model(result, job.model)
         mesh = extract_mesh(result, resolution=options.resolution, level=options.level,
-                            components=options.components, device=options.device)
+                            components=options.components, device=options.device,
+                            refine=options.refine)
         save_mesh(mesh, job.output, protect=(job.input,))
         rec.update(status="ok", steps=result.steps)
     except SurfrecError as exc:

@@ -29,7 +29,7 @@ from .resources import peak_rss_mb
 log = logging.getLogger(__name__)
 
 #: Methods understood by the bench (``surfrec-<preset>`` selects a preset).
-METHODS = ("surfrec", "surfrec-fast", "surfrec-quality", "poisson", "ball-pivoting")
+METHODS = ("surfrec", "surfrec-fast", "surfrec-quality", "surfrec-raw", "poisson", "ball-pivoting")
 _SCAN_EXTENSIONS = (".xyz", ".ply", ".pts", ".txt", ".npy", ".npz", ".pcd")
 #: Columns of results.csv, in order.
 COLUMNS = ("case", "method", "status", "seconds", "peak_mem_mb", "chamfer_l1", "chamfer_l2",
@@ -86,12 +86,18 @@ def _worker(spec: dict) -> dict:
         from .fitting import fit
         from .result import extract_mesh
 
-        preset = method.split("-", 1)[1] if "-" in method else opts.get("preset", "default")
+        # surfrec-raw: the default preset without the refinement onto the data (ablation)
+        raw = method == "surfrec-raw"
+        preset = "default" if raw else method.split("-", 1)[1] if "-" in method else opts.get("preset", "default")
         extra_fit = {"iterations": opts["iterations"]} if opts.get("iterations") else {}
         result = fit(cloud, preset=preset, device=opts.get("device", "auto"), seed=opts.get("seed", 0), **extra_fit)
         t_fit = time.perf_counter() - t0
-        mesh = extract_mesh(result, resolution=opts.get("resolution", 256), device=opts.get("device", "auto"))
-        extra = {"fit_seconds": t_fit, "steps": result.steps}
+        report: dict = {}
+        mesh = extract_mesh(result, resolution=opts.get("resolution", 256), device=opts.get("device", "auto"),
+                            refine=not raw, report=report)
+        info = report.get("refine")
+        extra = {"fit_seconds": t_fit, "steps": result.steps,
+                 "refine_k": info["neighbors"] if info and info["applied"] else 0}
     elif method == "poisson":
         from .baselines import poisson
 

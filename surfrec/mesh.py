@@ -194,7 +194,9 @@ def extract_mesh_from_field(
         ~2.3 GB for 262,144 points).
     components : {"all", "largest", "near-data"}
         Keep every connected component, only the largest (by face count), or those
-        lying near ``data_points`` (see ``near_fraction``).
+        lying near ``data_points`` (see ``near_fraction``; the component with the most
+        vertices near the data is always kept, and when no component comes near the
+        data at all, every one is kept, with a warning: the result is never emptied).
     data_points : (N, 3) float, optional
         Points in the coordinates of ``bounds``; required by ``components="near-data"``.
     near_distance : float, optional
@@ -273,7 +275,7 @@ def extract_mesh_from_field(
     if keep is not None:
         vertices, faces = _submesh(vertices, faces, keep)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    if gradient is not None:
+    if gradient is not None and len(mesh.vertices):
         mesh.vertex_normals = _gradient_normals(mesh, gradient, max(1, int(chunk_size) // 4))
     log.debug("mesh extraction done in %.2f s", time.perf_counter() - t0)
     return mesh
@@ -777,9 +779,13 @@ def _component_filter(
     n_all = np.bincount(vlabel[used], minlength=n)
     share = n_near / np.maximum(n_all, 1)
     near_component = (n_near > 0) & (share >= near_fraction)
+    if n_near.max() > 0:
+        near_component[int(np.argmax(n_near))] = True  # the best-supported piece always stays
     keep = near_component[labels]
     if not keep.any():
-        log.warning("no component lies within %.4g of the data: the mesh is empty", near_distance)
+        log.warning("no component comes within %.4g of the data: all %d are kept (the fit has not reached the "
+                    "data; more iterations may help)", near_distance, n)
+        return None
     log.info(
         "kept %d of %d components within %.4g of the data (%d of %d faces)",
         int(near_component.sum()),

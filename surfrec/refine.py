@@ -11,8 +11,10 @@ along its normal onto the surface the *data* describes near it:
    ``(u, w)``;
 2. a weighted least-squares quadric ``s ≈ a + b u + c w + d u² + e u w + f w²``
    (Gaussian weights in the tangential distance, then ``robust_iterations`` rounds of
-   reweighting by the residual, which rejects points of a nearby second sheet, e.g. the
-   far side of a thin part, and of the other face at a sharp edge);
+   reweighting by the residual); when the points carry normals (∇F of the fitted field
+   at the points, which orients the raw scan for free), neighbours whose normal turns
+   away from the vertex's by more than ``normal_agreement`` are left out: the far side
+   of a thin part, the other face at a sharp edge;
 3. the vertex moves by ``a`` along n (the fitted surface's height at the vertex); moves
    longer than ``max_shift`` cells are shortened to it.
 
@@ -50,8 +52,13 @@ class RefineConfig:
     iterations: int = 2
     """Rounds of fit-and-move (the second round corrects the tangential offset error of
     the first when a vertex was far from the data)."""
-    robust_iterations: int = 2
+    robust_iterations: int = 1
     """Reweighting rounds by the residual (0: plain weighted least squares)."""
+    normal_agreement: float = 0.5
+    """Neighbours whose normal n_p has n_p·n_v below this cosine (60° by default) are
+    left out of a vertex's fit (only when the points have normals)."""
+    min_support: int = 6
+    """Vertices with fewer agreeing neighbours than this do not move."""
     max_shift: float = 4.0
     """Longest move per round, in grid cells of the extraction."""
     ridge: float = 1e-3
@@ -76,6 +83,8 @@ class RefineConfig:
             "robust_iterations": self.robust_iterations >= 0,
             "max_shift": self.max_shift > 0,
             "ridge": self.ridge >= 0,
+            "normal_agreement": -1 <= self.normal_agreement <= 1,
+            "min_support": self.min_support >= 1,
             "max_spacing": self.max_spacing > 0,
             "noise_samples": self.noise_samples >= 10,
             "chunk_size": self.chunk_size >= 1,
@@ -120,6 +129,10 @@ def local_heights(
     tree=None,
     exclude_self: bool = False,
     chunk_size: int = 8192,
+    point_normals: np.ndarray | None = None,
+    normal_agreement: float = 0.5,
+    min_support: int = 6,
+    indices: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Height of the data's local quadric above each centre, along its normal.
 
@@ -139,6 +152,13 @@ def local_heights(
         A tree over ``points`` (built when not given).
     exclude_self : bool
         Drop each centre's nearest neighbour (the centre itself when centres are points).
+    point_normals : (N, 3) float, optional
+        Oriented normals of the points; neighbours with ``n_p·n < normal_agreement``
+        (unit vectors) are left out, and centres with fewer than ``min_support`` others
+        get height 0.
+    indices : (M, k) int, optional
+        Precomputed neighbour indices into ``points`` (e.g. from an earlier round at
+        nearby positions); the tree is not queried then.
 
     Returns
     -------
@@ -162,20 +182,31 @@ def local_heights(
     nlen = np.linalg.norm(normals, axis=1)
     if (nlen == 0).any():
         raise ValueError("normals must be non-zero")
+    if point_normals is not None:
+        point_normals = _check("point_normals", point_normals)
+        if len(point_normals) != len(points):
+            raise ValueError(f"point_normals must match points: {len(point_normals)} vs {len(points)}")
+        plen = np.linalg.norm(point_normals, axis=1, keepdims=True)
+        pn_t = torch.from_numpy(np.where(plen > 0, point_normals / np.maximum(plen, 1e-30), 0.0).astype(np.float32))
     tree = tree if tree is not None else cKDTree(points)
     workers = max(1, torch.get_num_threads())
     pts_t = torch.from_numpy(points)
     heights = np.empty(len(centers))
     scales = np.empty(len(centers))
-    reg = torch.full((6,), float(ridge), dtype=torch.float64)
+    reg = torch.full((6,), float(ridge), dtype=torch.float32)
     reg[0] = 0.0
     for start in range(0, len(centers), chunk_size):
         sl = slice(start, start + chunk_size)
         c = torch.from_numpy(centers[sl])
         n = torch.from_numpy(normals[sl] / nlen[sl, None])
-        _, idx = tree.query(centers[sl], k=need, workers=workers)
-        idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
-        nb = pts_t[torch.from_numpy(idx)] - c[:, None, :]                  # (m, k, 3)
+        if indices is None:
+            _, idx = tree.query(centers[sl], k=need, workers=workers)
+            idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
+        else:
+            idx = np.asarray(indices[sl])
+        # offsets in float64 (coordinates may be large), the fit in float32
+        nb = (pts_t[torch.from_numpy(idx)] - c[:, None, :]).float()         # (m, k, 3)
+        n = n.float()
         t1, t2 = _frames(n)
         s = (nb * n[:, None]).sum(-1)                                       # (m, k) heights
         u = (nb * t1[:, None]).sum(-1)
@@ -186,18 +217,26 @@ def local_heights(
         un, wn = u / h, w / h
         design = torch.stack([torch.ones_like(un), un, wn, un * un, un * wn, wn * wn], dim=-1)  # (m, k, 6)
         base_w = torch.exp(-0.5 * r2 / h2)
+        support = None
+        if point_normals is not None:
+            agree = (pn_t[torch.from_numpy(idx)] * n[:, None]).sum(-1) >= normal_agreement
+            support = agree.sum(1)
+            base_w = base_w * torch.where(agree, 1.0, 1e-6)
         weight = base_w
         for it in range(robust_iterations + 1):
             dw = design * weight.unsqueeze(-1)
             lhs = dw.transpose(1, 2) @ design + torch.diag(reg) * weight.sum(1)[:, None, None]
-            rhs = (dw * s.unsqueeze(-1)).sum(1)
+            rhs = (dw.transpose(1, 2) @ s.unsqueeze(-1)).squeeze(-1)
             coef = torch.linalg.solve(lhs, rhs)
-            res = s - (design * coef[:, None, :]).sum(-1)
+            res = s - (design @ coef.unsqueeze(-1)).squeeze(-1)
             scale = 1.4826 * res.abs().median(dim=1, keepdim=True).values + 1e-6 * h
             if it < robust_iterations:
                 weight = base_w * torch.exp(-((res / (3.0 * scale)) ** 2))
-        heights[sl] = coef[:, 0].numpy()
-        scales[sl] = scale[:, 0].numpy()
+        a = coef[:, 0]
+        if support is not None:
+            a = torch.where(support >= min_support, a, torch.zeros_like(a))
+        heights[sl] = a.double().numpy()
+        scales[sl] = scale[:, 0].double().numpy()
     return heights, scales
 
 
@@ -284,6 +323,7 @@ def refine_vertices(
     cell: float,
     config: RefineConfig | None = None,
     refine_plan: RefinePlan | None = None,
+    point_normals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Move mesh vertices along their normals onto the local surface of the input points.
 
@@ -299,6 +339,9 @@ def refine_vertices(
     config : RefineConfig, optional
     refine_plan : RefinePlan, optional
         A decision from :func:`plan` (computed when not given).
+    point_normals : (N, 3) float, optional
+        Oriented normals of the points (e.g. ∇F there), oriented like ``normals``:
+        neighbours facing another way are left out of each fit (thin parts, sharp edges).
 
     Returns
     -------
@@ -306,8 +349,9 @@ def refine_vertices(
         Refined positions (the input positions when the plan skips the refinement).
     report : dict
         ``applied``, ``reason``, ``neighbors``, ``noise``, ``spacing``, ``mean_shift`` and
-        ``max_shift`` (over all rounds, in the vertices' units), ``clipped`` (share of
-        moves shortened to ``max_shift``).
+        ``max_shift`` (over all rounds, in the vertices' units), ``mean_shift_cells``
+        (the mean in grid cells), ``clipped`` (share of vertices with a move shortened
+        to ``max_shift``).
     """
     from scipy.spatial import cKDTree
 
@@ -320,7 +364,7 @@ def refine_vertices(
     decision = refine_plan or plan(points, cell, cfg)
     report = {"applied": decision.apply, "reason": decision.reason, "neighbors": decision.neighbors,
               "noise": decision.noise, "spacing": decision.spacing, "mean_shift": 0.0, "max_shift": 0.0,
-              "clipped": 0.0}
+              "clipped": 0.0, "mean_shift_cells": 0.0}
     if not decision.apply or len(vertices) == 0:
         log.info("refinement %s", decision.reason)
         return vertices.copy(), report
@@ -336,14 +380,15 @@ def refine_vertices(
         a = np.zeros(len(vertices))
         a[movable], _ = local_heights(out[movable], unit[movable], points, decision.neighbors,
                                       robust_iterations=cfg.robust_iterations, ridge=cfg.ridge,
-                                      tree=tree, chunk_size=cfg.chunk_size)
+                                      tree=tree, chunk_size=cfg.chunk_size, point_normals=point_normals,
+                                      normal_agreement=cfg.normal_agreement, min_support=cfg.min_support)
         far = np.abs(a) > limit
         clipped |= far
         a = np.clip(a, -limit, limit)
         out += a[:, None] * unit
         total += a
     report.update(mean_shift=float(np.abs(total).mean()), max_shift=float(np.abs(total).max()),
-                  clipped=float(clipped.mean()))
+                  clipped=float(clipped.mean()), mean_shift_cells=float(np.abs(total).mean()) / cell)
     log.info("refined %d vertices onto the data: %s; mean move %.3g (%.2f cells), %.2f%% clipped",
              len(vertices), decision.reason, report["mean_shift"], report["mean_shift"] / cell,
              100 * report["clipped"])

@@ -134,7 +134,7 @@ def extract_mesh(
         fitted level (an offset level set stays the level set of F); skipped automatically
         on scans sparser than the grid, and when the model holds no data points.
     refine_config : RefineConfig, optional
-        Settings of the refinement.
+        Settings of the refinement (default: the fit's ``config.refine``).
     report : dict, optional
         Filled with what happened: ``refine`` (the refinement's report, or None).
 
@@ -169,8 +169,11 @@ def extract_mesh(
         from .mesh import grid_step
         from .refine import refine_vertices
 
-        normals = result.gradient(dev)(np.asarray(mesh.vertices, np.float32)).astype(np.float64)
-        verts, info = refine_vertices(mesh.vertices, normals, data, grid_step(bounds, resolution), refine_config)
+        grad = result.gradient(dev)
+        normals = grad(np.asarray(mesh.vertices, np.float32)).astype(np.float64)
+        rcfg = refine_config if refine_config is not None else getattr(result.config, "refine", None)
+        verts, info = refine_vertices(mesh.vertices, normals, data, grid_step(bounds, resolution), rcfg,
+                                      point_normals=grad(np.asarray(data, np.float32)))
         if info["applied"]:
             import trimesh
 
@@ -182,7 +185,7 @@ def extract_mesh(
         log.info("refinement skipped: level %g is not the fitted level %g", lvl, result.config.level)
     if report is not None:
         report["refine"] = info
-    normals = mesh.vertex_normals.copy() if normals_from_gradient else None
+    normals = mesh.vertex_normals.copy() if normals_from_gradient and len(mesh.vertices) else None
     mesh.vertices = result.normalization.to_input(mesh.vertices)
     if normals is not None:
         mesh.vertex_normals = normals  # a similarity transform keeps directions

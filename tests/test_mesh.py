@@ -262,12 +262,13 @@ def test_components_near_data():
     mesh = extract_mesh_from_field(two_spheres, BOX, 72, components="near-data", data_points=data)
     assert mesh_report(mesh)["n_components"] == 1
     assert np.abs(np.linalg.norm(mesh.vertices - (0.6, 0.1, 0), axis=1) - 0.2).max() < cell(72)
-    # Data far from both spheres with a small distance: nothing is kept.
+    # Data far from both spheres with a small distance: nothing qualifies, so nothing is
+    # dropped (a filter that empties the mesh would only hide a fit that went wrong)
     far = extract_mesh_from_field(
         two_spheres, BOX, 48, components="near-data", data_points=np.array([[0.0, 0.9, 0.9]]),
         near_distance=0.05,
     )
-    assert len(far.faces) == 0
+    assert mesh_report(far)["n_components"] == 2
 
 
 # --------------------------------------------------------------------------- normals
@@ -360,3 +361,27 @@ def test_gradient_calls_are_chunked():
     grad = Counting(sphere_grad())
     mesh = extract_mesh_from_field(sphere(), BOX, 48, gradient=grad, chunk_size=4000)
     assert grad.points == len(mesh.vertices) and grad.largest_call <= 1000
+
+
+def test_near_data_drops_a_stray_piece_that_only_touches_the_data():
+    # data on the big sphere and on one cap of the small one: with near_fraction 0 the
+    # small sphere stays (one vertex near is enough); with the default share it goes,
+    # and when no piece reaches the share the best-supported one is still kept
+    rng = np.random.default_rng(1)
+    d = rng.normal(size=(4000, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    big = (-0.4, 0.0, 0.0) + 0.45 * d
+    cap = (0.6, 0.1, 0.0) + 0.2 * d[d[:, 0] < -0.95]      # a few points on the small sphere's cap
+    data = np.vstack([big, cap])
+    both = extract_mesh_from_field(two_spheres, BOX, 72, components="near-data", data_points=data,
+                                   near_fraction=0.0)
+    assert mesh_report(both)["n_components"] == 2
+    one = extract_mesh_from_field(two_spheres, BOX, 72, components="near-data", data_points=data)
+    assert mesh_report(one)["n_components"] == 1
+    assert np.abs(np.linalg.norm(one.vertices - (-0.4, 0, 0), axis=1) - 0.45).max() < cell(72)
+    only_cap = extract_mesh_from_field(two_spheres, BOX, 72, components="near-data", data_points=cap,
+                                       near_fraction=0.99)
+    assert mesh_report(only_cap)["n_components"] == 1
+    assert np.abs(np.linalg.norm(only_cap.vertices - (0.6, 0.1, 0), axis=1) - 0.2).max() < cell(72)
+    with pytest.raises(ValueError, match="near_fraction"):
+        extract_mesh_from_field(two_spheres, BOX, 32, components="near-data", data_points=data, near_fraction=2)

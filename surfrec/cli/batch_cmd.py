@@ -25,7 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default: 256)")
     p.add_argument("--level", type=float, default=None, help="level c to extract")
-    p.add_argument("--components", choices=("all", "largest", "near-data"), default="all", help="pieces to keep")
+    p.add_argument("--components", choices=("all", "largest", "near-data"), default="near-data",
+                   help="pieces to keep (default: near-data)")
+    p.add_argument("--no-refine", dest="refine", action="store_false",
+                   help="no refinement of the meshes onto the input points")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                                    "seed": args.seed}.items() if v is not None}
     threads = args.threads or (1 if args.ray else default_threads(args.workers))
     opts = BatchOptions(preset=args.preset, overrides=overrides, resolution=args.resolution, level=args.level,
-                        components=args.components, device=device, threads=threads)
+                        components=args.components, device=device, threads=threads, refine=args.refine)
     bar = Progress(None, "batch", args.quiet, unit="scan")
 
     def on_progress(done: int, total: int, rec: dict | None) -> None:

@@ -33,8 +33,12 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
                         "where the scan's largest half side is 0.8; default: the fitted level)")
     g.add_argument("--padding", type=float, default=0.05, metavar="P",
                    help="margin around the scan's box, as a fraction of its largest side (default: 0.05)")
-    g.add_argument("--components", choices=("all", "largest", "near-data"), default="all",
-                   help="keep all pieces, the largest, or those with input points nearby (default: all)")
+    g.add_argument("--components", choices=("all", "largest", "near-data"), default="near-data",
+                   help="keep all pieces, the largest, or those lying on the input points (default: near-data, "
+                        "which drops stray pieces of level set off the scan)")
+    g.add_argument("--no-refine", dest="refine", action="store_false",
+                   help="do not move the mesh vertices onto the input points' local surface (the mesh is then "
+                        "exactly the level set of F; refinement is on by default at the fitted level)")
     g.add_argument("--method", choices=("auto", "dense", "narrowband"), default="auto",
                    help="dense grid or narrow band refined around the surface (default: auto)")
 
@@ -130,9 +134,18 @@ def extract_with_progress(result, args: argparse.Namespace):
     bar = Progress(None, "mesh", args.quiet, unit="block")
     with timed() as t:
         try:
+            report: dict = {}
             mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
                                 method=args.method, components=args.components, device=args.device,
-                                progress=lambda done, total: bar.update_to(done, total))
+                                progress=lambda done, total: bar.update_to(done, total),
+                                refine=getattr(args, "refine", True), report=report)
         finally:
             bar.close()
+    info = report.get("refine")
+    if info is not None and not args.quiet:
+        if info["applied"]:
+            print(f"surfrec: refined onto the data ({info['reason']}): mean move {info['mean_shift_cells']:.2f} "
+                  f"cells, {100 * info['clipped']:.2f}% of the vertices moved the maximum")
+        else:
+            print(f"surfrec: refinement {info['reason']}")
     return mesh, t[0]

@@ -66,7 +66,7 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
     for case in cases:
         res = common.fit_case(case, quick, device, seed)
         norm = res.normalization
-        m0 = extract_mesh(res, resolution=resolution, level=0.0, device=device)
+        m0 = extract_mesh(res, resolution=resolution, level=0.0, device=device, refine=False)
         v0, f0 = _unit_mesh(m0, norm)
         gt = None
         if case.gt is not None:
@@ -78,7 +78,7 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
         gn = g0.norm(dim=1).numpy()
         for c in levels:
             try:
-                mc = extract_mesh(res, resolution=resolution, level=c, device=device)
+                mc = extract_mesh(res, resolution=resolution, level=c, device=device, refine=False)
             except Exception as exc:  # noqa: BLE001 - an empty level set is a result here
                 log.info("level %g: %s", c, exc)
                 rows.append({"case": case.name, "c": c, "faces": 0})
@@ -105,8 +105,8 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
             qc = common.score(rc, case, quick, level=c, device=device)
             row = {"case": case.name, "fitted_c": c, "extracted": "S_c", **qc}
             try:
-                mc = extract_mesh(rc, resolution=resolution, level=c, device=device)
-                mz = extract_mesh(rc, resolution=resolution, level=0.0, device=device)
+                mc = extract_mesh(rc, resolution=resolution, level=c, device=device, refine=False)
+                mz = extract_mesh(rc, resolution=resolution, level=0.0, device=device, refine=False)
                 vz, fz = _unit_mesh(mz, rc.normalization)
                 vc, fc = _unit_mesh(mc, rc.normalization)
                 sz, _ = trimesh.sample.sample_surface(trimesh.Trimesh(vz, fz, process=False), n_samp, seed=seed)

@@ -1,0 +1,167 @@
+import numpy as np
+import pytest
+import torch
+
+from surfrec.fitting import get_config
+from surfrec.normalize import Normalization
+from surfrec.refine import RefineConfig, estimate_noise, local_heights, plan, refine_vertices
+from surfrec.result import FitResult, extract_mesh
+
+
+def sphere_points(n: int, r: float = 0.5, seed: int = 0) -> np.ndarray:
+    d = np.random.default_rng(seed).normal(size=(n, 3))
+    return r * d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def naive_height(center, normal, points, k):
+    """One plain weighted least-squares quadric, written out (robust_iterations=0)."""
+    d = np.linalg.norm(points - center, axis=1)
+    nb = points[np.argsort(d)[:k]] - center
+    n = normal / np.linalg.norm(normal)
+    helper = np.array([1.0, 0, 0]) if abs(n[0]) < 0.9 else np.array([0, 1.0, 0])
+    t1 = np.cross(n, helper)
+    t1 /= np.linalg.norm(t1)
+    t2 = np.cross(n, t1)
+    s, u, w = nb @ n, nb @ t1, nb @ t2
+    r2 = u * u + w * w
+    h2 = np.sort(r2)[(k - 1) // 2]  # the lower median (torch.median)
+    un, wn = u / np.sqrt(h2), w / np.sqrt(h2)
+    A = np.stack([np.ones(k), un, wn, un * un, un * wn, wn * wn], 1)
+    wt = np.exp(-0.5 * r2 / h2)
+    lhs = (A * wt[:, None]).T @ A + np.diag([0, 1, 1, 1, 1, 1]) * 1e-3 * wt.sum()
+    return np.linalg.solve(lhs, (A * wt[:, None]).T @ s)[0]
+
+
+def test_local_heights_match_naive_reference():
+    rng = np.random.default_rng(1)
+    pts = sphere_points(3000)
+    centers = sphere_points(40, r=0.51, seed=2)
+    normals = centers + rng.normal(scale=0.05, size=centers.shape)  # slightly wrong normals
+    got, _ = local_heights(centers, normals, pts, 16, robust_iterations=0, chunk_size=7)
+    want = [naive_height(c, n, pts, 16) for c, n in zip(centers, normals)]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)  # float32 fits
+
+
+def test_vertices_move_onto_a_curved_surface():
+    pts = sphere_points(20000)
+    verts = sphere_points(500, r=1.0, seed=3)
+    verts *= (0.5 + np.random.default_rng(4).uniform(-0.01, 0.01, size=(500, 1)))  # ±2 cells off
+    out, rep = refine_vertices(verts, verts, pts, cell=0.005)
+    assert rep["applied"] and rep["neighbors"] == 20 + int(rep["neighbors"] > 20)  # clean: k ≈ 20
+    before = np.abs(np.linalg.norm(verts, axis=1) - 0.5)
+    after = np.abs(np.linalg.norm(out, axis=1) - 0.5)
+    assert before.mean() > 4e-3 and after.max() < 2e-4
+
+
+def test_noise_is_estimated_and_averaged_out():
+    rng = np.random.default_rng(5)
+    clean = sphere_points(30000)
+    sigma = 0.004
+    noisy = clean + rng.normal(scale=sigma, size=clean.shape)
+    noise, spacing = estimate_noise(noisy)
+    assert 0.7 * sigma < noise < 1.4 * sigma
+    assert estimate_noise(clean)[0] < 0.05 * sigma
+    p = plan(noisy, cell=0.005)
+    assert p.apply and p.neighbors > 60  # k grows with the noise
+    verts = sphere_points(400, seed=6)
+    out, _ = refine_vertices(verts, verts, noisy, cell=0.005, refine_plan=p)
+    err = np.abs(np.linalg.norm(out, axis=1) - 0.5)
+    assert err.mean() < 0.3 * sigma  # far below the noise of the points themselves
+    small_k = plan(noisy, cell=0.005, config=RefineConfig(noise_neighbors=0.0))
+    out20, _ = refine_vertices(verts, verts, noisy, cell=0.005, refine_plan=small_k)
+    assert np.abs(np.linalg.norm(out20, axis=1) - 0.5).mean() > 1.5 * err.mean()
+
+
+def test_point_normals_keep_a_thin_sheet_apart():
+    # two parallel planes 1.5 spacings apart (a thin plate): a vertex near the top one must
+    # land on it, not on the mid-plane that a fit through both sheets gives
+    g = np.stack(np.meshgrid(np.arange(-15, 16), np.arange(-15, 16)), -1).reshape(-1, 2) * 0.01
+    top = np.column_stack([g, np.full(len(g), 0.015)])
+    bottom = np.column_stack([g + 0.005, np.zeros(len(g))])
+    pts = np.vstack([top, bottom])
+    v = np.array([[0.001, 0.002, 0.011]])
+    n = np.array([[0.0, 0.0, 1.0]])
+    pn = np.repeat([[0.0, 0, 1], [0.0, 0, -1]], len(g), axis=0)  # outward normals of the plate
+    oriented, _ = local_heights(v, n, pts, 24, point_normals=pn)
+    blind, _ = local_heights(v, n, pts, 24)
+    assert abs(v[0, 2] + oriented[0] - 0.015) < 1e-6
+    assert abs(v[0, 2] + blind[0] - 0.0075) < 2e-3  # the mid-plane
+    # a vertex with no agreeing neighbours stays where it is
+    lonely, _ = local_heights(v, -n * 0 + np.array([[1.0, 0, 0]]), pts, 24, point_normals=pn)
+    assert lonely[0] == 0.0
+
+
+def test_moves_are_clipped_to_max_shift():
+    pts = sphere_points(20000)
+    verts = sphere_points(50, r=0.6, seed=7)  # 0.1 off = 10 cells of 0.01
+    out, rep = refine_vertices(verts, verts, pts, cell=0.01, config=RefineConfig(max_shift=2, iterations=2))
+    moved = np.linalg.norm(out - verts, axis=1)
+    assert rep["applied"] and rep["clipped"] == 1.0
+    np.testing.assert_allclose(moved, 2 * 2 * 0.01, rtol=1e-9)
+
+
+def test_sparse_scans_and_tiny_scans_are_skipped():
+    pts = sphere_points(300)
+    p = plan(pts, cell=0.002)
+    assert not p.apply and "sparser" in p.reason
+    verts = sphere_points(10, r=0.52)
+    out, rep = refine_vertices(verts, verts, pts, cell=0.002)
+    assert not rep["applied"] and np.array_equal(out, verts)
+    assert not plan(sphere_points(50), cell=1.0).apply
+
+
+def test_bad_inputs_are_specific_errors():
+    pts = sphere_points(100)
+    with pytest.raises(ValueError, match=r"centers must have shape \(N, 3\)"):
+        local_heights(np.zeros((3, 2)), np.ones((3, 3)), pts, 10)
+    with pytest.raises(ValueError, match="at least 6"):
+        local_heights(pts[:2], pts[:2], pts, 5)
+    with pytest.raises(ValueError, match="NaN"):
+        local_heights(np.full((1, 3), np.nan), np.ones((1, 3)), pts, 10)
+    with pytest.raises(ValueError, match="match"):
+        refine_vertices(pts[:3], pts[:2], pts, 0.01)
+    with pytest.raises(ValueError, match="non-zero"):
+        local_heights(pts[:2], np.zeros((2, 3)), pts, 10)
+    with pytest.raises(ValueError, match="max_neighbors"):
+        RefineConfig(neighbors=30, max_neighbors=20)
+    with pytest.raises(ValueError, match="cell"):
+        plan(pts, cell=0.0)
+
+
+# ----------------------------------------------------------------- in extract_mesh
+class Sphere(torch.nn.Module):
+    def __init__(self, r: float) -> None:
+        super().__init__()
+        self.r = torch.nn.Parameter(torch.tensor(r))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.norm(dim=1) - self.r
+
+
+def _result(field_r: float, data_r: float, n: int = 20000, level: float = 0.0) -> FitResult:
+    cfg = get_config("fast", level=level)
+    return FitResult(model=Sphere(field_r), normalization=Normalization(center=np.array([3.0, 0, 0]), scale=2.0),
+                     config=cfg, history={}, seconds=0.0, steps=0,
+                     data_points=sphere_points(n, data_r).astype(np.float32))
+
+
+def test_extract_mesh_refines_onto_the_data():
+    result = _result(0.5, 0.52)  # the field is 0.02 (about 2 cells at 128) inside the data
+    report = {}
+    mesh = extract_mesh(result, resolution=128, device="cpu", report=report)
+    radii = np.linalg.norm(mesh.vertices - (3.0, 0, 0), axis=1) / 2.0
+    assert report["refine"]["applied"] and np.abs(radii - 0.52).max() < 1e-3
+    assert mesh.is_watertight
+    plain = extract_mesh(result, resolution=128, device="cpu", refine=False)
+    assert np.abs(np.linalg.norm(plain.vertices - (3.0, 0, 0), axis=1) / 2.0 - 0.5).max() < 2e-3
+    # vertex normals are ∇F at the moved vertices (radial here)
+    nrm = mesh.vertex_normals
+    radial = (mesh.vertices - (3.0, 0, 0)) / np.linalg.norm(mesh.vertices - (3.0, 0, 0), axis=1, keepdims=True)
+    assert (nrm * radial).sum(1).min() > 0.999
+
+
+def test_offset_levels_are_not_refined():
+    report = {}
+    mesh = extract_mesh(_result(0.5, 0.52), resolution=96, level=0.05, device="cpu", report=report)
+    assert report["refine"] is None
+    assert np.abs(np.linalg.norm(mesh.vertices - (3.0, 0, 0), axis=1) / 2.0 - 0.55).max() < 3e-3
