@@ -53,9 +53,9 @@ class FitConfig:
     refine: RefineConfig = field(default_factory=RefineConfig)
     """How :func:`surfrec.extract_mesh` refines the mesh onto the data (kept with the
     model, so a preset describes the whole pipeline)."""
-    iterations: int = 4000
+    iterations: int = 6000
     """Optimization steps (the fit stops earlier when ``time_budget`` runs out)."""
-    time_budget: float | None = 35.0
+    time_budget: float | None = 40.0
     """Wall-clock limit of the optimization in seconds (None or 0: no limit; with
     :func:`get_config` and ``fit(**overrides)``, where None means "not given", pass 0)."""
     lr: float = 5e-3
@@ -191,11 +191,12 @@ class FitConfig:
 #: ``iterations`` sets the schedule (reproducible on any machine); ``time_budget`` caps
 #: the wall clock on slow machines (the cosine schedule then follows the clock).
 PRESETS: dict[str, FitConfig] = {
-    # the field defaults of FitConfig are the default preset: 4000 steps (~30 s on two
-    # cores), then meshing and the refinement onto the data (2-6 s each)
+    # the field defaults of FitConfig are the default preset: 6000 steps (~35 s on two
+    # cores, capped at 40 s), then meshing and the refinement onto the data (2-6 s each)
     "default": FitConfig(),
-    # ~8 s of fitting; the refinement's neighbourhoods are capped at 64 points (noisy scans)
-    "fast": FitConfig(iterations=1000, time_budget=8.0, refine=RefineConfig(max_neighbors=64)),
+    # 1000 steps, ~6 s of fitting (+ ~2 s of set-up, ~1.2 s of it torch's lazy imports);
+    # the refinement's neighbourhoods are capped at 64 points (noisy scans)
+    "fast": FitConfig(iterations=1000, time_budget=6.5, refine=RefineConfig(max_neighbors=64)),
     # a 4x128 MLP with 2x larger batches: ~25 steps/s on 2 cores, a few minutes per scan
     "quality": FitConfig(
         model=ModelConfig(hidden_dim=128, n_hidden_layers=4),
@@ -327,7 +328,9 @@ class _NearestPoints:
 
     def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
         qn = q.detach().float().cpu().numpy()
-        workers = max(1, torch.get_num_threads())
+        # scipy starts and joins threads on every call: for a step's ~1k queries that costs
+        # more than the search (a third of a step with workers=2); one thread below 8k
+        workers = max(1, torch.get_num_threads()) if len(qn) >= PARALLEL_NN_QUERIES else 1
         if self.coarse is None:
             _, idx = self.tree.query(qn, k=1, eps=eps, workers=workers)
         else:
@@ -339,6 +342,8 @@ class _NearestPoints:
         return torch.from_numpy(self.points[idx]).to(q.device, q.dtype)
 
 
+#: Queries per call from which the KD-tree search uses several threads.
+PARALLEL_NN_QUERIES = 8192
 #: Clouds with more points get the two-stage nearest-neighbour search.
 COARSE_NN_ABOVE = 200_000
 #: Size of the coarse subset.

@@ -19,7 +19,7 @@ def test_bench_runs_scores_reports_and_resumes(tmp_path):
     sphere.export(cases / "broken.gt.ply")
     (cases / "broken.xyz").write_text("1 2 3\nnot numbers\n")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "surfrec", "bench", str(cases), "--methods", "surfrec-fast,poisson", "--out",
+    cmd = [sys.executable, "-m", "surfrec", "bench", str(cases), "--methods", "surfrec-fast,surfrec-raw,poisson", "--out",
            str(out), "--iters", "60", "--resolution", "48", "--poisson-depth", "6", "--samples", "5000", "-q"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stderr  # one case failed, the others ran
@@ -28,6 +28,7 @@ def test_bench_runs_scores_reports_and_resumes(tmp_path):
     assert float(rows["ball", "poisson"]["chamfer_l1"]) < 0.01
     assert float(rows["ball", "surfrec-fast"]["chamfer_l1"]) < 0.05
     assert float(rows["ball", "surfrec-fast"]["peak_mem_mb"]) > 50
+    assert rows["ball", "surfrec-raw"]["status"] == "ok"  # the default preset without the refinement
     assert rows["broken", "poisson"]["status"] == "failed" and "broken.xyz" in rows["broken", "poisson"]["error"]
     md = (out / "RESULTS.md").read_text()
     assert "| ball | surfrec-fast |" in md and "failed" in md

@@ -5,6 +5,7 @@ import torch
 from surfrec.errors import EmptyLevelSetError, InputError
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
+from surfrec.refine import RefineConfig
 from surfrec.result import FitResult, extract_mesh, load_model, save_model
 
 
@@ -53,7 +54,11 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     x = torch.rand(100, 3)
     assert torch.equal(back.model(x), res.model(x))
     assert back.config == res.config and np.allclose(back.normalization.center, res.normalization.center)
+    assert back.config.refine.max_neighbors == 64  # the fast preset's refinement settings travel along
     payload = torch.load(path, weights_only=True)
+    old = dict(payload, config={k: v for k, v in payload["config"].items() if k != "refine"})
+    torch.save(old, tmp_path / "old.pt")  # a file from before the refinement existed
+    assert load_model(tmp_path / "old.pt").config.refine == RefineConfig()
     payload["format_version"] = 999
     torch.save(payload, tmp_path / "future.pt")
     with pytest.raises(InputError, match="format 999"):
