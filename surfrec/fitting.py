@@ -194,9 +194,10 @@ PRESETS: dict[str, FitConfig] = {
     # the field defaults of FitConfig are the default preset: 6000 steps (~35 s on two
     # cores, capped at 40 s), then meshing and the refinement onto the data (2-6 s each)
     "default": FitConfig(),
-    # 1000 steps, ~6 s of fitting (+ ~2 s of set-up, ~1.2 s of it torch's lazy imports);
-    # the refinement's neighbourhoods are capped at 64 points (noisy scans)
-    "fast": FitConfig(iterations=1000, time_budget=6.5, refine=RefineConfig(max_neighbors=64)),
+    # 1200 steps, ~7 s of fitting (+ 0.5 s of set-up); the refinement's neighbourhoods
+    # are capped at 48 points (noisy scans: time). lr 1e-2 was tried here: one armadillo
+    # seed in three blew up (CD 3.6), see benchmarks/EXPERIMENTS.md round 5
+    "fast": FitConfig(iterations=1200, time_budget=7.5, refine=RefineConfig(max_neighbors=48)),
     # a 4x128 MLP with 2x larger batches: ~25 steps/s on 2 cores, a few minutes per scan
     "quality": FitConfig(
         model=ModelConfig(hidden_dim=128, n_hidden_layers=4),
@@ -275,6 +276,71 @@ def _level_weights(n_levels: int, progress: float, span: float) -> list[float]:
         start = (k - 1) * per
         out.append(float(min(1.0, max(0.0, (progress - start) / per))))
     return out
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), the update of ``torch.optim.Adam`` with its defaults (no
+    weight decay, no AMSGrad), written out.
+
+    Why not torch's: building the first ``torch.optim`` optimizer in a process imports
+    ``torch._dynamo``, 1.2 s of every fit's set-up on two cores (the ``fast`` preset's
+    whole budget is ~13 s). The result matches ``torch.optim.Adam`` to float32 rounding
+    (tests/test_fitting.py).
+
+    Parameters
+    ----------
+    groups : list of dict
+        Each with ``params`` (tensors) and any extra keys (kept, e.g. ``base_lr``).
+    lr : float
+        Default learning rate of groups without ``lr``.
+    betas, eps
+        As in ``torch.optim.Adam``.
+    """
+
+    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.param_groups = [dict(g, params=list(g["params"]), lr=g.get("lr", lr)) for g in groups]
+        self.betas, self.eps = betas, eps
+        # per parameter: [steps taken, first moment, second moment] (None until its first grad)
+        self.state: list[list[list | None]] = [[None] * len(g["params"]) for g in self.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        for g, states in zip(self.param_groups, self.state):
+            for i, p in enumerate(g["params"]):
+                if p.grad is None:
+                    continue
+                st = states[i]
+                if st is None:
+                    st = states[i] = [0, torch.zeros_like(p), torch.zeros_like(p)]
+                st[0] += 1
+                m, v = st[1], st[2]
+                m.lerp_(p.grad, 1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                step_size = g["lr"] / (1 - b1 ** st[0])
+                denom = (v.sqrt() / math.sqrt(1 - b2 ** st[0])).add_(self.eps)
+                p.addcdiv_(m, denom, value=-step_size)
+
+    def state_dict(self) -> dict:
+        """Learning rates, extra group keys and moments (tensors, ints, floats: weights_only-safe)."""
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        return {"param_groups": groups, "state": [[None if s is None else list(s) for s in st] for st in self.state]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for g, saved in zip(self.param_groups, state["param_groups"]):
+            g.update(saved)
+        self.state = [[None if s is None else [int(s[0]), s[1].clone(), s[2].clone()] for s in st]
+                      for st in state["state"]]
+
+    def add_param_group(self, group: dict) -> None:
+        self.param_groups.append(dict(group, params=list(group["params"]), lr=group.get("lr", self.param_groups[0]["lr"])))
+        self.state.append([None] * len(group["params"]))
 
 
 class _Optimizers:
@@ -432,7 +498,7 @@ def fit(
     model = build_model(cfg.model).to(device)
     groups = [{"params": model.mlp_parameters(), "base_lr": cfg.lr}]
     grid_group = {"params": model.grid_parameters(), "base_lr": cfg.grid_lr}
-    optimizers = [torch.optim.Adam(groups, lr=cfg.lr)]
+    optimizers = [Adam(groups, lr=cfg.lr)]
     if model.grid_parameters():
         if cfg.grid_optimizer == "sparse_adam":
             model.sparse_grid_grad = True

@@ -54,7 +54,7 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     x = torch.rand(100, 3)
     assert torch.equal(back.model(x), res.model(x))
     assert back.config == res.config and np.allclose(back.normalization.center, res.normalization.center)
-    assert back.config.refine.max_neighbors == 64  # the fast preset's refinement settings travel along
+    assert back.config.refine.max_neighbors == 48  # the fast preset's refinement settings travel along
     payload = torch.load(path, weights_only=True)
     old = dict(payload, config={k: v for k, v in payload["config"].items() if k != "refine"})
     torch.save(old, tmp_path / "old.pt")  # a file from before the refinement existed
