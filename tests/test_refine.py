@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-import torch
 
+from helpers import Sphere
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
 from surfrec.refine import RefineConfig, estimate_noise, local_heights, plan, refine_vertices
@@ -129,15 +129,6 @@ def test_bad_inputs_are_specific_errors():
 
 
 # ----------------------------------------------------------------- in extract_mesh
-class Sphere(torch.nn.Module):
-    def __init__(self, r: float) -> None:
-        super().__init__()
-        self.r = torch.nn.Parameter(torch.tensor(r))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.norm(dim=1) - self.r
-
-
 def _result(field_r: float, data_r: float, n: int = 20000, level: float = 0.0) -> FitResult:
     cfg = get_config("fast", level=level)
     return FitResult(model=Sphere(field_r), normalization=Normalization(center=np.array([3.0, 0, 0]), scale=2.0),

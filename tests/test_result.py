@@ -3,19 +3,11 @@ import pytest
 import torch
 
 from surfrec.errors import EmptyLevelSetError, InputError
+from helpers import Sphere
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
 from surfrec.refine import RefineConfig
 from surfrec.result import FitResult, extract_mesh, load_model, save_model
-
-
-class Sphere(torch.nn.Module):
-    def __init__(self, r: float) -> None:
-        super().__init__()
-        self.r = torch.nn.Parameter(torch.tensor(r))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.norm(dim=1) - self.r
 
 
 def _result(r: float) -> FitResult:
