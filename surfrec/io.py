@@ -491,6 +491,16 @@ def _load_pcd(p: Path, src: str) -> tuple[np.ndarray, np.ndarray | None, str]:
             raise InputError(src, "not a PCD file (no valid PCD header)")
         raise InputError(src, "cannot read the PCD file (garbled, truncated or unsupported)")
     normals = np.asarray(pcd.normals, dtype=np.float64) if pcd.has_normals() else None
+    # depth sensors write organized clouds with NaN where a pixel has no depth (PCL's
+    # "is_dense false"): those points are missing data, not a broken file
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        if not finite.any():
+            raise InputError(src, f"all {len(points)} points have NaN/inf coordinates")
+        log.warning("%s: dropped %d of %d points with NaN/inf coordinates (missing depth in a PCD cloud)",
+                    src, int((~finite).sum()), len(points))
+        points = points[finite]
+        normals = normals[finite] if normals is not None else None
     return points, normals, f"pcd {header.get('DATA', '?').strip()}"
 
 

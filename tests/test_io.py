@@ -581,7 +581,7 @@ BAD_INPUTS: list[tuple[str, str, Callable[[Path], None] | None, str]] = [
     ("pcd-empty", "empty.pcd", _write(""), "not a PCD file"),
     ("pcd-zero", "zero.pcd", lambda p: _pcd_text(p, 0, ""), "contains no points"),
     ("pcd-truncated", "trunc.pcd", lambda p: _pcd(p, "binary", truncate=200), "cannot read"),
-    ("pcd-nan", "nan.pcd", lambda p: _pcd_with_nan(p), "1 of 20 points have NaN/inf"),
+    ("pcd-all-nan", "nan.pcd", lambda p: _pcd_text(p, 12, "nan nan nan\n" * 12), "all 12 points have NaN/inf"),
     ("obj-empty", "empty.obj", _write(""), "contains no points"),
     ("obj-text", "text.obj", _write("hello world\n" * 20), "contains no points"),
     ("stl-garbage", "bad.stl", _write(RNG_BYTES[:500]), "garbled or not a valid STL file"),
@@ -650,3 +650,13 @@ def test_bad_sample_count(tmp_path, sphere, count):
     sphere.export(tmp_path / "s.obj")
     with pytest.raises(InputError, match="sample_surface"):
         load_points(tmp_path / "s.obj", sample_surface=count)
+
+
+def test_pcd_nan_points_are_dropped_with_a_warning(tmp_path, caplog):
+    # organized depth-sensor clouds mark missing pixels with NaN: not an error for PCD
+    path = tmp_path / "nan.pcd"
+    _pcd_with_nan(path)
+    with caplog.at_level("WARNING"):
+        pc = load_points(path)
+    assert pc.points.shape == (19, 3) and np.isfinite(pc.points).all()
+    assert "dropped 1 of 20 points" in caplog.text and "nan.pcd" in caplog.text
