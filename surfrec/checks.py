@@ -75,6 +75,37 @@ def unsupported_fraction(mesh, points: np.ndarray, radius: float, *, samples: in
     return float(np.mean(d > radius))
 
 
+def uncovered_fraction(mesh, points: np.ndarray, radius: float, *, samples: int = 200_000,
+                       max_points: int = 50_000, seed: int = 0) -> float:
+    """Share of the input points farther than ``radius`` from the mesh (the scan the surface misses).
+
+    Distances go to ``samples`` area-uniform surface samples (an upper bound on the
+    point-to-mesh distance, close to it when the samples are denser than ``radius``).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+    points : (N, 3) float
+        The scan, in the mesh's coordinates (a random subset of ``max_points`` is used).
+    radius : float
+
+    Returns
+    -------
+    float in [0, 1] (1 for a mesh without faces)
+    """
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(points, dtype=np.float64)
+    if len(mesh.faces) == 0:
+        return 1.0
+    if len(pts) > max_points:
+        pts = pts[np.random.default_rng(seed).choice(len(pts), max_points, replace=False)]
+    s, _ = trimesh.sample.sample_surface(mesh, samples, seed=seed)
+    d, _ = cKDTree(s).query(pts, k=1, workers=-1)
+    return float(np.mean(d > radius))
+
+
 #: The mean spacing is estimated on at most this many points (queried against all points).
 MAX_SPACING_SAMPLES = 100_000
 

@@ -23,3 +23,16 @@ def test_unsupported_fraction_is_high_for_open_scans():
     spacing = summarize(full)["mean_spacing"]
     assert unsupported_fraction(sphere, full, 5 * spacing) < 0.01
     assert 0.4 < unsupported_fraction(sphere, half, 5 * spacing) < 0.6
+
+
+def test_uncovered_fraction_counts_points_the_mesh_misses():
+    import trimesh
+
+    from surfrec.checks import uncovered_fraction
+
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    on = trimesh.sample.sample_surface(sphere, 3000, seed=0)[0]
+    off = on * 1.5  # 0.5 away from the sphere
+    assert uncovered_fraction(sphere, on, 0.05) == 0.0
+    assert abs(uncovered_fraction(sphere, np.vstack([on, off]), 0.05) - 0.5) < 1e-9
+    assert uncovered_fraction(trimesh.Trimesh(), on, 0.05) == 1.0

@@ -126,3 +126,16 @@ def test_mesh_refinement_is_reported_and_can_be_turned_off(fitted, tmp_path):
     tree = cKDTree(pts)
     # the refined vertices lie closer to the scan than the raw level set's (a 40-step fit)
     assert tree.query(a.vertices)[0].mean() < 0.7 * tree.query(b.vertices)[0].mean()
+
+
+def test_fit_warns_when_the_surface_misses_the_scan(tmp_path):
+    # two far-apart clusters fitted for 3 steps: the initial sphere reaches neither
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(600, 3))
+    d = 0.1 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    scan = tmp_path / "two.xyz"
+    np.savetxt(scan, np.vstack([d + (-1.0, 0, 0), d + (1.0, 0, 0)]))
+    r = surfrec("fit", str(scan), "-o", str(tmp_path / "two.ply"), "--iters", "3", "--resolution", "32",
+                "--threads", "1", "--device", "cpu", "-q", "--data-weight", "2")
+    assert r.returncode == 0, r.stderr
+    assert "of the input points are farther than" in r.stderr and "misses part of the scan" in r.stderr

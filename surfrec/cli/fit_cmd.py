@@ -29,6 +29,9 @@ log = logging.getLogger("surfrec.cli")
 OPEN_SCAN_RADIUS = 5.0
 #: Above this share of unsupported surface the scan is reported as open.
 OPEN_SCAN_FRACTION = 0.05
+#: Warn when more than this share of the input points lies farther than OPEN_SCAN_RADIUS
+#: spacings from the mesh (a surface that misses part of the scan).
+MISSED_SCAN_FRACTION = 0.05
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop optimizing after S seconds (whichever comes first with --iters; 0: no limit; "
                         "default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
+    p.add_argument("--data-weight", type=float, default=None, metavar="W",
+                   help="weight of |F - c| on the input points (default: the preset's, 1); higher values pull the "
+                        "surface onto the points harder (can help open, single-view scans; on closed scans 3 was "
+                        "worse, benchmarks/EXPERIMENTS.md)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
@@ -87,15 +94,17 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         out += ["--resolution", str(args.resolution)]
     if args.level is not None:
         out += ["--level", str(args.level)]
-    if args.components != "all":
+    if args.components != "near-data":
         out += ["--components", args.components]
+    if not args.refine:
+        out += ["--no-refine"]
     if args.save_model is not None:
         out += ["--save-model", str(args.save_model)]
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checks import cloud_shape, summarize, unsupported_fraction
+    from ..checks import cloud_shape, summarize, uncovered_fraction, unsupported_fraction
     from ..errors import FitInterrupted, InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
@@ -113,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if shape["planar"]:
         log.warning("%s: all points lie in one plane; the result is a thin closed slab around it", args.scan)
     cfg = get_config(args.preset, iterations=args.iters, time_budget=args.time_budget, lr=args.lr,
+                     data_weight=args.data_weight,
                      seed=args.seed, device=args.device, threads=args.threads)
     if not args.quiet:
         log.info("%s: %d points%s; preset %s, %d steps%s", args.scan, len(cloud.points),
@@ -145,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
             log.warning("%.0f%% of the surface is farther than %.3g (%g point spacings) from every input point: "
                         "the scan looks open (a single view, or holes); those parts are extrapolated",
                         100 * far, OPEN_SCAN_RADIUS * spacing, OPEN_SCAN_RADIUS)
+        missed = uncovered_fraction(mesh, cloud.points, OPEN_SCAN_RADIUS * spacing)
+        if missed > MISSED_SCAN_FRACTION:
+            log.warning("%.0f%% of the input points are farther than %.3g (%g point spacings) from the mesh: the "
+                        "surface misses part of the scan (open, single-view scans are the usual cause: a closed surface "
+                        "fits them poorly); more --iters or a higher --data-weight may help", 100 * missed, OPEN_SCAN_RADIUS * spacing, OPEN_SCAN_RADIUS)
     if args.preview is not None:
         render_png(mesh, args.preview)
     print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
