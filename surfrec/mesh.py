@@ -276,7 +276,7 @@ def extract_mesh_from_field(
         vertices, faces = _submesh(vertices, faces, keep)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     if gradient is not None and len(mesh.vertices):
-        mesh.vertex_normals = _gradient_normals(mesh, gradient, max(1, int(chunk_size) // 4))
+        mesh.vertex_normals = gradient_normals(mesh, gradient, max(1, int(chunk_size) // 4))
     log.debug("mesh extraction done in %.2f s", time.perf_counter() - t0)
     return mesh
 
@@ -797,7 +797,7 @@ def _component_filter(
     return keep
 
 
-def _gradient_normals(mesh: trimesh.Trimesh, gradient: GradFn, chunk_size: int) -> np.ndarray:
+def gradient_normals(mesh: trimesh.Trimesh, gradient: GradFn, chunk_size: int) -> np.ndarray:
     """Unit gradients of F at the vertices, ``(V, 3)`` float64 (face normals where zero)."""
     points = np.asarray(mesh.vertices, np.float32)
     normals = np.empty((len(points), 3), np.float64)

@@ -167,20 +167,10 @@ def extract_mesh(
     info = None
     if refine and len(mesh.vertices) and data is not None and lvl == result.config.level:
         from .mesh import grid_step
-        from .refine import refine_vertices
 
-        grad = result.gradient(dev)
-        normals = grad(np.asarray(mesh.vertices, np.float32)).astype(np.float64)
-        rcfg = refine_config if refine_config is not None else getattr(result.config, "refine", None)
-        verts, info = refine_vertices(mesh.vertices, normals, data, grid_step(bounds, resolution), rcfg,
-                                      point_normals=grad(np.asarray(data, np.float32)))
-        if info["applied"]:
-            import trimesh
-
-            faces = mesh.faces
-            mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
-            if normals_from_gradient:
-                mesh.vertex_normals = _unit(result.gradient(dev)(np.asarray(verts, np.float32)), mesh)
+        cfg = refine_config if refine_config is not None else result.config.refine
+        mesh, info = _refine_onto_data(mesh, result, dev, grid_step(bounds, resolution), cfg,
+                                       normals_ready=normals_from_gradient)
     elif refine and lvl != result.config.level:
         log.info("refinement skipped: level %g is not the fitted level %g", lvl, result.config.level)
     if report is not None:
@@ -192,12 +182,31 @@ def extract_mesh(
     return mesh
 
 
-def _unit(g: np.ndarray, mesh) -> np.ndarray:
-    """Unit vectors of g, (V, 3) float64; face-averaged normals where g vanishes."""
-    g = np.asarray(g, np.float64)
-    n = np.linalg.norm(g, axis=1, keepdims=True)
-    fallback = mesh.vertex_normals
-    return np.where(n > 0, g / np.maximum(n, 1e-30), fallback)
+def _refine_onto_data(mesh, result: FitResult, dev, cell: float, cfg: "RefineConfig", normals_ready: bool):
+    """The mesh (normalized coordinates) refined onto ``result.data_points``, and the report.
+
+    ``normals_ready``: the mesh's vertex normals already are the unit gradients of F (as
+    :func:`extract_mesh_from_field` sets them), so they are not computed again.
+    """
+    import trimesh
+
+    from .mesh import gradient_normals
+    from .refine import plan, refine_vertices
+
+    grad = result.gradient(dev)
+    data = result.data_points
+    decision = plan(data, cell, cfg)
+    normals = mesh.vertex_normals if normals_ready else gradient_normals(mesh, grad, FIELD_BATCH)
+    # ∇F at the data only when the refinement runs (it orients the points for the local fits)
+    point_normals = grad(np.asarray(data, np.float32)) if decision.apply else None
+    verts, info = refine_vertices(mesh.vertices, normals, data, cell, cfg, refine_plan=decision,
+                                  point_normals=point_normals)
+    if not info["applied"]:
+        return mesh, info
+    refined = trimesh.Trimesh(vertices=verts, faces=mesh.faces, process=False)
+    if normals_ready:
+        refined.vertex_normals = gradient_normals(refined, grad, FIELD_BATCH)
+    return refined, info
 
 
 #: Samples per axis of the coarse grid that checks that F crosses the level in the box.

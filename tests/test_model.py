@@ -98,3 +98,20 @@ def test_grid_init_keeps_the_sphere_and_sparse_gradients():
         ModelConfig(encoding="hash")
     with pytest.raises(ValueError, match="grid_min_res"):
         ModelConfig(encoding="grid", grid_min_res=64, grid_max_res=32)
+
+
+def test_float32_inference_softplus_matches_torch():
+    # inference in float32 clamps βz at -SOFTPLUS_FLOOR (faster exp); it must equal torch's softplus
+    from surfrec.model import ImplicitMLP, ModelConfig
+
+    m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2))
+    z = torch.linspace(-2.0, 2.0, 20001)
+    with torch.no_grad():
+        fast = m._act(z)
+    ref = torch.nn.functional.softplus(z, beta=m.config.softplus_beta, threshold=20.0)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-7)
+    x = torch.rand(500, 3) * 2 - 1
+    with torch.no_grad():
+        f_fast, _ = m.value_and_grad(x)
+    f_ref, _ = m.gradient(x)  # autograd path: torch's softplus
+    torch.testing.assert_close(f_fast, f_ref.detach(), rtol=1e-5, atol=1e-6)

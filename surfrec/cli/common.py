@@ -138,7 +138,7 @@ def extract_with_progress(result, args: argparse.Namespace):
             mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
                                 method=args.method, components=args.components, device=args.device,
                                 progress=lambda done, total: bar.update_to(done, total),
-                                refine=getattr(args, "refine", True), report=report)
+                                refine=args.refine, report=report)
         finally:
             bar.close()
     info = report.get("refine")
