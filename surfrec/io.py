@@ -288,6 +288,9 @@ def _split_columns(points_and_more: np.ndarray) -> tuple[np.ndarray, np.ndarray 
 
 
 # ---- text: XYZ / PTS / TXT / CSV -----------------------------------------------------
+# numpy's loadtxt parses; the sniffing around it (delimiter, PTS count line, 3 or 6
+# columns) and the diagnosis of a failure (which line, which token) are the error
+# contract of the hostile-input corpus (tests/test_io.py): loadtxt alone reports neither.
 
 
 def _data_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -386,6 +389,8 @@ def _diagnose_text(
 
 
 # ---- NPY / NPZ ------------------------------------------------------------------------
+# np.load reads; the signature and pickle checks give the corpus' one-line errors
+# (np.load's own are multi-line or name allow_pickle, which users do not set).
 
 
 def _table_from_array(arr: Any, src: str, what: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,10 +1,12 @@
 """A small reader of PCL's PCD point clouds (ascii, binary and binary_compressed).
 
 Why hand-written: open3d reads PCD but its wheel needs a system library (libusb) that pip
-cannot install, and PCD support must not depend on it. The maintained PCD wheel (pypcd4)
-pulls pydantic and a C LZF extension for what is ~100 lines of numpy here; its errors
-would need wrapping all the same. Measured on milk_carton.pcd (12,575 points,
-binary_compressed, rgba): see tests/test_io.py, which compares against open3d.
+cannot install, and PCD support must not depend on it. The maintained PCD wheel, pypcd4
+1.5, requires pydantic and python-neo-lzf (a C extension) for what is ~130 lines of numpy
+here, and its exceptions would need wrapping for the one-line error contract all the
+same. Measured on milk_carton.pcd (12,575 points, binary_compressed, rgba): the same
+points as open3d's reader (tests/test_io.py), read in 5 ms (open3d: 2 ms); a 50,000-point
+binary_compressed cloud with normals in 16 ms.
 
 Format (https://pointclouds.org/documentation/tutorials/pcd_file_format.html): a text
 header (VERSION, FIELDS, SIZE, TYPE, COUNT, WIDTH, HEIGHT, VIEWPOINT, POINTS, DATA), then
