@@ -2,8 +2,9 @@
 
 A ``sitecustomize.py`` on ``PYTHONPATH`` installs a meta-path finder that makes every
 import of open3d raise the ImportError its wheel raises without the system library; the
-CLI then runs in subprocesses: fit -> eval -> render -> info on a PCD must work, and the
-screened Poisson baseline must fail with one line naming the fix and exit code 2.
+CLI then runs in subprocesses: fit -> mesh -> residuals -> eval -> render, and info on a
+PCD must work, and the screened Poisson baseline must fail with one line naming the fix
+and exit code 2.
 """
 
 from __future__ import annotations
@@ -58,11 +59,18 @@ def test_the_blocker_blocks(env, tmp_path):
 
 
 def test_fit_eval_render_without_open3d(env, tmp_path):
-    mesh, png = tmp_path / "m.ply", tmp_path / "m.png"
+    mesh, png, model = tmp_path / "m.ply", tmp_path / "m.png", tmp_path / "m.pt"
     r = run(env, "fit", str(EXAMPLE), "-o", str(mesh), "--iters", "30", "--resolution", "32",
-            "--device", "cpu", "--threads", "1", "--quiet", cwd=tmp_path)
+            "--device", "cpu", "--threads", "1", "--quiet", "--save-model", str(model), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert mesh.stat().st_size > 0
+
+    r = run(env, "mesh", str(model), "-o", str(tmp_path / "m2.ply"), "--resolution", "32",
+            "--device", "cpu", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+    r = run(env, "residuals", str(model), "--seeds", "200", "--device", "cpu", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
 
     r = run(env, "eval", str(mesh), "--gt", str(EXAMPLE_GT), "--samples", "2000", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
