@@ -15,6 +15,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from ._open3d import import_open3d
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _point_cloud(
     orient_k: int,
 ) -> Any:
     """An Open3D point cloud with oriented normals, given or estimated."""
-    import open3d as o3d
+    o3d = import_open3d("the Poisson and ball-pivoting baselines")
 
     if normals_mode not in ("estimate", "given"):
         raise InputError(None, f"normals_mode must be 'estimate' or 'given', got {normals_mode!r}")
@@ -144,9 +145,8 @@ def poisson(
         Bad shapes, NaN/inf values, too few points, ``normals_mode="given"`` without
         normals, or parameters out of range.
     """
-    import open3d as o3d
-
     pts, nrm = _check_inputs(points, normals)
+    o3d = import_open3d("the Poisson baseline")
     if not 1 <= int(depth) <= 16:
         raise InputError(None, f"depth must be in 1..16, got {depth}")
     if not 0.0 <= float(density_quantile) < 1.0:
@@ -238,9 +238,8 @@ def ball_pivoting(
         Bad shapes, NaN/inf values, too few points, non-positive radii, or
         ``normals_mode="given"`` without normals.
     """
-    import open3d as o3d
-
     pts, nrm = _check_inputs(points, normals)
+    o3d = import_open3d("the ball-pivoting baseline")
     if normals_mode is None:
         normals_mode = "given" if nrm is not None else "estimate"
     t0 = time.perf_counter()

@@ -201,7 +201,7 @@ def load_points(
           holding only an integer (the PTS point count) is skipped.
         - ``.npy``: an (N, 3) or (N, 6) array. ``.npz``: arrays ``points`` and optional
           ``normals``, or a single (N, 3)/(N, 6) array.
-        - ``.pcd``: ascii, binary or binary_compressed, read with open3d.
+        - ``.pcd``: ascii, binary or binary_compressed (:mod:`surfrec.pcd`).
         - ``.obj .off .stl .glb``: meshes, read with trimesh.
     sample_surface : int, optional
         For meshes: return this many points sampled uniformly (by area) on the surface,
@@ -288,6 +288,9 @@ def _split_columns(points_and_more: np.ndarray) -> tuple[np.ndarray, np.ndarray 
 
 
 # ---- text: XYZ / PTS / TXT / CSV -----------------------------------------------------
+# numpy's loadtxt parses; the sniffing around it (delimiter, PTS count line, 3 or 6
+# columns) and the diagnosis of a failure (which line, which token) are the error
+# contract of the hostile-input corpus (tests/test_io.py): loadtxt alone reports neither.
 
 
 def _data_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -386,6 +389,8 @@ def _diagnose_text(
 
 
 # ---- NPY / NPZ ------------------------------------------------------------------------
+# np.load reads; the signature and pickle checks give the corpus' one-line errors
+# (np.load's own are multi-line or name allow_pickle, which users do not set).
 
 
 def _table_from_array(arr: Any, src: str, what: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -468,29 +473,27 @@ def _first_line(exc: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-# ---- PCD (open3d) ---------------------------------------------------------------------
+# ---- PCD (surfrec.pcd) ---------------------------------------------------------------
 
 
 def _load_pcd(p: Path, src: str) -> tuple[np.ndarray, np.ndarray | None, str]:
-    import open3d as o3d
+    from .pcd import PcdError, read_pcd  # no open3d: its wheel needs libusb (see pcd.py)
 
-    header = _pcd_header(p)
-    declared = header.get("POINTS")
-    if declared is not None and declared.strip() == "0":
-        raise InputError(src, "contains no points")
-    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
-        try:
-            pcd = o3d.io.read_point_cloud(
-                os.fspath(p), format="pcd", remove_nan_points=False, remove_infinite_points=False
-            )
-        except Exception as exc:  # open3d normally returns an empty cloud instead
-            raise InputError(src, f"cannot read the PCD file ({_first_line(exc)})") from None
-    points = np.asarray(pcd.points, dtype=np.float64)
+    try:
+        fields, kind = read_pcd(_read_bytes(p, src))
+    except PcdError as exc:
+        raise InputError(src, str(exc)) from None
+    except (ValueError, IndexError, TypeError) as exc:  # e.g. a non-integer POINTS count
+        raise InputError(src, f"cannot read the PCD file ({_first_line(exc)})") from None
+    missing = [c for c in "xyz" if c not in fields]
+    if missing:
+        raise InputError(src, f"PCD file has no {'/'.join(missing)} field")
+    points = np.column_stack([np.asarray(fields[c], dtype=np.float64) for c in "xyz"])
     if points.shape[0] == 0:
-        if "DATA" not in header:
-            raise InputError(src, "not a PCD file (no valid PCD header)")
-        raise InputError(src, "cannot read the PCD file (garbled, truncated or unsupported)")
-    normals = np.asarray(pcd.normals, dtype=np.float64) if pcd.has_normals() else None
+        raise InputError(src, "contains no points")
+    normals = None
+    if all(f"normal_{c}" in fields for c in "xyz"):
+        normals = np.column_stack([np.asarray(fields[f"normal_{c}"], dtype=np.float64) for c in "xyz"])
     # depth sensors write organized clouds with NaN where a pixel has no depth (PCL's
     # "is_dense false"): those points are missing data, not a broken file
     finite = np.isfinite(points).all(axis=1)
@@ -501,28 +504,7 @@ def _load_pcd(p: Path, src: str) -> tuple[np.ndarray, np.ndarray | None, str]:
                     src, int((~finite).sum()), len(points))
         points = points[finite]
         normals = normals[finite] if normals is not None else None
-    return points, normals, f"pcd {header.get('DATA', '?').strip()}"
-
-
-def _pcd_header(p: Path) -> dict[str, str]:
-    """The PCD header fields (key -> rest of line), read up to DATA; {} if not PCD-like."""
-    fields: dict[str, str] = {}
-    try:
-        with open(p, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return fields
-    for raw in head.split(b"\n")[:20]:
-        line = raw.decode("ascii", errors="replace").strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, rest = line.partition(" ")
-        if not key.isupper():
-            break
-        fields[key] = rest
-        if key == "DATA":
-            break
-    return fields
+    return points, normals, f"pcd {kind}"
 
 
 # ---- meshes through trimesh: OBJ / OFF / STL / GLB -------------------------------------
@@ -593,358 +575,113 @@ def _sample_mesh(
     return np.asarray(samples, dtype=np.float64), normals
 
 
-# ---- PLY --------------------------------------------------------------------------------
+# ---- PLY (plyfile) ---------------------------------------------------------------------
 
-_PLY_TYPES: dict[str, str] = {
-    "char": "i1", "int8": "i1",
-    "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4",
-    "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4",
-    "double": "f8", "float64": "f8",
-}  # fmt: skip
-
-_PLY_FORMATS = {"ascii": "", "binary_little_endian": "<", "binary_big_endian": ">"}
-
+_PLY_MAGIC = re.compile(rb"ply[ \t]*\r?\n")
 _END_HEADER = re.compile(rb"(?:^|\n)end_header[ \t]*(\r?\n|$)")
+_PLY_HEADER_LIMIT = 1 << 20  # bytes searched for end_header before handing over to plyfile
+#: faces are first read as fixed-length triangle lists: plyfile then memory-maps them
+#: (measured: 0.01 s for 330k faces instead of 0.7 s with its per-row list parser); a file
+#: with other polygons fails plyfile's list-length check and is read the general way
+_TRIANGLE_LISTS = {"face": {"vertex_indices": 3, "vertex_index": 3}}
+_PLY_BYTE_ORDER = {"<": "binary_little_endian", ">": "binary_big_endian", "=": "binary_little_endian"}
 
 
-@dataclass
-class _PlyProperty:
-    name: str
-    dtype: str  # numpy code without byte order: "f4", "i4", ...
-    count_dtype: str | None = None  # set for list properties: type of the length prefix
+def _read_plydata(p: Path, src: str) -> Any:
+    """The file parsed by plyfile; every failure is one InputError naming the file."""
+    import plyfile
 
-
-@dataclass
-class _PlyElement:
-    name: str
-    count: int
-    properties: list[_PlyProperty]
-
-    @property
-    def has_lists(self) -> bool:
-        return any(prop.count_dtype is not None for prop in self.properties)
-
-
-def _parse_ply_header(data: bytes, src: str) -> tuple[str, list[_PlyElement], int]:
-    """Parse a PLY header; returns (format, elements, offset of the first data byte)."""
-    if not re.match(rb"ply[ \t]*\r?\n", data[:8]):
-        raise InputError(src, "not a PLY file (it does not start with 'ply')")
-    match = _END_HEADER.search(data)
-    if match is None:
-        raise InputError(src, "PLY header has no 'end_header' line (truncated or garbled)")
-    header = data[: match.start()].decode("ascii", errors="replace")
-    fmt: str | None = None
-    elements: list[_PlyElement] = []
-    for raw in header.splitlines()[1:]:
-        parts = raw.split()
-        if not parts or parts[0] in ("comment", "obj_info"):
-            continue
-        key = parts[0]
-        if key == "format":
-            if len(parts) < 2 or parts[1] not in _PLY_FORMATS:
-                raise InputError(src, f"unknown PLY format line {_short(raw)}")
-            fmt = parts[1]
-        elif key == "element":
-            if len(parts) != 3 or not parts[2].isdigit():
-                raise InputError(src, f"bad PLY element line {_short(raw)}")
-            elements.append(_PlyElement(parts[1], int(parts[2]), []))
-        elif key == "property":
-            if not elements:
-                raise InputError(src, f"PLY property before any element: {_short(raw)}")
-            if len(parts) == 5 and parts[1] == "list":
-                if parts[2] not in _PLY_TYPES or parts[3] not in _PLY_TYPES:
-                    raise InputError(src, f"unknown type in PLY property {_short(raw)}")
-                prop = _PlyProperty(parts[4], _PLY_TYPES[parts[3]], _PLY_TYPES[parts[2]])
-            elif len(parts) == 3 and parts[1] in _PLY_TYPES:
-                prop = _PlyProperty(parts[2], _PLY_TYPES[parts[1]])
-            else:
-                raise InputError(src, f"bad PLY property line {_short(raw)}")
-            if any(q.name == prop.name for q in elements[-1].properties):
-                raise InputError(
-                    src, f"PLY element '{elements[-1].name}' repeats property '{prop.name}'"
-                )
-            elements[-1].properties.append(prop)
-        else:
-            raise InputError(src, f"unexpected PLY header line {_short(raw)}")
-    if fmt is None:
-        raise InputError(src, "PLY header has no 'format' line")
-    return fmt, elements, match.end()
-
-
-# Element data: property name -> (count,) array for scalars; for lists either a
-# (count, k) array (all lists of length k) or a list of 1-D arrays.
-_ElementData = dict[str, Any]
-
-
-def _read_ply_binary(
-    data: bytes, offset: int, elements: list[_PlyElement], endian: str, wanted: set[str], src: str
-) -> dict[str, _ElementData]:
-    out: dict[str, _ElementData] = {}
-    for el in elements:
-        if wanted <= out.keys():
-            break
-        if not el.has_lists:
-            dt = np.dtype([(q.name, endian + q.dtype) for q in el.properties])
-            need = dt.itemsize * el.count
-            have = len(data) - offset
-            if have < need:
-                raise InputError(
-                    src,
-                    f"truncated: the header declares {el.count} '{el.name}' elements "
-                    f"({need} bytes) but only {have} bytes of data remain",
-                )
-            arr = np.frombuffer(data, dtype=dt, count=el.count, offset=offset)
-            offset += need
-            values: _ElementData = {q.name: arr[q.name] for q in el.properties}
-        else:
-            values, offset = _read_ply_binary_lists(data, offset, el, endian, src)
-        out[el.name] = values
-    return out
-
-
-def _read_ply_binary_lists(
-    data: bytes, offset: int, el: _PlyElement, endian: str, src: str
-) -> tuple[_ElementData, int]:
-    """Read an element with list properties; fast when every list has the same length."""
-
-    def truncated() -> InputError:
-        return InputError(
-            src,
-            f"truncated: the data end inside the {el.count} '{el.name}' elements "
-            "that the header declares",
-        )
-
-    if el.count == 0:
-        return {q.name: np.zeros((0,)) for q in el.properties}, offset
-    # Guess the layout from the first row: lists of a fixed length.
-    fields: list[tuple[str, str] | tuple[str, str, tuple[int]]] = []
-    pos = offset
-    for q in el.properties:
-        if q.count_dtype is None:
-            fields.append((q.name, endian + q.dtype))
-            pos += np.dtype(q.dtype).itemsize
-        else:
-            cdt = np.dtype(endian + q.count_dtype)
-            if pos + cdt.itemsize > len(data):
-                raise truncated()
-            k = int(np.frombuffer(data, dtype=cdt, count=1, offset=pos)[0])
-            fields.append(("__len_" + q.name, cdt.str))
-            if k:
-                fields.append((q.name, endian + q.dtype, (k,)))
-            pos += cdt.itemsize + k * np.dtype(q.dtype).itemsize
-    dt = np.dtype(fields)  # type: ignore[arg-type]
-    need = dt.itemsize * el.count
-    if len(data) - offset >= need:
-        arr = np.frombuffer(data, dtype=dt, count=el.count, offset=offset)
-        names = arr.dtype.names or ()
-        lengths_ok = all(
-            (arr["__len_" + q.name] == (arr[q.name].shape[1] if q.name in names else 0)).all()
-            for q in el.properties
-            if q.count_dtype is not None
-        )
-        if lengths_ok:
-            values: _ElementData = {}
-            for q in el.properties:
-                if q.name in names:
-                    values[q.name] = arr[q.name]
-                else:  # empty lists
-                    values[q.name] = np.zeros((el.count, 0), dtype=q.dtype)
-            return values, offset + need
-
-    # General layout: walk the rows one by one (mixed polygon sizes).
-    columns: dict[str, list[Any]] = {q.name: [] for q in el.properties}
-    pos = offset
-    end = len(data)
-    for _ in range(el.count):
-        for q in el.properties:
-            if q.count_dtype is None:
-                size = np.dtype(q.dtype).itemsize
-                if pos + size > end:
-                    raise truncated()
-                columns[q.name].append(np.frombuffer(data, endian + q.dtype, 1, pos)[0])
-                pos += size
-            else:
-                csize = np.dtype(q.count_dtype).itemsize
-                if pos + csize > end:
-                    raise truncated()
-                k = int(np.frombuffer(data, endian + q.count_dtype, 1, pos)[0])
-                pos += csize
-                size = k * np.dtype(q.dtype).itemsize
-                if pos + size > end:
-                    raise truncated()
-                columns[q.name].append(np.frombuffer(data, endian + q.dtype, k, pos))
-                pos += size
-    values = {
-        q.name: (np.asarray(columns[q.name]) if q.count_dtype is None else columns[q.name])
-        for q in el.properties
-    }
-    return values, pos
-
-
-def _read_ply_ascii(
-    data: bytes, offset: int, elements: list[_PlyElement], wanted: set[str], src: str
-) -> dict[str, _ElementData]:
-    text = data[offset:].decode("ascii", errors="replace")
-    lines = [line for line in text.splitlines() if line.strip()]
-    out: dict[str, _ElementData] = {}
-    row = 0
-    for el in elements:
-        if wanted <= out.keys():
-            break
-        if len(lines) - row < el.count:
-            raise InputError(
-                src,
-                f"truncated: the header declares {el.count} '{el.name}' elements "
-                f"but only {len(lines) - row} data lines remain",
-            )
-        block = lines[row : row + el.count]
-        row += el.count
-        if not el.has_lists:
-            out[el.name] = _parse_ascii_scalars(block, el, src)
-        else:
-            out[el.name] = _parse_ascii_lists(block, el, src)
-    return out
-
-
-def _parse_ascii_scalars(block: list[str], el: _PlyElement, src: str) -> _ElementData:
-    n = len(el.properties)
     try:
-        table = np.loadtxt(block, dtype=np.float64, ndmin=2) if block else np.zeros((0, n))
-    except ValueError:
-        table = None
-    if table is None or table.shape[1] != n:
-        for i, line in enumerate(block, start=1):
-            toks = line.split()
-            if len(toks) != n:
-                raise InputError(
-                    src, f"'{el.name}' row {i} has {len(toks)} values, expected {n}"
-                ) from None
-            for tok in toks:
-                try:
-                    float(tok)
-                except ValueError:
-                    raise InputError(
-                        src, f"'{el.name}' row {i}: {_short(tok)} is not a number"
-                    ) from None
-        raise InputError(src, f"cannot parse the '{el.name}' data")
-    return {q.name: table[:, j] for j, q in enumerate(el.properties)}
-
-
-def _parse_ascii_lists(block: list[str], el: _PlyElement, src: str) -> _ElementData:
-    columns: dict[str, list[Any]] = {q.name: [] for q in el.properties}
-    for i, line in enumerate(block, start=1):
-        toks = line.split()
-        pos = 0
+        with open(p, "rb") as f:
+            head = f.read(_PLY_HEADER_LIMIT)
+    except OSError as exc:
+        raise InputError(src, f"cannot read the file ({exc.strerror or exc})") from None
+    # checked here, not left to plyfile: random bytes after 'ply' give a UnicodeDecodeError
+    if not head:
+        raise InputError(src, "is empty (0 bytes)")
+    if not _PLY_MAGIC.match(head):
+        raise InputError(src, "not a PLY file (it does not start with 'ply')")
+    if _END_HEADER.search(head) is None:
+        raise InputError(src, "PLY header has no 'end_header' line (truncated or garbled)")
+    try:
         try:
-            for q in el.properties:
-                if q.count_dtype is None:
-                    columns[q.name].append(float(toks[pos]))
-                    pos += 1
-                else:
-                    k = int(toks[pos])
-                    if k < 0 or pos + 1 + k > len(toks):
-                        raise IndexError
-                    items = [float(t) for t in toks[pos + 1 : pos + 1 + k]]
-                    columns[q.name].append(np.array(items))
-                    pos += 1 + k
-        except (ValueError, IndexError):
-            raise InputError(src, f"'{el.name}' row {i} is malformed: {_short(line)}") from None
-    return {
-        q.name: (np.asarray(columns[q.name]) if q.count_dtype is None else columns[q.name])
-        for q in el.properties
-    }
+            return plyfile.PlyData.read(os.fspath(p), known_list_len=_TRIANGLE_LISTS)
+        except plyfile.PlyElementParseError as exc:
+            if exc.message != "unexpected list length":
+                raise
+            return plyfile.PlyData.read(os.fspath(p))  # polygons of mixed sizes
+    except plyfile.PlyHeaderParseError as exc:
+        raise InputError(src, f"bad PLY header ({_first_line(exc)})") from None
+    except plyfile.PlyElementParseError as exc:
+        el = exc.element
+        if "end-of-file" in exc.message and el is not None:
+            raise InputError(src, f"truncated: the header declares {el.count} '{el.name}' "
+                                  f"elements but the data end at row {exc.row}") from None
+        where = f"'{el.name}' row {(exc.row or 0) + 1}" if el is not None else "data"
+        prop = f", property '{exc.prop.name}'" if exc.prop is not None else ""
+        raise InputError(src, f"PLY {where}{prop}: {exc.message}") from None
+    except Exception as exc:  # ValueError (duplicate names, bad counts), UnicodeDecodeError, ...
+        raise InputError(src, f"cannot read the PLY file ({_first_line(exc)})") from None
 
 
-def _ply_triangles(face: _ElementData, n_vertices: int, src: str) -> np.ndarray:
-    """Triangles (M, 3) int64 from a PLY face element (polygons are fan-triangulated)."""
-    name = next((k for k in ("vertex_indices", "vertex_index") if k in face), None)
-    if name is None:
-        raise InputError(src, "PLY 'face' element has no 'vertex_indices' list")
-    lists = face[name]
-    if isinstance(lists, np.ndarray) and lists.ndim == 2:
-        polys: list[np.ndarray] = [lists] if lists.shape[1] else []
-        sizes = [lists.shape[1]] if lists.shape[1] else []
+def _ply_triangles(lists: np.ndarray, n_vertices: int, src: str) -> np.ndarray:
+    """Triangles (M, 3) int64 from a PLY face list property (polygons are fan-triangulated)."""
+    if lists.dtype != object:  # (F, k): all faces have k corners
+        groups = [lists] if lists.ndim == 2 else []
     else:
         by_size: dict[int, list[np.ndarray]] = {}
         for poly in lists:
             by_size.setdefault(len(poly), []).append(poly)
-        sizes = sorted(by_size)
-        polys = [np.asarray(by_size[k]) for k in sizes]
-    tris = []
-    for k, group in zip(sizes, polys):
-        if k < 3:
-            continue  # points and edges have no area
-        group = group.astype(np.int64)
-        for j in range(1, k - 1):  # fan: (0, j, j+1)
-            tris.append(np.stack([group[:, 0], group[:, j], group[:, j + 1]], axis=1))
+        groups = [np.asarray(v) for _, v in sorted(by_size.items())]
+    tris = [np.stack([g[:, 0], g[:, j], g[:, j + 1]], axis=1).astype(np.int64)
+            for g in groups for j in range(1, g.shape[1] - 1)]  # fans; points/edges have no area
     if not tris:
         return np.zeros((0, 3), dtype=np.int64)
     triangles = np.concatenate(tris, axis=0)
     bad = (triangles < 0) | (triangles >= n_vertices)
     if bad.any():
         index = int(triangles[bad][0])
-        raise InputError(
-            src, f"a face refers to vertex {index} but there are {n_vertices} vertices"
-        )
+        raise InputError(src, f"a face refers to vertex {index} but there are {n_vertices} vertices")
     return triangles
 
 
 def _load_ply(
     p: Path, src: str, sample_surface: int | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    data = _read_bytes(p, src)
-    if not data:
-        raise InputError(src, "is empty (0 bytes)")
-    fmt, elements, offset = _parse_ply_header(data, src)
-    names = [el.name for el in elements]
+    ply = _read_plydata(p, src)
+    names = [el.name for el in ply.elements]
     if "vertex" not in names:
         raise InputError(src, "PLY file has no 'vertex' element")
-    vertex_el = elements[names.index("vertex")]
-    missing = [c for c in "xyz" if c not in {q.name for q in vertex_el.properties}]
+    vertex = ply["vertex"].data
+    props = vertex.dtype.names or ()
+    missing = [c for c in "xyz" if c not in props]
     if missing:
         raise InputError(src, f"PLY vertex element has no {'/'.join(missing)} property")
-    for q in vertex_el.properties:
-        if q.name in ("x", "y", "z") and q.count_dtype is not None:
-            raise InputError(src, f"PLY vertex property '{q.name}' is a list, not a number")
-    has_faces = any(el.name == "face" and el.count > 0 for el in elements)
-    if vertex_el.count == 0 and offset >= len(data):
-        raise InputError(src, "contains no points (a PLY header with no data)")
-    if offset >= len(data) and vertex_el.count > 0:
-        raise InputError(
-            src, f"truncated: the header declares {vertex_el.count} vertices but there is no data"
-        )
-
-    wanted = {"vertex", "face"} if (sample_surface is not None and has_faces) else {"vertex"}
-    if fmt == "ascii":
-        values = _read_ply_ascii(data, offset, elements, wanted, src)
-    else:
-        values = _read_ply_binary(data, offset, elements, _PLY_FORMATS[fmt], wanted, src)
-
-    vertex = values["vertex"]
+    for c in "xyz":
+        if vertex.dtype[c].kind == "O" or vertex.dtype[c].shape:
+            raise InputError(src, f"PLY vertex property '{c}' is a list, not a number")
     points = np.column_stack([np.asarray(vertex[c], dtype=np.float64) for c in "xyz"])
     normals = None
-    for nx, ny, nz in (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z")):
-        if nx in vertex and ny in vertex and nz in vertex:
-            normals = np.column_stack(
-                [np.asarray(vertex[c], dtype=np.float64) for c in (nx, ny, nz)]
-            )
+    for keys in (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z")):
+        if all(k in props for k in keys):
+            normals = np.column_stack([np.asarray(vertex[k], dtype=np.float64) for k in keys])
             break
-
-    n_faces = next((el.count for el in elements if el.name == "face"), 0)
+    n_faces = ply["face"].count if "face" in names else 0
+    fmt = "ascii" if ply.text else _PLY_BYTE_ORDER[ply.byte_order]
     description = f"ply {fmt}" + (f", mesh with {n_faces} faces" if n_faces else "")
     if sample_surface is None:
         return points, normals, description
-    if not has_faces:
+    if not n_faces:
         log.warning("%s: has no faces to sample; using its vertices as points", src)
         return points, normals, description
 
     import trimesh
 
-    triangles = _ply_triangles(values["face"], len(points), src)
+    face = ply["face"].data
+    key = next((k for k in ("vertex_indices", "vertex_index") if k in (face.dtype.names or ())), None)
+    if key is None:
+        raise InputError(src, "PLY 'face' element has no 'vertex_indices' list")
+    triangles = _ply_triangles(face[key], len(points), src)
     if len(triangles) == 0:
         raise InputError(src, "the PLY faces have no triangles or polygons to sample")
     mesh = trimesh.Trimesh(vertices=points, faces=triangles, process=False)
@@ -1046,8 +783,11 @@ def save_mesh(
         Vertices (V, 3) and faces (F, 3).
     path : str or os.PathLike
         Destination with one of :data:`SUPPORTED_MESH_EXTENSIONS`: ``.ply`` (binary little
-        endian, float64 vertices so that large input coordinates keep their precision),
-        ``.obj``, ``.stl`` (binary), ``.off``, ``.glb`` (the last four through trimesh).
+        endian, float64 vertices so that large input coordinates keep their precision,
+        plus every numeric per-vertex array of ``mesh.vertex_attributes`` as a vertex
+        property of its own dtype, e.g. ``quality``, which MeshLab shows as vertex
+        quality; (V, k) arrays become ``name_0 .. name_{k-1}``), ``.obj``, ``.stl``
+        (binary), ``.off``, ``.glb`` (the last four through trimesh).
     protect : iterable of paths
         Files that must not be overwritten (typically the input scan).
 
@@ -1071,10 +811,11 @@ def save_mesh(
     _check_writable(dest)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
+    attributes = _vertex_attributes(mesh, len(vertices)) if ext == ".ply" else None
     try:
         with atomic_path(dest) as tmp:
             if ext == ".ply":
-                _write_ply_binary(tmp, vertices, faces=faces)
+                _write_ply_binary(tmp, vertices, faces=faces, attributes=attributes)
             else:
                 with _quiet_logger("trimesh"):
                     mesh.export(os.fspath(tmp), file_type=ext.lstrip("."))
@@ -1156,34 +897,58 @@ def save_points(
     return dest
 
 
+def _vertex_attributes(mesh: Any, n: int) -> dict[str, np.ndarray]:
+    """Numeric per-vertex arrays of ``mesh.vertex_attributes`` as PLY columns (name -> (n,))."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in dict(getattr(mesh, "vertex_attributes", None) or {}).items():
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf" or arr.ndim not in (1, 2) or len(arr) != n:
+            log.warning("vertex attribute %r (dtype %s, shape %s) is not a numeric per-vertex "
+                        "array of length %d: not written", name, arr.dtype, arr.shape, n)
+            continue
+        arr = arr.astype(np.uint8) if arr.dtype.kind == "b" else arr
+        columns = {name: arr} if arr.ndim == 1 else {f"{name}_{j}": arr[:, j] for j in range(arr.shape[1])}
+        for key, col in columns.items():
+            if key in ("x", "y", "z", "nx", "ny", "nz") or not re.fullmatch(r"[A-Za-z_]\w*", key):
+                log.warning("vertex attribute %r: name not usable as a PLY property; not written", key)
+                continue
+            out[key] = col
+    return out
+
+
 def _write_ply_binary(
     path: Path,
     vertices: np.ndarray,
     *,
     normals: np.ndarray | None = None,
     faces: np.ndarray | None = None,
+    attributes: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Write binary little-endian PLY: float64 ``x y z [nx ny nz]``, triangles as int32."""
-    n = len(vertices)
-    fields = [("x", "<f8"), ("y", "<f8"), ("z", "<f8")]
+    """Binary little-endian PLY: float64 ``x y z [nx ny nz]``, extra vertex properties
+    (``attributes``, their own dtype), triangles as ``uchar int`` lists.
+
+    plyfile writes the header; the data are written with ``tobytes`` because plyfile's
+    list writer goes row by row (measured: 0.45 s instead of 0.01 s for 330k faces).
+    """
+    import plyfile
+
+    columns = {"x": vertices[:, 0], "y": vertices[:, 1], "z": vertices[:, 2]}
     if normals is not None:
-        fields += [("nx", "<f8"), ("ny", "<f8"), ("nz", "<f8")]
-    vert = np.empty(n, dtype=fields)
-    vert["x"], vert["y"], vert["z"] = vertices[:, 0], vertices[:, 1], vertices[:, 2]
-    if normals is not None:
-        vert["nx"], vert["ny"], vert["nz"] = normals[:, 0], normals[:, 1], normals[:, 2]
-    header = ["ply", "format binary_little_endian 1.0", "comment written by surfrec"]
-    header.append(f"element vertex {n}")
-    header += [f"property double {name}" for name, _ in fields]
+        columns.update(nx=normals[:, 0], ny=normals[:, 1], nz=normals[:, 2])
+    columns.update(attributes or {})
+    vert = np.empty(len(vertices), dtype=[(k, np.dtype(v.dtype).newbyteorder("<")) for k, v in columns.items()])
+    for k, v in columns.items():
+        vert[k] = v
+    elements = [plyfile.PlyElement.describe(vert, "vertex")]
     face_block = b""
     if faces is not None:
-        face = np.empty(len(faces), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
-        face["n"] = 3
-        face["idx"] = faces
-        header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
+        face = np.empty(len(faces), dtype=[("n", "u1"), ("vertex_indices", "<i4", (3,))])
+        face["n"], face["vertex_indices"] = 3, faces
+        layout = np.empty(len(faces), dtype=[("vertex_indices", "<i4", (3,))])  # header only
+        elements.append(plyfile.PlyElement.describe(layout, "face", len_types={"vertex_indices": "u1"}))
         face_block = face.tobytes()
-    header.append("end_header")
+    header = plyfile.PlyData(elements, byte_order="<", comments=["written by surfrec"]).header
     with open(path, "wb") as f:
-        f.write(("\n".join(header) + "\n").encode("ascii"))
+        f.write((header + "\n").encode("ascii"))
         f.write(vert.tobytes())
         f.write(face_block)

@@ -430,8 +430,10 @@ def open3d_offscreen_problem() -> str | None:
 
 def _render_open3d(obj, *, views: int, size: int, up: str) -> np.ndarray:
     """Open3D offscreen rendering (EGL/OSMesa), tiled like :func:`render`."""
+    from ._open3d import import_open3d
     from .errors import SurfrecError
 
+    import_open3d("the open3d render backend")  # one line naming the fix when it is missing
     problem = open3d_offscreen_problem()
     if problem is not None:
         raise SurfrecError(f"the open3d backend is not available on this machine ({problem}); "

@@ -10,6 +10,15 @@ from surfrec.baselines import ball_pivoting, mean_spacing, poisson
 from surfrec.errors import InputError
 from surfrec.metrics import evaluate
 
+from optional_deps import require_open3d
+
+
+@pytest.fixture(autouse=True)
+def _open3d():
+    """Every baseline runs Open3D: fail (not skip) when it cannot be imported, unless
+    SURFREC_ALLOW_NO_OPEN3D=1 (see tests/optional_deps.py)."""
+    require_open3d()
+
 
 @pytest.fixture(scope="module")
 def sphere_points() -> np.ndarray:

@@ -23,6 +23,9 @@ from surfrec.io import (
     save_mesh,
     save_points,
 )
+from surfrec.pcd import PcdError, lzf_decompress
+
+from optional_deps import require_open3d
 
 # Coordinates away from the origin, like a real scan: checks nothing gets normalized.
 OFFSET = np.array([12.0, -3.0, 40.0])
@@ -171,7 +174,7 @@ def test_ascii_ply_by_hand(tmp_path, cloud, with_normals):
 
 @pytest.mark.parametrize("ascii", [False, True], ids=["binary", "ascii"])
 def test_ply_written_by_open3d(tmp_path, cloud, ascii):
-    o3d = pytest.importorskip("open3d")
+    o3d = require_open3d()
     points, normals = cloud
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     pcd.normals = o3d.utility.Vector3dVector(normals)
@@ -186,7 +189,7 @@ def test_ply_written_by_open3d(tmp_path, cloud, ascii):
 @pytest.mark.parametrize("data", ["ascii", "binary", "binary_compressed"])
 @pytest.mark.parametrize("with_normals", [False, True], ids=["points", "normals"])
 def test_pcd_written_by_open3d(tmp_path, cloud, data, with_normals):
-    o3d = pytest.importorskip("open3d")
+    o3d = require_open3d()
     points, normals = cloud
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     if with_normals:
@@ -464,14 +467,22 @@ def _write(content: bytes | str) -> Callable[[Path], None]:
     return make
 
 
-def _pcd(path: Path, data: str = "ascii", n: int = 20, truncate: int | None = None) -> None:
-    import open3d as o3d
-
-    pts = np.arange(3 * n, dtype=np.float64).reshape(n, 3)
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
-    o3d.io.write_point_cloud(os.fspath(path), pcd, write_ascii=data == "ascii")
+def _pcd(path: Path, data: str = "binary", n: int = 20, truncate: int | None = None) -> None:
+    """A binary PCD of ``n`` float32 points, written by hand (no open3d needed)."""
+    pts = np.arange(3 * n, dtype="<f4").reshape(n, 3)
+    path.write_bytes(
+        "VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\n"
+        f"WIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA {data}\n".encode()
+        + pts.tobytes()
+    )
     if truncate is not None:
         path.write_bytes(path.read_bytes()[:truncate])
+
+
+def _pcd_compressed(path: Path, packed: int, raw: int, body: bytes) -> None:
+    header = ("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 20\n"
+              "HEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 20\nDATA binary_compressed\n")
+    path.write_bytes(header.encode() + np.array([packed, raw], "<u4").tobytes() + body)
 
 
 RNG_BYTES = np.random.default_rng(7).bytes(3000)
@@ -518,7 +529,7 @@ BAD_INPUTS: list[tuple[str, str, Callable[[Path], None] | None, str]] = [
         "count-too-large",
         "count.ply",
         _write(_good_binary_ply().replace(b"vertex 20", b"vertex 90")),
-        "header declares 90 'vertex' elements (1080 bytes) but only 240 bytes",
+        "truncated: the header declares 90 'vertex' elements but the data end at row 20",
     ),
     (
         "missing-z",
@@ -530,26 +541,26 @@ BAD_INPUTS: list[tuple[str, str, Callable[[Path], None] | None, str]] = [
         "bad-header-line",
         "badline.ply",
         _write(_good_binary_ply().replace(b"comment test", b"colour blue!")),
-        "unexpected PLY header line 'colour blue!'",
+        "bad PLY header (line 3: expected one of {element, comment, obj_info, end_header})",
     ),
     (
         "unknown-type",
         "type.ply",
         _write(_good_binary_ply().replace(b"float z", b"quad z")),
-        "bad PLY property line",
+        "bad PLY header (line 7: field type 'quad' not in",
     ),
     (
         "ascii-ply-text",
         "atext.ply",
         _write(_ply_header("ascii", 12, ["float x", "float y", "float z"]) + b"1 2 3\n" * 11
                + b"1 two 3\n"),
-        "'vertex' row 12: 'two' is not a number",
+        "PLY 'vertex' row 12, property 'y': malformed input",
     ),
     (
         "ascii-ply-truncated",
         "atrunc.ply",
         _write(_ply_header("ascii", 12, ["float x", "float y", "float z"]) + b"1 2 3\n" * 5),
-        "only 5 data lines remain",
+        "declares 12 'vertex' elements but the data end at row 5",
     ),
     (
         "ply-nan",
@@ -580,7 +591,14 @@ BAD_INPUTS: list[tuple[str, str, Callable[[Path], None] | None, str]] = [
     ("pcd-garbage", "bad.pcd", _write(RNG_BYTES), "not a PCD file"),
     ("pcd-empty", "empty.pcd", _write(""), "not a PCD file"),
     ("pcd-zero", "zero.pcd", lambda p: _pcd_text(p, 0, ""), "contains no points"),
-    ("pcd-truncated", "trunc.pcd", lambda p: _pcd(p, "binary", truncate=200), "cannot read"),
+    ("pcd-truncated", "trunc.pcd", lambda p: _pcd(p, "binary", truncate=200),
+     "truncated: 20 points need 240 bytes of data"),
+    ("pcd-lzf-sizes", "sizes.pcd", lambda p: _pcd_compressed(p, 500, 240, RNG_BYTES[:100]),
+     "truncated or garbled compressed data"),
+    ("pcd-lzf-garbled", "lzf.pcd", lambda p: _pcd_compressed(p, 100, 240, RNG_BYTES[:100]),
+     "garbled compressed data"),
+    ("pcd-no-z", "noz.pcd", _write("FIELDS x y\nSIZE 4 4\nTYPE F F\nCOUNT 1 1\nPOINTS 12\n"
+                                   "DATA ascii\n" + "1 2\n" * 12), "PCD file has no z field"),
     ("pcd-all-nan", "nan.pcd", lambda p: _pcd_text(p, 12, "nan nan nan\n" * 12), "all 12 points have NaN/inf"),
     ("obj-empty", "empty.obj", _write(""), "contains no points"),
     ("obj-text", "text.obj", _write("hello world\n" * 20), "contains no points"),
@@ -660,3 +678,61 @@ def test_pcd_nan_points_are_dropped_with_a_warning(tmp_path, caplog):
         pc = load_points(path)
     assert pc.points.shape == (19, 3) and np.isfinite(pc.points).all()
     assert "dropped 1 of 20 points" in caplog.text and "nan.pcd" in caplog.text
+
+
+def test_lzf_decompress_literals_and_overlapping_references():
+    # literal run "abc" (ctrl 2), then a back reference of length 7 at distance 3
+    # (ctrl = (7 - 2) << 5 | 0, offset byte 2): an overlapping copy repeating "abc"
+    data = bytes([2]) + b"abc" + bytes([(5 << 5) | 0, 2])
+    assert lzf_decompress(data, 10) == b"abcabcabca"
+    with pytest.raises(PcdError, match="out of range"):
+        lzf_decompress(bytes([0]) + b"a" + bytes([(1 << 5), 5]), 4)
+    with pytest.raises(PcdError, match="3 of 5 bytes"):
+        lzf_decompress(bytes([2]) + b"abc", 5)
+
+
+@pytest.mark.shared_data
+def test_milk_carton_pcd_matches_open3d():
+    """The real binary_compressed (LZF, rgba) scan: same points as open3d's reader."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "scans" / "milk_carton.pcd"
+    if not path.exists():
+        path = Path("/work/shared/data/scans/milk_carton.pcd")
+    if not path.exists():
+        pytest.skip("shared data not available")
+    o3d = require_open3d()
+    pc = load_points(path)
+    want = np.asarray(o3d.io.read_point_cloud(os.fspath(path)).points)
+    assert pc.format == "pcd binary_compressed" and len(pc) == len(want) == 12575
+    np.testing.assert_array_equal(pc.points, want)
+
+
+def test_save_mesh_writes_vertex_attributes(tmp_path, sphere):
+    """mesh.vertex_attributes (e.g. a float32 "quality") become PLY vertex properties that
+    plyfile, trimesh and open3d read back."""
+    import plyfile
+
+    quality = np.linspace(0.0, 1.0, len(sphere.vertices), dtype=np.float32)
+    sphere.vertex_attributes["quality"] = quality
+    sphere.vertex_attributes["label"] = (np.arange(len(sphere.vertices)) % 7).astype(np.int32)
+    sphere.vertex_attributes["rgb"] = np.ones((len(sphere.vertices), 3), dtype=np.uint8)
+    sphere.vertex_attributes["wrong_length"] = np.ones(5)
+    path = save_mesh(sphere, tmp_path / "q.ply")
+
+    ply = plyfile.PlyData.read(os.fspath(path))
+    vertex = ply["vertex"].data
+    assert vertex.dtype["quality"] == np.dtype("<f4") and vertex.dtype["label"] == np.dtype("<i4")
+    np.testing.assert_array_equal(vertex["quality"], quality)
+    np.testing.assert_array_equal(vertex["rgb_2"], 1)
+    assert "wrong_length" not in vertex.dtype.names
+    np.testing.assert_array_equal(np.column_stack([vertex[c] for c in "xyz"]), sphere.vertices)
+
+    back = trimesh.load(path, process=False)
+    np.testing.assert_array_equal(back.faces, sphere.faces)
+    # trimesh 5 keeps extra vertex properties in its raw PLY table
+    np.testing.assert_array_equal(back.metadata["_ply_raw"]["vertex"]["data"]["quality"], quality)
+    assert len(load_points(path)) == len(sphere.vertices)
+
+    o3d = require_open3d()
+    m = o3d.io.read_triangle_mesh(os.fspath(path))
+    np.testing.assert_allclose(np.asarray(m.vertices), sphere.vertices)
+    np.testing.assert_array_equal(np.asarray(m.triangles), sphere.faces)

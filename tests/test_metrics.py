@@ -9,7 +9,6 @@ import trimesh
 from surfrec.errors import InputError
 from surfrec.metrics import (
     _to_mesh,
-    closest_points_on_triangles,
     evaluate,
     format_report,
     threshold_key,
@@ -77,15 +76,26 @@ def bumpy_sphere(subdivisions: int = 2, seed: int = 0) -> trimesh.Trimesh:
 # ----------------------------------------------------------------------------- fast vs naive
 
 
-def test_closest_points_on_triangles_matches_naive():
+def test_point_to_triangle_soup_matches_naive():
+    """Random triangles of every shape and points in every Voronoi region (faces, edges,
+    corners), against the brute-force reference over all triangles."""
     rng = np.random.default_rng(1)
-    n = 2000
-    tri = rng.normal(size=(n, 3, 3))
-    p = rng.normal(size=(n, 3)) * 2.0  # points in every Voronoi region of the triangles
-    q = closest_points_on_triangles(p, tri[:, 0], tri[:, 1], tri[:, 2])
-    got = np.linalg.norm(p - q, axis=1)
-    want = np.array([naive_point_triangle_distance(p[i], tri[i : i + 1])[0] for i in range(n)])
+    tri = rng.normal(size=(200, 3, 3))
+    soup = trimesh.Trimesh(tri.reshape(-1, 3), np.arange(600).reshape(-1, 3), process=False)
+    p = rng.normal(size=(400, 3)) * 2.0
+    got, _ = _to_mesh(p, soup, origin=np.zeros(3))
+    want, _ = naive_to_mesh(p, soup)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_point_to_mesh_far_from_origin_keeps_precision():
+    mesh = bumpy_sphere(1, seed=5)
+    shift = np.array([1e6, -2e6, 5e5])
+    far = trimesh.Trimesh(mesh.vertices + shift, mesh.faces, process=False)
+    query = np.random.default_rng(4).normal(size=(50, 3))
+    want, _ = naive_to_mesh(query, mesh)
+    got, _ = _to_mesh(query + shift, far, origin=shift)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
 
 
 def test_point_to_mesh_distances_and_normals_match_naive():

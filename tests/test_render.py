@@ -105,7 +105,10 @@ def test_open3d_backend_fails_clearly_or_works(tmp_path):
         assert covered(read_png(out)) > 0.05
     else:
         assert r.returncode == 2, r.stderr
-        assert r.stderr.count("\n") == 1 and "open3d backend is not available" in r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+        # no EGL/OSMesa, or open3d itself missing (its wheel needs libusb): both say what to do
+        assert ("open3d backend is not available" in r.stderr
+                or "apt-get install -y libusb-1.0-0" in r.stderr), r.stderr
         assert not out.exists()
 
 

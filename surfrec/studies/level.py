@@ -30,14 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def point_mesh_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unsigned distance of each point to a triangle mesh (Open3D raycasting scene), (N,)."""
-    import open3d as o3d
+    """Unsigned distance of each point to a triangle mesh (point-cloud-utils, float64), (N,)."""
+    import point_cloud_utils as pcu
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
-                        o3d.core.Tensor(np.ascontiguousarray(faces, dtype=np.uint32)))
-    q = o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32))
-    return scene.compute_distance(q).numpy().astype(np.float64)
+    dist, _, _ = pcu.closest_points_on_mesh(np.ascontiguousarray(points, dtype=np.float64),
+                                            np.ascontiguousarray(vertices, dtype=np.float64),
+                                            np.ascontiguousarray(faces, dtype=np.int64))
+    return np.asarray(dist, dtype=np.float64)
 
 
 def _unit_mesh(mesh, norm):
