@@ -16,6 +16,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from .errors import InputError
+from .validation import POISSON, check_range
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,8 @@ def poisson(
     import open3d as o3d
 
     pts, nrm = _check_inputs(points, normals)
-    if not 1 <= int(depth) <= 16:
-        raise InputError(None, f"depth must be in 1..16, got {depth}")
-    if not 0.0 <= float(density_quantile) < 1.0:
-        raise InputError(None, f"density_quantile must be in [0, 1), got {density_quantile}")
+    check_range("depth", depth, POISSON["depth"])
+    check_range("density_quantile", density_quantile, POISSON["density_quantile"])
     t0 = time.perf_counter()
     pcd = _point_cloud(pts, nrm, normals_mode, n_neighbors, orient_k)
     t1 = time.perf_counter()
