@@ -79,7 +79,7 @@ class Range:
 
     def problem(self, value: Any) -> str:
         """``got VALUE, expected DESCRIPTION`` (the CLI prefixes the option, the library the name)."""
-        return f"got {format_value(value)}, expected {self.describe()}"
+        return f"got {format_value(value, self.integer)}, expected {self.describe()}"
 
     def check(self, name: str, value: Any) -> Any:
         """Return ``value`` when valid, else raise :class:`ParameterError` (a ValueError):
@@ -97,13 +97,14 @@ def _num(x: float | None) -> str:
     return f"{x:g}"
 
 
-def format_value(value: Any) -> str:
-    """How a bad value is shown: numbers as typed, anything else as its repr."""
+def format_value(value: Any, integer: bool = False) -> str:
+    """How a bad value is shown: ``-1``, ``0.2``, ``nan``; a float where an integer is
+    expected keeps its ``.0``; anything else as its repr."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return repr(value)
     if isinstance(value, numbers.Integral):
         return str(int(value))
-    return f"{float(value):g}"
+    return repr(float(value)) if integer else f"{float(value):g}"
 
 
 def check_range(name: str, value: Any, rng: Range) -> Any:
@@ -130,7 +131,7 @@ def check_each(name: str, values: Any, rng: Range, *, nonempty: bool = True) -> 
         raise ParameterError(name, f"got an empty list, expected one or more values, each {rng.describe()}")
     for v in items:
         if not rng.contains(v):
-            raise ParameterError(name, f"got {format_value(v)}, expected each to be {rng.describe()}")
+            raise ParameterError(name, f"got {format_value(v, rng.integer)}, expected each to be {rng.describe()}")
     return items
 
 

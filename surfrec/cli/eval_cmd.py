@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="F-score thresholds as fractions of the ground truth's largest box "
                         "side (default: 0.005,0.01)")
     p.add_argument("--seed", type=validate.number(SEED), default=0, help="sampling seed (default: 0)")
-    p.add_argument("--json", type=validate.out_path((".json",)), default=None, metavar="FILE",
+    p.add_argument("--json", type=Path, default=None,  # checked by run(), before any work metavar="FILE",
                    help="also write the full result (raw values, protocol) as JSON")
 
 
