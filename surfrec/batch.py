@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 
 from .errors import InputError
 from .resources import peak_rss_mb
-from .validation import BATCH, EXTRACT, check_fields
+from .validation import BATCH, EXTRACT, check_fields, check_range
 
 log = logging.getLogger(__name__)
 
