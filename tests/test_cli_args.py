@@ -63,6 +63,7 @@ def _baseline(method: str, *args: str) -> list[str]:
 ROWS: list[tuple] = [
     # ---- the dispatcher
     (["nope"], "invalid choice: 'nope'"),
+    ([], "the following arguments are required: COMMAND"),
     # ---- fit
     (_fit("--iters", "-1"), "--iters: got -1, expected an integer >= 0"),
     (_fit("--iters", "1.5"), "--iters: got '1.5', expected an integer >= 0"),
@@ -96,6 +97,7 @@ ROWS: list[tuple] = [
     (_fit("--preview", "view.jpg"), "--preview: view.jpg: the picture must be a .png file"),
     (_fit("--preview", "no_folder/v.png"), "--preview: no_folder/v.png: the folder"),
     (["fit"], "the following arguments are required: scan"),
+    (_fit("--bogus", "1"), "unrecognized arguments: --bogus 1"),
     # ---- mesh
     (_mesh("--resolution", "7"), "--resolution: got 7, expected an integer in 16..2048"),
     (_mesh("--padding", "0.13"), "--padding: got 0.13, expected a number in [0, 0.125]"),
@@ -193,7 +195,7 @@ FREE_OPTIONS = {"-h", "--help", "-v", "--verbose", "-q", "--quiet", "--version",
 
 
 def _row_id(row: tuple) -> str:
-    return " ".join(a if a != EXAMPLE else "SCAN" for a in row[0])
+    return " ".join(a if a != EXAMPLE else "SCAN" for a in row[0]) or "(no arguments)"
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +251,7 @@ def runs(tmp_path_factory) -> dict[int, tuple[int, str, str, float, bool, list[s
 def test_invalid_argument_is_one_line_exit_2_and_nothing_written(runs, index):
     argv, expected, *flags = ROWS[index]
     code, stdout, stderr, cpu, torch_used, files = runs[index]
-    command = argv[0] if argv[0] in COMMANDS else None
+    command = argv[0] if argv and argv[0] in COMMANDS else None
     lines = stderr.strip().splitlines()
     assert code == 2, (code, stderr)
     assert "Traceback" not in stderr and stdout == "", (stdout, stderr)
@@ -270,7 +272,7 @@ def test_every_command_and_every_option_with_a_value_has_a_row():
 
     tested = {a for row in ROWS for a in row[0] if a.startswith("-")}
     for command in COMMANDS:
-        assert any(row[0][0] == command for row in ROWS), command
+        assert any(row[0][:1] == [command] for row in ROWS), command
         parser = build_parser(only=command)
         sub = next(a for a in parser._actions if a.dest == "command").choices[command]
         for action in sub._actions:

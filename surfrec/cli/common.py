@@ -18,14 +18,12 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of mesh extraction (``fit`` and ``mesh``)."""
     g = parser.add_argument_group("mesh extraction")
     g.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=256, metavar="R",
-                   help=f"marching-cubes samples along the largest side of the box, {EXTRACT['resolution'].describe()} "
-                        "(default: 256)")
+                   help="marching-cubes samples along the largest side of the box (default: 256)")
     g.add_argument("--level", type=validate.number(EXTRACT["level"]), default=None, metavar="C",
                    help="extract the level set F = C (offset surfaces; F is in normalized units "
                         "where the scan's largest half side is 0.8; default: the fitted level)")
     g.add_argument("--padding", type=validate.number(EXTRACT["padding"]), default=0.05, metavar="P",
-                   help="margin around the scan's box, as a fraction of its largest side, "
-                        f"{EXTRACT['padding'].describe()} (default: 0.05)")
+                   help="margin around the scan's box, as a fraction of its largest side (default: 0.05)")
     g.add_argument("--components", choices=("all", "largest", "near-data"), default="near-data",
                    help="keep all pieces, the largest, or those lying on the input points (default: near-data, "
                         "which drops stray pieces of level set off the scan)")

@@ -64,8 +64,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="show debug log messages")
         mod = _load(name)
         mod.add_arguments(p)
+        _show_ranges(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _show_ranges(parser: argparse.ArgumentParser) -> None:
+    """Append the valid range of each numeric option to its help (from surfrec.validation)."""
+    for action in parser._actions:
+        rng = getattr(action.type, "valid_range", None)
+        if rng is not None and action.help:
+            each = "each " if getattr(action.type, "__name__", "") == "list" else ""
+            action.help += f"; {each}{rng.describe()}".replace("%", "%%")
 
 
 def _command_in(argv: list[str]) -> str | None:
@@ -82,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
     parser = build_parser(only=command) if command else build_parser(only="")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse reports these from the top parser ("surfrec: error: ..."): name the command
+        print(f"surfrec {args.command}: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return 2
     quiet = getattr(args, "quiet", False)
     # --quiet: errors only (warnings about the scan too; errors that stop a command are
     # printed by this function whatever the level)

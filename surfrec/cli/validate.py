@@ -38,6 +38,7 @@ def number(rng: Range) -> Callable[[str], int | float]:
         return value
 
     parse.__name__ = "integer" if rng.integer else "number"  # argparse names it in some errors
+    parse.valid_range = rng  # shown in --help by surfrec.cli.main.build_parser
     return parse
 
 
@@ -63,6 +64,7 @@ def number_list(rng: Range) -> Callable[[str], list]:
         return values
 
     parse.__name__ = "list"
+    parse.valid_range = rng
     return parse
 
 
