@@ -17,6 +17,7 @@ import numpy as np
 
 from ._open3d import import_open3d
 from .errors import InputError
+from .validation import POISSON, check_range
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,9 @@ def poisson(
         normals, or parameters out of range.
     """
     pts, nrm = _check_inputs(points, normals)
+    check_range("depth", depth, POISSON["depth"])
+    check_range("density_quantile", density_quantile, POISSON["density_quantile"])
     o3d = import_open3d("the Poisson baseline")
-    if not 1 <= int(depth) <= 16:
-        raise InputError(None, f"depth must be in 1..16, got {depth}")
-    if not 0.0 <= float(density_quantile) < 1.0:
-        raise InputError(None, f"density_quantile must be in [0, 1), got {density_quantile}")
     t0 = time.perf_counter()
     pcd = _point_cloud(pts, nrm, normals_mode, n_neighbors, orient_k)
     t1 = time.perf_counter()

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Sequence
 
 from .errors import InputError
 from .resources import peak_rss_mb
+from .validation import BATCH, EXTRACT, check_fields, check_range
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class BatchOptions:
     """Device of each fit."""
     threads: int = 1
     """torch threads per worker."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, {"resolution": EXTRACT["resolution"], "level": EXTRACT["level"],
+                            "threads": BATCH["threads"]})
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -217,8 +222,7 @@ def run_batch(
 
     if ext.lower() not in SUPPORTED_MESH_EXTENSIONS:
         raise InputError(ext, f"unsupported mesh extension; use one of {', '.join(sorted(SUPPORTED_MESH_EXTENSIONS))}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    check_range("workers", workers, BATCH["workers"])
     options = options or BatchOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import InputError
 from .resources import peak_rss_mb
+from .validation import SAMPLES, TIMEOUT, check_range
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ def run_bench(
     from .mesh import mesh_report
     from .metrics import evaluate
 
+    check_range("samples", samples, SAMPLES)
+    check_range("timeout", timeout, TIMEOUT)
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")

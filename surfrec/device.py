@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .validation import check_device
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU; explicit CUDA requests are checked.
@@ -15,12 +17,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(device, torch.device):
         return device
+    device = check_device(device)  # auto, cpu, cuda, cuda:N (an existing one): one-line ValueError
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but torch reports no CUDA device")
-    return dev
+    return torch.device(device)

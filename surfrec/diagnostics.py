@@ -19,6 +19,7 @@ import torch
 
 from .levelset import draw_seeds, project_to_level_set, seed_sigmas
 from .result import FitResult
+from .validation import RESIDUALS, check_each, check_range
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ def residual_report(
     """
     from scipy.spatial import cKDTree
 
+    steps = check_each("steps", steps, RESIDUALS["steps"])
+    for name, value in (("n_seeds", n_seeds), ("tol", tol), ("level", level), ("seed", seed)):
+        check_range(name, value, RESIDUALS[name])
     cfg = result.config
     lvl = cfg.level if level is None else float(level)
     if points is not None:
@@ -109,8 +113,6 @@ def residual_report(
         unit = np.asarray(result.data_points, dtype=np.float32)
     else:
         raise ValueError("no points: pass the scan (the model file stores none)")
-    if not steps or min(steps) < 0:
-        raise ValueError(f"steps must be non-negative step counts, got {list(steps)}")
     tree = cKDTree(unit)
     sigma = seed_sigmas(unit, cfg.seed_k, fixed=cfg.seed_sigma, tree=tree).astype(np.float32)
     gen = torch.Generator().manual_seed(seed)

@@ -26,6 +26,15 @@ class InputError(SurfrecError, ValueError):
         super().__init__(f"{self.source}: {self.problem}")
 
 
+class ParameterError(InputError):
+    """A parameter outside its valid range (:mod:`surfrec.validation`), on one line:
+    ``"FitConfig.iterations: got -1, expected an integer >= 0"``. A ``ValueError``, and
+    a :class:`SurfrecError`, so the CLI reports it as one line with exit code 2."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(name, problem)
+
+
 class EmptyLevelSetError(SurfrecError):
     """The implicit function never crosses the requested level inside the box."""
 

@@ -41,6 +41,7 @@ from .model import ModelConfig, build_model
 from .normalize import UNIT_HALF_EXTENT, Normalization
 from .refine import RefineConfig
 from .result import FitResult
+from .validation import FIT, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -143,25 +144,9 @@ class FitConfig:
             self.model = ModelConfig(**self.model)
         if isinstance(self.refine, dict):
             self.refine = RefineConfig(**self.refine)
-        checks = {
-            "iterations": self.iterations >= 0,
-            "lr": self.lr > 0,
-            "batch_points": self.batch_points > 0,
-            "n_samples": self.n_samples > 0,
-            "refresh_fraction": 0 <= self.refresh_fraction <= 1,
-            "uniform_fraction": 0 <= self.uniform_fraction <= 1,
-            "newton_steps": self.newton_steps >= 0,
-            "grid_optimizer": self.grid_optimizer in ("sparse_adam", "adam"),
-            "seed_k": self.seed_k >= 1,
-            "distance_nn_eps": self.distance_nn_eps >= 0,
-            "eps": self.eps > 0,
-            "box": self.box > 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid FitConfig values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
-        if self.time_budget is not None and self.time_budget < 0:
-            raise ValueError(f"time_budget must be >= 0 (0: no limit), got {self.time_budget}")
+        check_fields(self, FIT)  # the ranges live in surfrec.validation (shared with the CLI)
+        if self.grid_optimizer not in ("sparse_adam", "adam"):
+            raise ValueError(f"FitConfig.grid_optimizer: got {self.grid_optimizer!r}, expected sparse_adam or adam")
         if self.time_budget == 0:
             self.time_budget = None
 

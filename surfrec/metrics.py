@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import InputError
+from .validation import SAMPLES, THRESHOLD_FRACTION, check_each, check_range
 
 log = logging.getLogger(__name__)
 
@@ -321,14 +322,14 @@ def evaluate(
         An input cannot be read, is empty, has no faces, or holds NaN/inf values; or
         ``n_samples``/``thresholds`` are not positive.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise InputError(None, f"n_samples must be a positive integer, got {n_samples!r}")
+    check_range("n_samples", n_samples, SAMPLES)
     if gt is None and scan is None:
         raise InputError(None, "nothing to evaluate against: give gt, scan, or both")
     if thresholds is not None and threshold_fractions is not None:
         raise InputError(None, "give thresholds or threshold_fractions, not both")
     thresholds = _check_thresholds(thresholds, "thresholds")
-    fractions = _check_thresholds(threshold_fractions, "threshold_fractions")
+    fractions = None if threshold_fractions is None else check_each(
+        "threshold_fractions", threshold_fractions, THRESHOLD_FRACTION)
 
     t0 = time.perf_counter()
     rec_g = _as_geometry(rec, "rec")

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .validation import MODEL, check_fields
+
 ACTIVATIONS = ("softplus", "relu")
 #: Softplus arguments βz below −SOFTPLUS_FLOOR are clamped (the value there is < e^−15/β).
 SOFTPLUS_FLOOR = 15.0
@@ -69,23 +71,16 @@ class ModelConfig:
         self.skip_layers = tuple(int(i) for i in self.skip_layers)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.hidden_dim < 1 or self.n_hidden_layers < 1:
-            raise ValueError("hidden_dim and n_hidden_layers must be positive")
-        if self.softplus_beta <= 0:
-            raise ValueError(f"softplus_beta must be positive, got {self.softplus_beta}")
+        check_fields(self, MODEL)  # the ranges live in surfrec.validation
         bad = [i for i in self.skip_layers if not 0 < i < self.n_hidden_layers]
         if bad:
             raise ValueError(f"skip_layers must lie in 1..{self.n_hidden_layers - 1}, got {bad}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         if self.encoding == "grid":
-            if self.grid_levels < 1 or self.grid_channels < 1:
-                raise ValueError("grid_levels and grid_channels must be positive")
-            if not 2 <= self.grid_min_res <= self.grid_max_res:
+            if not self.grid_min_res <= self.grid_max_res:
                 raise ValueError(f"need 2 <= grid_min_res <= grid_max_res, got "
                                  f"{self.grid_min_res}, {self.grid_max_res}")
-            if self.grid_bound <= 0:
-                raise ValueError(f"grid_bound must be positive, got {self.grid_bound}")
 
     def grid_resolutions(self) -> list[int]:
         """Vertices per side of each grid level, coarse to fine."""

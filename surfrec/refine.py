@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .validation import REFINE, check_fields
+
 log = logging.getLogger(__name__)
 
 
@@ -75,23 +77,10 @@ class RefineConfig:
     """Seed of the point subset used by :func:`estimate_noise`."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "neighbors": self.neighbors >= 6,
-            "max_neighbors": self.max_neighbors >= self.neighbors,
-            "noise_neighbors": self.noise_neighbors >= 0,
-            "iterations": self.iterations >= 0,
-            "robust_iterations": self.robust_iterations >= 0,
-            "max_shift": self.max_shift > 0,
-            "ridge": self.ridge >= 0,
-            "normal_agreement": -1 <= self.normal_agreement <= 1,
-            "min_support": self.min_support >= 1,
-            "max_spacing": self.max_spacing > 0,
-            "noise_samples": self.noise_samples >= 10,
-            "chunk_size": self.chunk_size >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid RefineConfig values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check_fields(self, REFINE)  # the ranges live in surfrec.validation
+        if self.max_neighbors < self.neighbors:
+            raise ValueError(f"RefineConfig.max_neighbors: got {self.max_neighbors}, expected an integer "
+                             f">= neighbors ({self.neighbors})")
 
     def to_dict(self) -> dict:
         return asdict(self)

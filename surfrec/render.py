@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .validation import RENDER, check_range
+
 log = logging.getLogger(__name__)
 
 
@@ -304,8 +306,8 @@ def render(
     -------
     (rows * size, columns * size, 3) float ndarray in [0, 1]
     """
-    if size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    check_range("views", views, RENDER["views"])
+    check_range("size", size, RENDER["size"])
     angles = view_angles(views, elevation=elevation)
     pts, nrm, is_mesh = _renderable(obj, size)
     if len(pts) == 0:

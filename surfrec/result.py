@@ -17,6 +17,7 @@ from .errors import InputError
 from .levelset import value_and_grad
 from .model import ImplicitMLP, build_model
 from .normalize import UNIT_HALF_EXTENT, Normalization
+from .validation import EXTRACT, check_padding, check_range
 
 if TYPE_CHECKING:
     from .refine import RefineConfig
@@ -145,8 +146,12 @@ def extract_mesh(
     """
     from .mesh import extract_mesh_from_field
 
+    check_range("resolution", resolution, EXTRACT["resolution"])
+    check_range("level", level, EXTRACT["level"])
+    check_range("padding", padding, EXTRACT["padding"])
     if not isinstance(result, FitResult):
         result = load_model(result)
+    check_padding(padding, result.config.box)
     lvl = result.config.level if level is None else float(level)
     dev = resolve_device(device)
     half = UNIT_HALF_EXTENT * (1.0 + 2.0 * padding)

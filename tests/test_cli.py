@@ -136,6 +136,6 @@ def test_fit_warns_when_the_surface_misses_the_scan(tmp_path):
     scan = tmp_path / "two.xyz"
     np.savetxt(scan, np.vstack([d + (-1.0, 0, 0), d + (1.0, 0, 0)]))
     r = surfrec("fit", str(scan), "-o", str(tmp_path / "two.ply"), "--iters", "3", "--resolution", "32",
-                "--threads", "1", "--device", "cpu", "-q", "--data-weight", "2")
+                "--threads", "1", "--device", "cpu", "--data-weight", "2")  # not -q: it hides warnings
     assert r.returncode == 0, r.stderr
     assert "of the input points are farther than" in r.stderr and "misses part of the scan" in r.stderr

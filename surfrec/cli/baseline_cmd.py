@@ -6,56 +6,28 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
+from ..validation import POISSON, RADIUS
+from . import validate
 from .common import check_output_path, describe_mesh, timed
 
 METHODS = ("poisson", "ball-pivoting")
 
 
-def _radii(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or not all(0 < v < float("inf") for v in values):
-        raise argparse.ArgumentTypeError(f"radii must be positive numbers, got {text!r}")
-    return values
-
-
-def _depth(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"must be in 1..16, got {value}")
-    return value
-
-
-def _quantile(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("method", choices=METHODS, help="reconstruction method")
     p.add_argument("scan", type=Path, help="point cloud: PLY, XYZ/PTS/TXT/CSV, NPY/NPZ, PCD")
-    p.add_argument("-o", "--output", type=Path, required=True,
+    p.add_argument("-o", "--output", type=validate.out_path(), required=True,
                    help="output mesh (.ply .obj .stl .off .glb)")
     p.add_argument("--normals", choices=("estimate", "given"), default="estimate",
                    help="estimate normals (30 neighbours, oriented by consistent tangent planes "
                         "with k=15), or use the scan's own (default: estimate)")
     g = p.add_argument_group("poisson")
-    g.add_argument("--depth", type=_depth, default=None, metavar="D",
+    g.add_argument("--depth", type=validate.number(POISSON["depth"]), default=None, metavar="D",
                    help="octree depth (default: 9)")
-    g.add_argument("--density-quantile", type=_quantile, default=None, metavar="Q",
+    g.add_argument("--density-quantile", type=validate.number(POISSON["density_quantile"]), default=None, metavar="Q",
                    help="remove vertices whose density is below this quantile (default: 0, none)")
     g = p.add_argument_group("ball pivoting")
-    g.add_argument("--radii", type=_radii, default=None, metavar="R1,R2,...",
+    g.add_argument("--radii", type=validate.number_list(RADIUS), default=None, metavar="R1,R2,...",
                    help="ball radii in the scan's units (default: mean point spacing x 1,2,4)")
 
 

@@ -5,31 +5,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..validation import BATCH, EXTRACT, FIT
+from . import validate
 from .common import Progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="scan files, folders (their point-cloud files) or glob patterns")
     p.add_argument("-o", "--out-dir", type=Path, required=True, help="output folder (meshes and manifest.json)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=validate.number(BATCH["workers"]), default=1,
                    help="local worker processes (default: 1 = sequential); threads per worker = cores // workers")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores // workers)")
+    p.add_argument("--threads", type=validate.number(BATCH["threads"]), default=None, help="torch threads per worker (default: cores // workers)")
     p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
                    help="run one Ray task per scan: 'auto' joins a running cluster or starts a local one, "
                         "'local' starts one, or a cluster address (needs pip install 'surfrec[ray]')")
     p.add_argument("--format", default="ply", choices=("ply", "obj", "stl", "off", "glb"), help="mesh format")
     p.add_argument("--save-models", action="store_true", help="also write <name>.pt model files")
-    p.add_argument("--preset", default="default", choices=("fast", "default", "quality"), help="fit preset")
-    p.add_argument("--iters", type=int, default=None, help="optimization steps (overrides the preset)")
-    p.add_argument("--time-budget", type=float, default=None, help="seconds of optimization per scan")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution (default: 256)")
-    p.add_argument("--level", type=float, default=None, help="level c to extract")
+    p.add_argument("--preset", type=validate.preset, default="default", help="fit preset")
+    p.add_argument("--iters", type=validate.number(FIT["iterations"]), default=None, help="optimization steps (overrides the preset)")
+    p.add_argument("--time-budget", type=validate.number(FIT["time_budget"]), default=None, help="seconds of optimization per scan")
+    p.add_argument("--seed", type=validate.number(FIT["seed"]), default=None, help="random seed")
+    p.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=256, help="marching-cubes resolution (default: 256)")
+    p.add_argument("--level", type=validate.number(EXTRACT["level"]), default=None, help="level c to extract")
     p.add_argument("--components", choices=("all", "largest", "near-data"), default="near-data",
                    help="pieces to keep (default: near-data)")
     p.add_argument("--no-refine", dest="refine", action="store_false",
                    help="no refinement of the meshes onto the input points")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", type=validate.device, default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 

@@ -8,20 +8,22 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..bench import METHODS
+    from ..validation import EXTRACT, FIT, POISSON, SAMPLES, SEED, TIMEOUT
+    from . import validate
 
     p.add_argument("folder", type=Path, help="folder with NAME.xyz (or .ply ...) and NAME.gt.ply per case")
-    p.add_argument("--methods", default="surfrec,poisson",
+    p.add_argument("--methods", type=validate.names(METHODS, "methods"), default="surfrec,poisson",
                    help=f"comma-separated, from: {', '.join(METHODS)} (default: surfrec,poisson)")
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="output folder (default: ./bench_out)")
     p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
-    p.add_argument("--samples", type=int, default=100_000, help="surface samples per side for metrics")
-    p.add_argument("--resolution", type=int, default=256, help="marching-cubes resolution for surfrec")
-    p.add_argument("--poisson-depth", type=int, default=9, help="octree depth for Poisson (default: 9)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for surfrec")
-    p.add_argument("--iters", type=int, default=None, help="surfrec optimization steps (default: the preset's)")
+    p.add_argument("--samples", type=validate.number(SAMPLES), default=100_000, help="surface samples per side for metrics")
+    p.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=256, help="marching-cubes resolution for surfrec")
+    p.add_argument("--poisson-depth", type=validate.number(POISSON["depth"]), default=9, help="octree depth for Poisson (default: 9)")
+    p.add_argument("--seed", type=validate.number(SEED), default=0, help="random seed for surfrec")
+    p.add_argument("--iters", type=validate.number(FIT["iterations"]), default=None, help="surfrec optimization steps (default: the preset's)")
     p.add_argument("--force", action="store_true", help="re-run cases that already have results")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per case and method")
-    p.add_argument("--device", default="auto", help="device for surfrec: auto, cpu, cuda")
+    p.add_argument("--timeout", type=validate.number(TIMEOUT), default=3600.0, help="seconds allowed per case and method")
+    p.add_argument("--device", type=validate.device, default="auto", help="device for surfrec: auto, cpu, cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import run_bench
     from .common import Progress
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = args.methods
     cases = [c.strip() for c in args.cases.split(",")] if args.cases else None
     bar = Progress(None, "bench", args.quiet, unit="run")
 

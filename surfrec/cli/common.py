@@ -10,28 +10,19 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from ..validation import EXTRACT
+from . import validate
 
 
 def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of mesh extraction (``fit`` and ``mesh``)."""
     g = parser.add_argument_group("mesh extraction")
-    g.add_argument("--resolution", type=int, default=256, metavar="R",
+    g.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=256, metavar="R",
                    help="marching-cubes samples along the largest side of the box (default: 256)")
-    g.add_argument("--level", type=float, default=None, metavar="C",
+    g.add_argument("--level", type=validate.number(EXTRACT["level"]), default=None, metavar="C",
                    help="extract the level set F = C (offset surfaces; F is in normalized units "
                         "where the scan's largest half side is 0.8; default: the fitted level)")
-    g.add_argument("--padding", type=float, default=0.05, metavar="P",
+    g.add_argument("--padding", type=validate.number(EXTRACT["padding"]), default=0.05, metavar="P",
                    help="margin around the scan's box, as a fraction of its largest side (default: 0.05)")
     g.add_argument("--components", choices=("all", "largest", "near-data"), default="near-data",
                    help="keep all pieces, the largest, or those lying on the input points (default: near-data, "
@@ -45,7 +36,7 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """--device, --quiet."""
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", type=validate.device, default="auto",
                         help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only errors")
 

@@ -7,19 +7,9 @@ import json
 from pathlib import Path
 
 from ..errors import SurfrecError
-from .common import check_output_path, positive_int
-
-
-def _fractions(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers like 0.005,0.01, got {text!r}"
-        ) from None
-    if not values or not all(0 < v < float("inf") for v in values):
-        raise argparse.ArgumentTypeError(f"thresholds must be positive numbers, got {text!r}")
-    return values
+from ..validation import SAMPLES, SEED, THRESHOLD_FRACTION
+from . import validate
+from .common import check_output_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,13 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scan", type=Path, default=None,
                    help="input scan, for the one-sided SRB distances scan->rec and rec->scan "
                         "(enough on its own for data without ground truth)")
-    p.add_argument("--samples", type=positive_int, default=100_000, metavar="N",
+    p.add_argument("--samples", type=validate.number(SAMPLES), default=100_000, metavar="N",
                    help="points sampled on each mesh surface (default: 100000)")
-    p.add_argument("--thresholds", type=_fractions, default=None, metavar="F1,F2",
+    p.add_argument("--thresholds", type=validate.number_list(THRESHOLD_FRACTION), default=None, metavar="F1,F2",
                    help="F-score thresholds as fractions of the ground truth's largest box "
                         "side (default: 0.005,0.01)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+    p.add_argument("--seed", type=validate.number(SEED), default=0, help="sampling seed (default: 0)")
+    p.add_argument("--json", type=Path, default=None,  # checked by run(), before any work metavar="FILE",
                    help="also write the full result (raw values, protocol) as JSON")
 
 

@@ -20,6 +20,7 @@ from .common import (
     extract_with_progress,
     timed,
 )
+from . import validate
 from .render_cmd import png_path
 
 log = logging.getLogger("surfrec.cli")
@@ -35,29 +36,30 @@ MISSED_SCAN_FRACTION = 0.05
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..fitting import PRESETS
+    from ..validation import FIT
 
     p.add_argument("scan", type=Path, help="point cloud: PLY, XYZ/PTS/TXT/CSV, NPY/NPZ, PCD, or a mesh file")
-    p.add_argument("-o", "--output", type=Path, default=None,
+    p.add_argument("-o", "--output", type=validate.out_path(), default=None,
                    help="output mesh (.ply .obj .stl .off .glb); default: ./<scan name>.surfrec.ply")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="hyperparameter preset (default: default, about a minute on 2 CPU cores)")
-    p.add_argument("--iters", type=int, default=None, metavar="N", help="optimization steps (overrides the preset)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+    p.add_argument("--preset", type=validate.preset, default="default",
+                   help="hyperparameter preset: fast, default or quality (default: default, about a minute on 2 CPU "
+                        "cores)")
+    p.add_argument("--iters", type=validate.number(FIT["iterations"]), default=None, metavar="N", help="optimization steps (overrides the preset)")
+    p.add_argument("--time-budget", type=validate.number(FIT["time_budget"]), default=None, metavar="S",
                    help="stop optimizing after S seconds (whichever comes first with --iters; 0: no limit; "
                         "default: the preset's)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (overrides the preset)")
-    p.add_argument("--data-weight", type=float, default=None, metavar="W",
+    p.add_argument("--lr", type=validate.number(FIT["lr"]), default=None, help="peak learning rate (overrides the preset)")
+    p.add_argument("--data-weight", type=validate.number(FIT["data_weight"]), default=None, metavar="W",
                    help="weight of |F - c| on the input points (default: the preset's, 1); higher values pull the "
                         "surface onto the points harder (can help open, single-view scans; on closed scans 3 was "
                         "worse, benchmarks/EXPERIMENTS.md)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--checkpoint", type=Path, default=None, metavar="PATH",
+    p.add_argument("--seed", type=validate.number(FIT["seed"]), default=None, help="random seed (default: 0)")
+    p.add_argument("--threads", type=validate.number(FIT["threads"]), default=None, help="CPU threads for torch")
+    p.add_argument("--checkpoint", type=validate.out_path(), default=None, metavar="PATH",
                    help="where Ctrl-C / SIGTERM saves the fit's state (default: <output>.ckpt.pt)")
-    p.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+    p.add_argument("--resume", type=validate.existing_file, default=None, metavar="CKPT",
                    help="continue an interrupted fit from its checkpoint (its settings are used)")
-    p.add_argument("--save-model", type=Path, default=None, metavar="PATH",
+    p.add_argument("--save-model", type=validate.out_path(), default=None, metavar="PATH",
                    help="also save the fitted model (weights, config, transform) for `surfrec mesh`")
     p.add_argument("--preview", type=png_path, default=None, metavar="PNG",
                    help="also write a picture of the mesh from 4 sides (see `surfrec render`)")

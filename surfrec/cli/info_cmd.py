@@ -7,16 +7,17 @@ import json
 from pathlib import Path
 
 from ..checks import summarize
-from .common import positive_int
+from ..validation import SAMPLES, SEED
+from . import validate
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``surfrec info``."""
     p.add_argument("scan", type=Path,
                    help="point cloud: PLY, XYZ/PTS/TXT/CSV, NPY/NPZ, PCD, or a mesh file")
-    p.add_argument("--sample-surface", type=positive_int, default=None, metavar="N",
+    p.add_argument("--sample-surface", type=validate.number(SAMPLES), default=None, metavar="N",
                    help="for meshes: describe N points sampled on the surface, not the vertices")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=validate.number(SEED), default=0,
                    help="seed of the surface sampling and the spacing subsample (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
+from typing import NoReturn
 
 from ..errors import SurfrecError
 
@@ -29,6 +31,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``surfrec fit: error: --iters: got -1, ...``),
+    exit code 2, without the usage block (``--help`` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument "):
+            message = message[len("argument "):]
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _load(name: str):
     return importlib.import_module(COMMANDS[name][0], __package__)
 
@@ -37,7 +50,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``only``, just that command's arguments are loaded."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="surfrec",
         description="Reconstruct a mesh from a point cloud by fitting a neural level set.",
     )
@@ -51,8 +64,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="show debug log messages")
         mod = _load(name)
         mod.add_arguments(p)
+        _show_ranges(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+def _show_ranges(parser: argparse.ArgumentParser) -> None:
+    """Append the valid range of each numeric option to its help (from surfrec.validation)."""
+    for action in parser._actions:
+        rng = getattr(action.type, "valid_range", None)
+        if rng is not None and action.help:
+            each = "each " if getattr(action.type, "__name__", "") == "list" else ""
+            action.help += f"; {each}{rng.describe()}".replace("%", "%%")
 
 
 def _command_in(argv: list[str]) -> str | None:
@@ -69,10 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_in(argv)
     parser = build_parser(only=command) if command else build_parser(only="")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse reports these from the top parser ("surfrec: error: ..."): name the command
+        print(f"surfrec {args.command}: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return 2
     quiet = getattr(args, "quiet", False)
-    level = logging.DEBUG if args.verbose else (logging.WARNING if quiet else logging.INFO)
+    # --quiet: errors only (warnings about the scan too; errors that stop a command are
+    # printed by this function whatever the level)
+    level = logging.DEBUG if args.verbose else (logging.ERROR if quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
+    if quiet and not args.verbose:
+        warnings.simplefilter("ignore")  # warnings.warn of the libraries too
     try:
         code = args._run(args)
     except SurfrecError as exc:

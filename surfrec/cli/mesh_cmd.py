@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import validate
 from .common import (
     add_common_arguments,
     add_mesh_arguments,
@@ -16,7 +17,7 @@ from .common import (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model file written by `surfrec fit --save-model`")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output mesh (.ply .obj .stl .off .glb)")
+    p.add_argument("-o", "--output", type=validate.out_path(), required=True, help="output mesh (.ply .obj .stl .off .glb)")
     add_common_arguments(p)
     add_mesh_arguments(p)
 

@@ -6,23 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-
-#: Largest panel side accepted by ``--size`` (pixels).
-MAX_SIZE = 4096
-
-
-def _int_in(lo: int, hi: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    return parse
-
+from ..validation import RENDER
+from . import validate
 
 def png_path(text: str) -> Path:
     """argparse type of PNG outputs (also ``surfrec fit --preview``): checked before any work."""
@@ -39,9 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a mesh (PLY/OBJ/OFF/STL/GLB with faces) or a point cloud (any format `fit` reads)")
     p.add_argument("-o", "--output", type=png_path, default=None, metavar="PNG",
                    help="output picture; default: ./<input name>.png")
-    p.add_argument("--views", type=_int_in(1, 64), default=4, metavar="N",
+    p.add_argument("--views", type=validate.number(RENDER["views"]), default=4, metavar="N",
                    help="views around the object, side by side, up to 4 per row (default: 4)")
-    p.add_argument("--size", type=_int_in(16, MAX_SIZE), default=400, metavar="PX",
+    p.add_argument("--size", type=validate.number(RENDER["size"]), default=400, metavar="PX",
                    help="pixels per view (default: 400)")
     p.add_argument("--up", choices=("y", "z"), default="y", help="world axis drawn upward (default: y)")
     p.add_argument("--backend", choices=("numpy", "open3d"), default="numpy",

@@ -6,30 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _steps(text: str) -> list[int]:
-    try:
-        vals = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 0:
-        raise argparse.ArgumentTypeError(f"expected non-negative step counts, got {text!r}")
-    return vals
+from ..validation import RESIDUALS
+from . import validate
+from .render_cmd import png_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model file written by `surfrec fit --save-model`")
     p.add_argument("--scan", type=Path, default=None,
                    help="the scan (seeds and distances); default: the points stored with the model")
-    p.add_argument("--steps", type=_steps, default=[10, 20], metavar="K1,K2",
+    p.add_argument("--steps", type=validate.number_list(RESIDUALS["steps"]), default=[10, 20], metavar="K1,K2",
                    help="Newton step counts to report (default: 10,20)")
-    p.add_argument("--level", type=float, default=None, metavar="C", help="level c (default: the fitted level)")
-    p.add_argument("--seeds", type=int, default=20_000, metavar="N", help="number of seeds (default: 20000)")
-    p.add_argument("--tol", type=float, default=1e-5, help="residual counted as converged (default: 1e-5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write a histogram of the residuals")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--level", type=validate.number(RESIDUALS["level"]), default=None, metavar="C", help="level c (default: the fitted level)")
+    p.add_argument("--seeds", type=validate.number(RESIDUALS["n_seeds"]), default=20_000, metavar="N", help="number of seeds (default: 20000)")
+    p.add_argument("--tol", type=validate.number(RESIDUALS["tol"]), default=1e-5, help="residual counted as converged (default: 1e-5)")
+    p.add_argument("--seed", type=validate.number(RESIDUALS["seed"]), default=0, help="random seed")
+    p.add_argument("--plot", type=png_path, default=None, metavar="PNG", help="write a histogram of the residuals")
+    p.add_argument("--json", type=validate.out_path((".json",)), default=None, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--device", type=validate.device, default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..studies import STUDIES
+    from ..validation import SEED
+    from . import validate
 
     names = "; ".join(f"{k}: {v[2]}" for k, v in STUDIES.items())
     p.add_argument("name", choices=list(STUDIES), metavar="NAME",
@@ -18,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder for report.md, CSV and PNGs (default: out/studies/NAME)")
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke run in seconds")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--seed", type=validate.number(SEED), default=0, help="random seed (default: 0)")
+    p.add_argument("--device", type=validate.device, default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
