@@ -115,3 +115,40 @@ def test_float32_inference_softplus_matches_torch():
         f_fast, _ = m.value_and_grad(x)
     f_ref, _ = m.gradient(x)  # autograd path: torch's softplus
     torch.testing.assert_close(f_fast, f_ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_activation_and_slope_match_float64_reference():
+    # the closed-form pass gets softplus and its slope from one sigmoid and one log (float32)
+    m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2))
+    b = m.config.softplus_beta
+    z = torch.cat([torch.linspace(-2.0, 2.0, 40001), torch.tensor([-1e3, -0.15, 0.15, 0.2, 0.5, 1e3])])
+    with torch.no_grad():
+        h, s = m._act_and_slope(z.clone())
+    z64 = z.double()
+    torch.testing.assert_close(h.double(), torch.nn.functional.softplus(z64, beta=b), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(s.double(), torch.sigmoid(b * z64), rtol=0, atol=4e-7)
+    r, rs = ImplicitMLP(ModelConfig(hidden_dim=4, n_hidden_layers=1, activation="relu"))._act_and_slope(z.clone())
+    assert torch.equal(r, torch.relu(z)) and torch.equal(rs, (z > 0).float())
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(hidden_dim=64, n_hidden_layers=3),
+    ModelConfig(hidden_dim=32, n_hidden_layers=5, skip_layers=(2,)),
+    ModelConfig(hidden_dim=16, n_hidden_layers=4, skip_layers=(1, 3)),
+    ModelConfig(hidden_dim=24, n_hidden_layers=3, softplus_beta=10.0),
+])
+def test_closed_form_value_and_grad_against_float64_autograd(cfg):
+    # float64: closed form = autograd to rounding; float32 (the fit's path) within float32 error
+    m = _perturbed(cfg).double()
+    torch.manual_seed(1)
+    x = (torch.rand(2000, 3, dtype=torch.float64) * 2 - 1) * 1.2
+    f_ref, g_ref = m.gradient(x)
+    f64, g64 = m.value_and_grad(x)
+    torch.testing.assert_close(f64, f_ref.detach(), rtol=0, atol=1e-12)
+    # (torch's softplus takes slope 1 above βz = 20 where σ(20) = 1 − 2e-9: not rounding-exact)
+    torch.testing.assert_close(g64, g_ref, rtol=0, atol=1e-8)
+    m32 = m.float()
+    f32, g32 = m32.value_and_grad(x.float())
+    scale = float(g_ref.abs().max())
+    torch.testing.assert_close(f32.double(), f_ref.detach(), rtol=0, atol=2e-5)
+    torch.testing.assert_close(g32.double(), g_ref, rtol=0, atol=2e-5 * max(1.0, scale))

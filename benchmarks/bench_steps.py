@@ -1,0 +1,101 @@
+"""Mesh quality against the number of fit steps (no time budget: the step count alone ends the fit).
+
+Usage::
+
+    python benchmarks/bench_steps.py OUT.csv --cases armadillo fandisk --steps 1000 2000 6000 --seeds 0
+
+Each row: case, steps, seed, fit wall/CPU seconds, extraction seconds, CD×1000, normal
+consistency. The fit history of every run is written next to the CSV (``OUT.hist/``), so
+stopping rules can be replayed on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+BENCH = Path(os.environ.get("SURFREC_BENCH", "/work/shared/data/bench"))
+FIELDS = ["case", "steps", "seed", "overrides", "fit_wall_s", "fit_cpu_s", "extract_wall_s", "extract_cpu_s",
+          "cd_x1000", "normal_consistency", "n_faces", "final_surface", "final_data"]
+
+
+def _patch_open3d() -> None:
+    """Point-to-mesh distances through point-cloud-utils when Open3D does not import
+    (this machine lacks libusb-1.0, which open3d 0.20 links against)."""
+    try:
+        import open3d  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import numpy as np
+    import point_cloud_utils as pcu
+
+    from surfrec import metrics
+
+    def to_mesh(query, mesh, origin):
+        v = np.asarray(mesh.vertices, np.float64) - origin
+        f = np.asarray(mesh.faces, np.int64)
+        _, tri, _ = pcu.closest_points_on_mesh(np.ascontiguousarray(query - origin), v, f)
+        tri = np.asarray(tri, np.int64)
+        c = v[f[tri]] + origin
+        closest = metrics.closest_points_on_triangles(query, c[:, 0], c[:, 1], c[:, 2])
+        return np.linalg.norm(query - closest, axis=1), np.asarray(mesh.face_normals, np.float64)[tri]
+
+    metrics._to_mesh = to_mesh
+
+
+def run_one(case: str, steps: int, seed: int, overrides: dict) -> tuple[dict, dict]:
+    import surfrec
+
+    _patch_open3d()
+    scan, gt = BENCH / f"{case}.xyz", BENCH / f"{case}.gt.ply"
+    w0, c0 = time.perf_counter(), time.process_time()
+    res = surfrec.fit(str(scan), iterations=steps, time_budget=0, seed=seed, **overrides)
+    w1, c1 = time.perf_counter(), time.process_time()
+    mesh = surfrec.extract_mesh(res, resolution=256)
+    w2, c2 = time.perf_counter(), time.process_time()
+    ev = surfrec.evaluate(mesh, str(gt))
+    h = res.history
+    row = {"case": case, "steps": res.steps, "seed": seed, "overrides": json.dumps(overrides, sort_keys=True),
+           "fit_wall_s": round(w1 - w0, 2), "fit_cpu_s": round(c1 - c0, 2),
+           "extract_wall_s": round(w2 - w1, 2), "extract_cpu_s": round(c2 - c1, 2),
+           "cd_x1000": round(1000 * ev["chamfer_l1"], 4),
+           "normal_consistency": round(ev["normal_consistency"], 4), "n_faces": len(mesh.faces),
+           "final_surface": h["surface"][-1], "final_data": h["data"][-1]}
+    return row, h
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--cases", nargs="+", default=["armadillo", "fandisk"])
+    ap.add_argument("--steps", nargs="+", type=int, default=[1000, 1500, 2000, 3000, 6000])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="FitConfig overrides (JSON values), e.g. lr=0.01")
+    args = ap.parse_args()
+    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    hist_dir = args.out.with_suffix(".hist")
+    hist_dir.mkdir(parents=True, exist_ok=True)
+    new = not args.out.exists()
+    with args.out.open("a", newline="") as fh:
+        wr = csv.DictWriter(fh, FIELDS)
+        if new:
+            wr.writeheader()
+        for seed in args.seeds:
+            for steps in args.steps:
+                for case in args.cases:
+                    row, hist = run_one(case, steps, seed, overrides)
+                    wr.writerow(row)
+                    fh.flush()
+                    tag = "_".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+                    (hist_dir / f"{case}_{steps}_s{seed}{('_' + tag) if tag else ''}.json").write_text(json.dumps(hist))
+                    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
