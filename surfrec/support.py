@@ -349,3 +349,69 @@ def trim_unsupported(mesh, points: Any, radius_s: float, spacing: float | None =
     out.update_faces(keep)
     out.remove_unreferenced_vertices()
     return out, keep
+
+
+# ----------------------------------------------------------------------------- surface type
+
+
+@dataclass(frozen=True)
+class SurfaceConfig:
+    """Open/closed decision and the open-surface extraction (prototype, issue 14)."""
+
+    open_phantom: float = 0.25
+    """Auto mode: the scan is open when more than this share of the closed surface's area is
+    phantom (farther than ``phantom_radius`` spacings from every scan point). A closed
+    object scanned from all sides leaves only occlusion holes unsupported; a single view
+    leaves at least the back half of any closed surface around it unsupported."""
+    shell_quantile: float = 0.9
+    """Open mode: extract the level set F = q, q this quantile of F at the scan points (a
+    field fitted to a sheet keeps F > c on both sides of it, so F = q wraps the sheet as a
+    thin shell)."""
+    trim_radius: float = 2.0
+    """Open mode: drop faces whose vertices all lie farther than this many spacings from
+    every scan point."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.open_phantom < 1:
+            raise ValueError(f"open_phantom must be in (0, 1), got {self.open_phantom}")
+        if not 0 < self.shell_quantile < 1:
+            raise ValueError(f"shell_quantile must be in (0, 1), got {self.shell_quantile}")
+        if not self.trim_radius > 0:
+            raise ValueError(f"trim_radius must be positive, got {self.trim_radius}")
+
+
+def decide_surface(phantom: float, config: SurfaceConfig | None = None) -> str:
+    """``"open"`` or ``"closed"`` from the phantom share of a closed reconstruction."""
+    cfg = config or SurfaceConfig()
+    if not 0.0 <= phantom <= 1.0:
+        raise ValueError(f"phantom must be a share in [0, 1], got {phantom!r}")
+    return "open" if phantom > cfg.open_phantom else "closed"
+
+
+def shell_level(result, points: Any, quantile: float, max_points: int = 20_000, seed: int = 0) -> float:
+    """The ``quantile`` of F (normalized units) at up to ``max_points`` scan points."""
+    pts = _check_points(points)
+    if len(pts) > max_points:
+        pts = pts[np.random.default_rng(seed).choice(len(pts), max_points, replace=False)]
+    x = result.normalization.to_unit(pts).astype(np.float32)
+    return float(np.quantile(result.field()(x), quantile))
+
+
+def extract_open(result, points: Any, config: SurfaceConfig | None = None, resolution: int = 256,
+                 spacing: float | None = None, **extract_kwargs):
+    """Open-surface prototype: the shell F = q around the data (:func:`shell_level`), every
+    component, not refined, trimmed to the faces within ``trim_radius`` spacings of the scan.
+
+    Returns
+    -------
+    (trimesh.Trimesh, float)
+        The trimmed mesh (scan coordinates) and the level q used.
+    """
+    from .result import extract_mesh
+
+    cfg = config or SurfaceConfig()
+    q = shell_level(result, points, cfg.shell_quantile)
+    mesh = extract_mesh(result, resolution=resolution, level=q, components="all", refine=False,
+                        **extract_kwargs)
+    trimmed, _ = trim_unsupported(mesh, points, cfg.trim_radius, spacing)
+    return trimmed, q
