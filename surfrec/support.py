@@ -398,20 +398,139 @@ def shell_level(result, points: Any, quantile: float, max_points: int = 20_000, 
 
 
 def extract_open(result, points: Any, config: SurfaceConfig | None = None, resolution: int = 256,
-                 spacing: float | None = None, **extract_kwargs):
-    """Open-surface prototype: the shell F = q around the data (:func:`shell_level`), every
-    component, not refined, trimmed to the faces within ``trim_radius`` spacings of the scan.
+                 spacing: float | None = None, closed_mesh=None, **extract_kwargs):
+    """Open-surface prototype (post-fit, no change to the fit).
+
+    Candidates: the shell F = q around the data (:func:`shell_level`; every component, not
+    refined) and, when given, ``closed_mesh`` (the closed reconstruction); each is trimmed
+    to the faces with a vertex within ``trim_radius`` spacings of the scan, and the one that
+    covers more scan points is returned (the choice is measured, not a threshold).
 
     Returns
     -------
-    (trimesh.Trimesh, float)
-        The trimmed mesh (scan coordinates) and the level q used.
+    (trimesh.Trimesh, dict)
+        The trimmed mesh (scan coordinates) and what was chosen: ``source`` ("shell" or
+        "closed"), ``shell_level`` q and the cover of each candidate.
     """
     from .result import extract_mesh
 
     cfg = config or SurfaceConfig()
-    q = shell_level(result, points, cfg.shell_quantile)
-    mesh = extract_mesh(result, resolution=resolution, level=q, components="all", refine=False,
-                        **extract_kwargs)
-    trimmed, _ = trim_unsupported(mesh, points, cfg.trim_radius, spacing)
-    return trimmed, q
+    pts = _check_points(points)
+    tree = _tree(pts)
+    s = scan_spacing(pts, tree) if spacing is None else float(spacing)
+    q = shell_level(result, pts, cfg.shell_quantile)
+    shell = extract_mesh(result, resolution=resolution, level=q, components="all", refine=False,
+                         **extract_kwargs)
+    candidates = {"shell": shell} if closed_mesh is None else {"closed": closed_mesh, "shell": shell}
+    best, info = None, {"shell_level": q}
+    for name, mesh in candidates.items():
+        if len(mesh.faces) == 0:
+            continue
+        trimmed, _ = trim_unsupported(mesh, pts, cfg.trim_radius, s)
+        if len(trimmed.faces) == 0:
+            continue
+        d = point_mesh_distance(pts, trimmed.vertices, trimmed.faces)
+        cover = float(np.mean(d <= SupportConfig().cover_radius * s))
+        info[f"cover_{name}"] = cover
+        if best is None or cover > best[1]:
+            best = (trimmed, cover, name)
+    if best is None:
+        return shell, {**info, "source": "none"}
+    info["source"] = best[2]
+    return best[0], info
+
+
+def apply_surface_mode(mesh, result, points: Any, mode: str = "auto",
+                       config: SurfaceConfig | None = None, **extract_kwargs):
+    """``--surface``: keep the closed ``mesh``, or replace it by :func:`extract_open`'s open
+    surface; ``auto`` decides with :func:`decide_surface` on the closed mesh's phantom share.
+
+    Returns
+    -------
+    (trimesh.Trimesh, dict)
+        The mesh to write and the evidence: ``mode`` asked, ``surface`` chosen, ``phantom``
+        of the closed mesh (auto only), and :func:`extract_open`'s info when open.
+    """
+    if mode not in ("auto", "closed", "open"):
+        raise ValueError(f"surface mode must be auto, closed or open, got {mode!r}")
+    info: dict[str, Any] = {"mode": mode}
+    if mode == "closed" or len(mesh.faces) == 0:
+        info["surface"] = "closed"
+        return mesh, info
+    pts = _check_points(points)
+    s = scan_spacing(pts)
+    if mode == "auto":
+        rep = measure_support(mesh.vertices, mesh.faces, pts, spacing=s, config=SupportConfig(max_samples=200_000))
+        info["phantom"] = rep.phantom
+        info["surface"] = decide_surface(rep.phantom, config)
+        if info["surface"] == "closed":
+            return mesh, info
+    info["surface"] = "open"
+    out, extra = extract_open(result, pts, config, spacing=s, closed_mesh=mesh, **extract_kwargs)
+    info.update(extra)
+    return out, info
+
+
+# ----------------------------------------------------------------------------- rendering
+
+#: support colour ramp: 0 s green, ``SUPPORT_COLOR_MAX / 2`` yellow, >= SUPPORT_COLOR_MAX red
+SUPPORT_COLOR_MAX = 4.0
+
+
+def support_colors(values: Any, vmax: float = SUPPORT_COLOR_MAX) -> np.ndarray:
+    """Green (supported) -> yellow -> red (``>= vmax`` spacings: phantom). (N,) -> (N, 3)."""
+    t = np.clip(np.asarray(values, dtype=np.float64) / vmax, 0.0, 1.0)
+    r = np.clip(2 * t, 0, 1)
+    g = np.clip(2 - 2 * t, 0, 1)
+    return np.stack([0.15 + 0.8 * r, 0.15 + 0.7 * g, np.full_like(t, 0.2)], axis=1)
+
+
+def read_support(path) -> np.ndarray | None:
+    """The per-vertex ``quality`` property of a PLY file, or None when it has none."""
+    import os
+
+    if os.path.splitext(os.fspath(path))[1].lower() != ".ply":
+        return None
+    from plyfile import PlyData
+
+    vertex = PlyData.read(os.fspath(path))["vertex"]
+    names = {p.name for p in vertex.properties}
+    return np.asarray(vertex[SUPPORT_ATTRIBUTE], dtype=np.float64) if SUPPORT_ATTRIBUTE in names else None
+
+
+def support_samples(mesh, values: Any, n: int, seed: int = 0):
+    """Surface samples of a mesh coloured by the support map (interpolated per face).
+
+    Returns
+    -------
+    points (n, 3), normals (n, 3), colors (n, 3)
+    """
+    import trimesh
+
+    q = np.asarray(values, dtype=np.float64)
+    if q.shape != (len(mesh.vertices),):
+        raise ValueError(f"support values: expected shape ({len(mesh.vertices)},), got {q.shape}")
+    pts, fi = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)[fi]]
+    bary = trimesh.triangles.points_to_barycentric(tri, pts)
+    vals = (bary * q[np.asarray(mesh.faces)[fi]]).sum(axis=1)
+    return pts, np.asarray(mesh.face_normals)[fi], support_colors(vals)
+
+
+def fit_summary(mesh, points: Any, config: SupportConfig | None = None,
+                surface: SurfaceConfig | None = None) -> str:
+    """Attach the support map to ``mesh`` and describe it in one line: cover, phantom, the
+    open/closed evidence (:func:`decide_surface` on the phantom share) and the stray points
+    (:func:`find_outliers`, reported, not removed)."""
+    pts = _check_points(points)
+    s = scan_spacing(pts)
+    attach_support(mesh, pts, s)
+    stray = int(find_outliers(pts).sum())
+    if len(mesh.faces) == 0:
+        return f"no faces; {stray} stray points"
+    rep = measure_support(mesh.vertices, mesh.faces, pts, config, spacing=s)
+    verdict = decide_surface(rep.phantom, surface)
+    return (f"cover {rep.cover:.3f}, phantom {rep.phantom:.3f} (scan spacing s {s:.4g}); the scan looks "
+            f"{verdict} (phantom {'>' if verdict == 'open' else '<='} {(surface or SurfaceConfig()).open_phantom:g}); "
+            f"{stray} stray points ({100 * stray / len(pts):.2f}%, kept); per-vertex distance to the scan in s "
+            f"is the PLY property '{SUPPORT_ATTRIBUTE}'")
