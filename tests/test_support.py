@@ -135,3 +135,99 @@ def test_rejects_bad_shapes():
         scan_spacing(np.zeros((5, 2)))
     with pytest.raises(ValueError):
         measure_support(np.zeros((3, 3)), np.zeros((0, 3), int), np.random.rand(10, 3))
+
+
+# ----------------------------------------------------------------------------- surface mode
+
+
+def _sphere_result(r: float = 0.5):
+    from helpers import Sphere
+
+    from surfrec.fitting import get_config
+    from surfrec.normalize import Normalization
+    from surfrec.result import FitResult
+
+    return FitResult(model=Sphere(r), normalization=Normalization(center=np.zeros(3), scale=1.0),
+                     config=get_config("fast"), history={}, seconds=0.0, steps=0, data_points=None)
+
+
+def _sphere_points(n: int, r: float = 0.5, upper_only: bool = False) -> np.ndarray:
+    p = np.random.default_rng(4).normal(size=(n, 3))
+    p = r * p / np.linalg.norm(p, axis=1, keepdims=True)
+    return p[p[:, 2] > 0] if upper_only else p
+
+
+def test_decide_surface():
+    from surfrec.support import SurfaceConfig, decide_surface
+
+    assert decide_surface(0.01) == "closed"
+    assert decide_surface(0.5) == "open"
+    assert decide_surface(0.2, SurfaceConfig(open_phantom=0.1)) == "open"
+    with pytest.raises(ValueError):
+        decide_surface(1.5)
+    with pytest.raises(ValueError):
+        SurfaceConfig(open_phantom=0.0)
+
+
+def test_surface_mode_keeps_closed_scans_and_trims_single_views():
+    from surfrec.result import extract_mesh
+    from surfrec.support import apply_surface_mode
+
+    result = _sphere_result()
+    closed = extract_mesh(result, resolution=48, device="cpu", refine=False, components="all")
+    full = _sphere_points(20_000)
+    mesh, info = apply_surface_mode(closed, result, full, "auto", resolution=48, device="cpu")
+    assert info["surface"] == "closed" and mesh is closed and info["phantom"] < 0.01
+
+    half = _sphere_points(20_000, upper_only=True)
+    mesh, info = apply_surface_mode(closed, result, half, "auto", resolution=48, device="cpu")
+    assert info["surface"] == "open" and info["phantom"] > 0.4
+    assert not mesh.is_watertight
+    rep = measure_support(mesh.vertices, mesh.faces, half)
+    assert rep.cover > 0.95 and rep.phantom < 0.05
+
+    mesh, info = apply_surface_mode(closed, result, half, "closed")
+    assert mesh is closed and info == {"mode": "closed", "surface": "closed"}
+    with pytest.raises(ValueError):
+        apply_surface_mode(closed, result, half, "bogus")
+
+
+def test_render_support_colours_supported_green_and_phantom_red(tmp_path):
+    from surfrec.errors import InputError
+    from surfrec.render import render, render_file
+    from surfrec.support import attach_support
+
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    attach_support(mesh, _sphere_points(20_000, upper_only=True))
+    img = render(mesh, views=1, size=64, color="support")
+    red = (img[..., 0] > 2 * img[..., 1]).sum()
+    green = (img[..., 1] > 2 * img[..., 0]).sum()
+    assert red > 50 and green > 50
+    plain = tmp_path / "plain.ply"
+    trimesh.creation.icosphere(subdivisions=1).export(plain)
+    with pytest.raises(InputError):
+        render_file(plain, tmp_path / "x.png", color="support")
+    with pytest.raises(ValueError):
+        render(trimesh.creation.icosphere(subdivisions=1), color="support")
+
+
+def test_support_attribute_reaches_ply(tmp_path):
+    """The PLY 'quality' property round-trips (trimesh export; surfrec.io.save_mesh writes
+    vertex_attributes the same way once the io rewrite lands)."""
+    from surfrec.support import attach_support, read_support
+
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    q = attach_support(mesh, _sphere_points(5_000, upper_only=True))
+    path = tmp_path / "m.ply"
+    mesh.export(path)
+    np.testing.assert_allclose(read_support(path), q, rtol=1e-6)
+
+
+def test_evaluate_scan_reports_support():
+    pytest.importorskip("open3d")
+    from surfrec.metrics import evaluate, format_report
+
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    res = evaluate(mesh, None, scan=_sphere_points(5_000, upper_only=True), n_samples=2_000)
+    assert res["support"]["cover"] > 0.99 and 0.4 < res["support"]["phantom"] < 0.55
+    assert "phantom" in format_report(res)
