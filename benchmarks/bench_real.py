@@ -6,7 +6,9 @@ point removal, light noise, fixed seed; nothing is written to the data folders):
 
 * ``surfrec``: today's default ``surfrec.fit`` + ``extract_mesh`` (closed);
 * ``surfrec-open``: the same fit, meshed with the open-surface prototype
-  (:func:`surfrec.support.extract_open`: shell level + trimming), seconds = fit + this mesh;
+  (:func:`surfrec.support.extract_open`: the shell level set and the closed mesh, each
+  trimmed to the data, the one with the higher cover kept), seconds = fit + closed mesh +
+  this step (what ``surfrec fit --surface open`` does);
 * ``poisson-trim``: Open3D screened Poisson depth 9, estimated normals oriented by tangent
   plane (k=15), the tutorial density trim (drop the lowest 5% density vertices), no crop.
 
@@ -108,9 +110,9 @@ def main() -> None:
         t_fit = time.perf_counter() - t0
         mesh = surfrec.extract_mesh(result)
         t_closed = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        open_mesh, q = extract_open(result, pts, spacing=s)
-        t_open = t_fit + time.perf_counter() - t1
+        open_mesh, info = extract_open(result, pts, spacing=s, closed_mesh=mesh)
+        q = info["shell_level"]
+        t_open = time.perf_counter() - t0
         t2 = time.perf_counter()
         pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
         t_poisson = time.perf_counter() - t2
@@ -126,6 +128,7 @@ def main() -> None:
                 row["decision"] = decide_surface(rep.phantom)
             if method == "surfrec-open":
                 row["shell_level"] = q
+                row["open_source"] = info["source"]
             rows.append(row)
             print(json.dumps(row), flush=True)
             m.export(args.out / f"{name}__{method}.ply")
