@@ -33,15 +33,16 @@ SHARED = HERE.parent.parent / "shared" / "data"
 REAL = ["bunny_rangescan_bun000.xyz", "milk_carton.pcd", "abc00994122_simscan.xyz", "gargoyle_srb.ply"]
 PARTIAL = ["armadillo", "fandisk", "spot_noisy"]
 BENCH = ["abc00994122", "armadillo", "bunny_sparse", "fandisk", "spot_noisy"]
-#: single-view generator: z-buffer pixels across the object, relative noise, seed
-ZBUF_PIXELS, NOISE_OF_SPACING, SEED = 256, 0.2, 0
+#: single-view generator: z-buffer pixel side in scan spacings (a pixel must hold several
+#: front points, or back points show through the gaps), relative noise, seed
+PIXEL_OF_SPACING, NOISE_OF_SPACING, SEED = 3.0, 0.2, 0
 
 
-def single_view(points: np.ndarray, direction=(0.3, 0.2, 1.0), pixels: int = ZBUF_PIXELS,
-                seed: int = SEED) -> np.ndarray:
-    """Points visible from a far camera looking along ``-direction`` (orthographic z-buffer:
-    per pixel, the points within 2 pixel depths of the nearest one), plus Gaussian noise of
-    ``NOISE_OF_SPACING`` times the kept points' spacing."""
+def single_view(points: np.ndarray, direction=(0.3, 0.2, 1.0), seed: int = SEED) -> np.ndarray:
+    """Points visible from a far camera looking along ``-direction`` (orthographic z-buffer
+    with pixels of ``PIXEL_OF_SPACING`` scan spacings: per pixel, the points within one
+    pixel depth of the nearest one), plus Gaussian noise of ``NOISE_OF_SPACING`` times the
+    kept points' spacing."""
     from surfrec.support import scan_spacing
 
     d = np.asarray(direction, float)
@@ -51,12 +52,12 @@ def single_view(points: np.ndarray, direction=(0.3, 0.2, 1.0), pixels: int = ZBU
     v = np.cross(d, u)
     uv = np.stack([points @ u, points @ v], 1)
     depth = points @ d  # larger = nearer the camera
-    px = (uv.max(0) - uv.min(0)).max() / pixels
+    px = PIXEL_OF_SPACING * scan_spacing(points)
     ij = np.floor((uv - uv.min(0)) / px).astype(np.int64)
-    key = ij[:, 0] * (pixels + 2) + ij[:, 1]
+    key = ij[:, 0] * (ij[:, 1].max() + 1) + ij[:, 1]
     near = np.full(key.max() + 1, -np.inf)
     np.maximum.at(near, key, depth)
-    keep = depth >= near[key] - 2 * px
+    keep = depth >= near[key] - px
     pts = points[keep]
     rng = np.random.default_rng(seed)
     return pts + rng.normal(scale=NOISE_OF_SPACING * scan_spacing(pts), size=pts.shape)
@@ -91,8 +92,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    import trimesh
 
     import surfrec
+    from surfrec.errors import EmptyLevelSetError
     from surfrec.baselines import poisson
     from surfrec.fitting import get_config
     from surfrec.support import decide_surface, extract_open, measure_support, scan_spacing
@@ -108,9 +111,12 @@ def main() -> None:
         t0 = time.perf_counter()
         result = surfrec.fit(pts, config=cfg)
         t_fit = time.perf_counter() - t0
-        mesh = surfrec.extract_mesh(result)
+        try:
+            mesh = surfrec.extract_mesh(result)
+        except EmptyLevelSetError:  # F never crosses c: no closed surface (a sheet)
+            mesh = trimesh.Trimesh()
         t_closed = time.perf_counter() - t0
-        open_mesh, info = extract_open(result, pts, spacing=s, closed_mesh=mesh)
+        open_mesh, info = extract_open(result, pts, spacing=s, closed_mesh=mesh if len(mesh.faces) else None)
         q = info["shell_level"]
         t_open = time.perf_counter() - t0
         t2 = time.perf_counter()
@@ -124,14 +130,15 @@ def main() -> None:
             if rep is not None:
                 row.update(cover=rep.cover, phantom=rep.phantom, s2m_s=rep.scan_to_mesh_mean_s,
                            m2s_s=rep.mesh_to_scan_mean_s, s2m=rep.scan_to_mesh_mean, m2s=rep.mesh_to_scan_mean)
-            if method == "surfrec" and rep is not None:
-                row["decision"] = decide_surface(rep.phantom)
+            if method == "surfrec":
+                row["decision"] = decide_surface(rep.phantom) if rep is not None else "open (no level set)"
             if method == "surfrec-open":
                 row["shell_level"] = q
                 row["open_source"] = info["source"]
             rows.append(row)
             print(json.dumps(row), flush=True)
-            m.export(args.out / f"{name}__{method}.ply")
+            if len(m.faces):
+                m.export(args.out / f"{name}__{method}.ply")
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     print("| case | method | cover | phantom | scan→mesh (s) | mesh→scan (s) | watertight | seconds | auto |")

@@ -444,6 +444,7 @@ def apply_surface_mode(mesh, result, points: Any, mode: str = "auto",
                        config: SurfaceConfig | None = None, **extract_kwargs):
     """``--surface``: keep the closed ``mesh``, or replace it by :func:`extract_open`'s open
     surface; ``auto`` decides with :func:`decide_surface` on the closed mesh's phantom share.
+    ``mesh=None`` (F never crosses its level, so there is no closed surface) means open.
 
     Returns
     -------
@@ -454,6 +455,13 @@ def apply_surface_mode(mesh, result, points: Any, mode: str = "auto",
     if mode not in ("auto", "closed", "open"):
         raise ValueError(f"surface mode must be auto, closed or open, got {mode!r}")
     info: dict[str, Any] = {"mode": mode}
+    if mesh is None:  # F never crosses its level: no closed surface at all (a sheet)
+        if mode == "closed":
+            raise ValueError("no closed surface to keep (F never crosses its level)")
+        info.update(surface="open", phantom=1.0)
+        out, extra = extract_open(result, points, config, **extract_kwargs)
+        info.update(extra)
+        return out, info
     if mode == "closed" or len(mesh.faces) == 0:
         info["surface"] = "closed"
         return mesh, info

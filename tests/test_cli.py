@@ -107,7 +107,7 @@ def test_open_range_scan_is_reported(shared_data, tmp_path):
     scan = shared_data / "scans" / "bunny_rangescan_bun000.xyz"
     r = surfrec("fit", str(scan), "-o", str(tmp_path / "bun.ply"), "--preset", "fast", "--resolution", "96")
     assert r.returncode == 0, r.stderr
-    assert "looks open" in r.stderr
+    assert "surface open (auto" in r.stdout  # issue 14: decided open, trimmed to the data
 
 
 def test_mesh_refinement_is_reported_and_can_be_turned_off(fitted, tmp_path):

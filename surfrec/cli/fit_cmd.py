@@ -111,7 +111,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..checks import cloud_shape, summarize, uncovered_fraction, unsupported_fraction
-    from ..errors import FitInterrupted, InputError
+    from ..errors import EmptyLevelSetError, FitInterrupted, InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
     from ..render import render_png
@@ -152,11 +152,18 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     if args.save_model is not None:
         save_model(result, args.save_model)
-    mesh, t_mesh = extract_with_progress(result, args)
+    try:
+        mesh, t_mesh = extract_with_progress(result, args)
+    except EmptyLevelSetError:
+        if args.surface == "closed":
+            raise
+        mesh, t_mesh = None, 0.0  # no closed level set: the open mode still finds the shell
     from ..support import apply_surface_mode, fit_summary  # issue 14: open scans, support map, strays
 
-    mesh, surface = apply_surface_mode(mesh, result, cloud.points, args.surface, resolution=args.resolution,
-                                        padding=args.padding, device=args.device)
+    with timed() as t_surface:
+        mesh, surface = apply_surface_mode(mesh, result, cloud.points, args.surface, resolution=args.resolution,
+                                            padding=args.padding, device=args.device)
+    t_mesh += t_surface[0]
     support_line = f"surface {surface['surface']} ({args.surface}" + (
         f": closed-mesh phantom {surface['phantom']:.3f}" if "phantom" in surface else "") + (
         f"; open from the {surface['source']} candidate" if "source" in surface else "") + "); " + fit_summary(
