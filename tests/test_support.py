@@ -231,3 +231,14 @@ def test_evaluate_scan_reports_support():
     res = evaluate(mesh, None, scan=_sphere_points(5_000, upper_only=True), n_samples=2_000)
     assert res["support"]["cover"] > 0.99 and 0.4 < res["support"]["phantom"] < 0.55
     assert "phantom" in format_report(res)
+
+
+def test_surface_mode_without_a_closed_level_set_is_open():
+    from surfrec.support import apply_surface_mode
+
+    half = _sphere_points(20_000, upper_only=True)
+    mesh, info = apply_surface_mode(None, _sphere_result(), half, "auto", resolution=48, device="cpu")
+    assert info["surface"] == "open" and len(mesh.faces) > 0
+    assert measure_support(mesh.vertices, mesh.faces, half).cover > 0.95
+    with pytest.raises(ValueError):
+        apply_surface_mode(None, _sphere_result(), half, "closed")
