@@ -313,7 +313,8 @@ def evaluate(
         None when one side is a point set without normals), and for every threshold
         ``t``: ``precision@t``, ``recall@t``, ``fscore@t`` (keys formatted with
         :func:`threshold_key`). With a scan: ``scan_to_rec_mean``, ``scan_to_rec_max``,
-        ``rec_to_scan_mean``, ``rec_to_scan_max``. Always: ``protocol``, a dict
+        ``rec_to_scan_mean``, ``rec_to_scan_max``, and for a mesh ``support`` (cover, phantom,
+        one-sided means in units of the scan spacing s: :func:`surfrec.support.measure_support`). Always: ``protocol``, a dict
         describing units, box size, sample counts, seeds and distance kinds.
 
     Raises
@@ -397,6 +398,12 @@ def evaluate(
             rec_to_scan_mean=float(d_r2s.mean()),
             rec_to_scan_max=float(d_r2s.max()),
         )
+        if rec_g.is_mesh:  # issue 14: cover / phantom relative to the scan's spacing
+            from .support import measure_support
+
+            result["support"] = measure_support(
+                rec_g.mesh.vertices, rec_g.mesh.faces, scan_g.points, seed=seed
+            ).as_dict()
 
     elapsed = time.perf_counter() - t0
     result["protocol"] = {
@@ -502,4 +509,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"  rec->scan  mean {_fmt(result['rec_to_scan_mean'])}  "
             f"max {_fmt(result['rec_to_scan_max'])}",
         ]
+    if result.get("support") is not None:
+        from .support import SupportReport, format_support
+
+        lines.append("  " + format_support(SupportReport(**result["support"])))
     return "\n".join(lines)

@@ -111,15 +111,21 @@ def splat_image(
         py = (py[:, None] + oy[None, :]).ravel()
         depth = np.repeat(depth, len(ox))
         shade = np.repeat(shade, len(ox))
+    cols = np.asarray(color, dtype=np.float64)
+    per_point = cols.ndim == 2  # (N, 3) colours, one per point (e.g. the support map)
+    if per_point and radius > 0:
+        cols = np.repeat(cols, len(ox), axis=0)
     ok = (px >= 0) & (px < size) & (py >= 0) & (py < size)
     px, py, depth, shade = px[ok], py[ok], depth[ok], shade[ok]
+    if per_point:
+        cols = cols[ok]
     pix = py * size + px
     order = np.lexsort((depth, pix))  # per pixel, nearest first
     first = np.ones(len(order), dtype=bool)
     first[1:] = pix[order][1:] != pix[order][:-1]
     sel = order[first]
     flat = img.reshape(-1, 3)
-    flat[pix[sel]] = shade[sel, None] * np.asarray(color)[None, :]
+    flat[pix[sel]] = shade[sel, None] * (cols[sel] if per_point else cols[None, :])
     return img
 
 
@@ -278,7 +284,7 @@ def render(
     up: str = "y",
     elevation: float = 20.0,
     columns: int | None = None,
-    color: Sequence[float] | None = None,
+    color: Sequence[float] | str | None = None,
 ) -> np.ndarray:
     """Pictures of a mesh or point cloud from ``views`` directions around it, tiled.
 
@@ -299,8 +305,10 @@ def render(
         Camera elevation in degrees (positive: looking down on the object).
     columns : int, optional
         Panels per row (default: up to 4).
-    color : (3,) float, optional
-        Base colour (default: bluish grey for meshes, sand for clouds).
+    color : (3,) float or "support", optional
+        Base colour (default: bluish grey for meshes, sand for clouds); ``"support"``
+        colours a mesh by its ``vertex_attributes["quality"]`` support map (green on the
+        data, red 4 spacings or more away: :func:`surfrec.support.support_colors`).
 
     Returns
     -------
@@ -309,7 +317,16 @@ def render(
     check_range("views", views, RENDER["views"])
     check_range("size", size, RENDER["size"])
     angles = view_angles(views, elevation=elevation)
-    pts, nrm, is_mesh = _renderable(obj, size)
+    support = getattr(obj, "vertex_attributes", {}).get("quality") if color == "support" else None
+    if color == "support" and support is None:
+        raise ValueError("color='support' needs a mesh with a per-vertex 'quality' support map")
+    if support is not None:  # issue 14: colour by distance to the scan (surfrec.support)
+        from .support import support_samples
+
+        pts, nrm, color = support_samples(obj, support, n=int(np.clip(2.5 * size * size, 60_000, 2_000_000)))
+        is_mesh = True
+    else:
+        pts, nrm, is_mesh = _renderable(obj, size)
     if len(pts) == 0:
         raise ValueError("nothing to render: no points")
     lo, hi = pts.min(0), pts.max(0)
@@ -380,6 +397,7 @@ def render_file(
     size: int = 400,
     up: str = "y",
     backend: str = "numpy",
+    color: str = "default",
 ) -> Path:
     """Render a mesh or point-cloud file to a PNG of ``views`` panels.
 
@@ -389,6 +407,8 @@ def render_file(
         :func:`surfrec.io.load_points`)
     out : PNG path (written atomically)
     views, size, up : see :func:`render`
+    color : {"default", "support"}
+        ``support``: colour a PLY mesh by its per-vertex ``quality`` (numpy backend).
     backend : {"numpy", "open3d"}
         ``numpy`` (the default) works anywhere; ``open3d`` uses Open3D's offscreen
         renderer, which needs EGL or OSMesa and raises :class:`SurfrecError` without them.
@@ -400,6 +420,17 @@ def render_file(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     obj = load_renderable(path)
+    if color == "support":
+        from .support import read_support
+
+        q = read_support(path) if hasattr(obj, "faces") else None
+        if q is None:
+            from .errors import InputError
+
+            raise InputError(path, "no per-vertex 'quality' support map to colour by (meshes written by "
+                             "surfrec fit carry one)")
+        obj.vertex_attributes["quality"] = q
+        return save_png(render(obj, views=views, size=size, up=up, color="support"), out)
     if backend == "open3d":
         image = _render_open3d(obj, views=views, size=size, up=up)
     else:

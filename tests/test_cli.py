@@ -107,7 +107,7 @@ def test_open_range_scan_is_reported(shared_data, tmp_path):
     scan = shared_data / "scans" / "bunny_rangescan_bun000.xyz"
     r = surfrec("fit", str(scan), "-o", str(tmp_path / "bun.ply"), "--preset", "fast", "--resolution", "96")
     assert r.returncode == 0, r.stderr
-    assert "looks open" in r.stderr
+    assert "surface open (auto" in r.stdout  # issue 14: decided open, trimmed to the data
 
 
 def test_mesh_refinement_is_reported_and_can_be_turned_off(fitted, tmp_path):
@@ -139,3 +139,13 @@ def test_fit_warns_when_the_surface_misses_the_scan(tmp_path):
                 "--threads", "1", "--device", "cpu", "--data-weight", "2")  # not -q: it hides warnings
     assert r.returncode == 0, r.stderr
     assert "of the input points are farther than" in r.stderr and "misses part of the scan" in r.stderr
+
+
+def test_fit_surface_mode_argument_and_summary(tmp_path):
+    r = surfrec("fit", str(EXAMPLE), "-o", str(tmp_path / "x.ply"), "--surface", "sheet")
+    assert r.returncode == 2 and "--surface" in r.stderr and not (tmp_path / "x.ply").exists()
+    r = surfrec("fit", str(EXAMPLE), "-o", str(tmp_path / "c.ply"), "--iters", "5", "--resolution", "32",
+                "--surface", "closed", "--threads", "1", "--device", "cpu", "--no-refine")
+    assert r.returncode == 0, r.stderr
+    assert "surface closed (closed)" in r.stdout and "cover" in r.stdout and "stray points" in r.stdout
+    assert trimesh.load(tmp_path / "c.ply", force="mesh").is_watertight

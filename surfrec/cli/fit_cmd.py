@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue an interrupted fit from its checkpoint (its settings are used)")
     p.add_argument("--save-model", type=validate.out_path(), default=None, metavar="PATH",
                    help="also save the fitted model (weights, config, transform) for `surfrec mesh`")
+    p.add_argument("--surface", choices=("auto", "closed", "open"), default="auto",
+                   help="closed: a watertight surface; open: only the part of the level set the data support "
+                        "(trimmed, prototype); auto (default): open when more than 25%% of the closed surface "
+                        "lies farther than 4 point spacings from the scan")
     p.add_argument("--preview", type=png_path, default=None, metavar="PNG",
                    help="also write a picture of the mesh from 4 sides (see `surfrec render`)")
     add_common_arguments(p)
@@ -100,6 +104,8 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         out += ["--components", args.components]
     if not args.refine:
         out += ["--no-refine"]
+    if getattr(args, "surface", "auto") != "auto":
+        out += ["--surface", args.surface]
     if args.save_model is not None:
         out += ["--save-model", str(args.save_model)]
     return out
@@ -107,7 +113,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..checks import cloud_shape, summarize, uncovered_fraction, unsupported_fraction
-    from ..errors import FitInterrupted, InputError
+    from ..errors import EmptyLevelSetError, FitInterrupted, InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
     from ..render import render_png
@@ -148,7 +154,22 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     if args.save_model is not None:
         save_model(result, args.save_model)
-    mesh, t_mesh = extract_with_progress(result, args)
+    try:
+        mesh, t_mesh = extract_with_progress(result, args)
+    except EmptyLevelSetError:
+        if args.surface == "closed":
+            raise
+        mesh, t_mesh = None, 0.0  # no closed level set: the open mode still finds the shell
+    from ..support import apply_surface_mode, fit_summary  # issue 14: open scans, support map, strays
+
+    with timed() as t_surface:
+        mesh, surface = apply_surface_mode(mesh, result, cloud.points, args.surface, resolution=args.resolution,
+                                            padding=args.padding, device=args.device)
+    t_mesh += t_surface[0]
+    support_line = f"surface {surface['surface']} ({args.surface}" + (
+        f": closed-mesh phantom {surface['phantom']:.3f}" if "phantom" in surface else "") + (
+        f"; open from the {surface['source']} candidate" if "source" in surface else "") + "); " + fit_summary(
+        mesh, cloud.points)
     save_mesh(mesh, out, protect=(args.scan,))
     spacing = summarize(cloud.points, max_samples=20_000)["mean_spacing"] or 0.0
     if spacing > 0 and len(mesh.faces):
@@ -167,4 +188,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
           f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh:.1f} s)"
           + (f"; model {args.save_model}" if args.save_model else ""))
+    if not args.quiet:
+        print(f"surfrec: {support_line}")
     return 0

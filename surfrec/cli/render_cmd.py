@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("numpy", "open3d"), default="numpy",
                    help="numpy: a z-buffered splat renderer that works anywhere (default); "
                         "open3d: Open3D's offscreen renderer (needs EGL or OSMesa)")
+    p.add_argument("--color", choices=("default", "support"), default="default",
+                   help="support: colour a mesh by its per-vertex support map (distance to the scan in point "
+                        "spacings, PLY property 'quality' written by `surfrec fit`): green on the data, red 4 "
+                        "spacings or more away (default: plain shading)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or Path.cwd() / f"{args.input.name}.png"
     if out.exists() and args.input.exists() and out.resolve() == args.input.resolve():
         raise InputError(out, "output would overwrite the input file")
-    render_file(args.input, out, views=args.views, size=args.size, up=args.up, backend=args.backend)
+    render_file(args.input, out, views=args.views, size=args.size, up=args.up, backend=args.backend,
+                color=args.color)
     if not args.quiet:
         print(f"surfrec: wrote {out} ({args.views} view{'s' if args.views != 1 else ''}, "
               f"{args.size} px each)")

@@ -1,0 +1,153 @@
+"""Real and single-view scans: cover / phantom / one-sided distances (issue 14), one run.
+
+For every scan in ``../shared/data/scans``, the 5 closed bench shapes (``--bench``), and
+single-view partial scans generated here from bench shapes (one camera, z-buffer hidden
+point removal, light noise, fixed seed; nothing is written to the data folders):
+
+* ``surfrec``: today's default ``surfrec.fit`` + ``extract_mesh`` (closed);
+* ``surfrec-open``: the same fit, meshed with the open-surface prototype
+  (:func:`surfrec.support.extract_open`: the shell level set and the closed mesh, each
+  trimmed to the data, the one with the higher cover kept), seconds = fit + closed mesh +
+  this step (what ``surfrec fit --surface open`` does);
+* ``poisson-trim``: Open3D screened Poisson depth 9, estimated normals oriented by tangent
+  plane (k=15), the tutorial density trim (drop the lowest 5% density vertices), no crop.
+
+Each mesh is scored with :func:`surfrec.support.measure_support`; the surfrec row also
+gives the auto decision (:func:`surfrec.support.decide_surface` on the closed mesh's phantom).
+Usage::
+
+    python benchmarks/bench_real.py [--iters N] [--time-budget S] [--out out/real] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data"
+REAL = ["bunny_rangescan_bun000.xyz", "milk_carton.pcd", "abc00994122_simscan.xyz", "gargoyle_srb.ply"]
+PARTIAL = ["armadillo", "fandisk", "spot_noisy"]
+BENCH = ["abc00994122", "armadillo", "bunny_sparse", "fandisk", "spot_noisy"]
+#: single-view generator: z-buffer pixel side in scan spacings (a pixel must hold several
+#: front points, or back points show through the gaps), relative noise, seed
+PIXEL_OF_SPACING, NOISE_OF_SPACING, SEED = 3.0, 0.2, 0
+
+
+def single_view(points: np.ndarray, direction=(0.3, 0.2, 1.0), seed: int = SEED) -> np.ndarray:
+    """Points visible from a far camera looking along ``-direction`` (orthographic z-buffer
+    with pixels of ``PIXEL_OF_SPACING`` scan spacings: per pixel, the points within one
+    pixel depth of the nearest one), plus Gaussian noise of ``NOISE_OF_SPACING`` times the
+    kept points' spacing."""
+    from surfrec.support import scan_spacing
+
+    d = np.asarray(direction, float)
+    d /= np.linalg.norm(d)
+    u = np.cross(d, [0.0, 1.0, 0.0] if abs(d[1]) < 0.9 else [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(d, u)
+    uv = np.stack([points @ u, points @ v], 1)
+    depth = points @ d  # larger = nearer the camera
+    px = PIXEL_OF_SPACING * scan_spacing(points)
+    ij = np.floor((uv - uv.min(0)) / px).astype(np.int64)
+    key = ij[:, 0] * (ij[:, 1].max() + 1) + ij[:, 1]
+    near = np.full(key.max() + 1, -np.inf)
+    np.maximum.at(near, key, depth)
+    keep = depth >= near[key] - px
+    pts = points[keep]
+    rng = np.random.default_rng(seed)
+    return pts + rng.normal(scale=NOISE_OF_SPACING * scan_spacing(pts), size=pts.shape)
+
+
+def cases(bench: bool) -> list[tuple[str, np.ndarray]]:
+    from surfrec.io import load_points
+
+    out = [(Path(n).stem, load_points(SHARED / "scans" / n).points) for n in REAL]
+    for name in PARTIAL:
+        out.append((f"{name}_view", single_view(_bench_points(name))))
+    if bench:
+        out += [(name, _bench_points(name)) for name in BENCH]
+    return out
+
+
+def _bench_points(name: str) -> np.ndarray:
+    from surfrec.io import load_points
+
+    return load_points(SHARED / "bench" / f"{name}.xyz").points
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=None)
+    ap.add_argument("--time-budget", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bench", action="store_true", help="also the 5 closed bench shapes")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--out", type=Path, default=Path("out/real"))
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    import torch
+    import trimesh
+
+    import surfrec
+    from surfrec.errors import EmptyLevelSetError
+    from surfrec.baselines import poisson
+    from surfrec.fitting import get_config
+    from surfrec.support import decide_surface, extract_open, measure_support, scan_spacing
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, pts in cases(args.bench):
+        if args.only and name not in args.only:
+            continue
+        s = scan_spacing(pts)
+        cfg = get_config("default", iterations=args.iters, time_budget=args.time_budget, threads=args.threads)
+        t0 = time.perf_counter()
+        result = surfrec.fit(pts, config=cfg)
+        t_fit = time.perf_counter() - t0
+        try:
+            mesh = surfrec.extract_mesh(result)
+        except EmptyLevelSetError:  # F never crosses c: no closed surface (a sheet)
+            mesh = trimesh.Trimesh()
+        t_closed = time.perf_counter() - t0
+        open_mesh, info = extract_open(result, pts, spacing=s, closed_mesh=mesh if len(mesh.faces) else None)
+        q = info["shell_level"]
+        t_open = time.perf_counter() - t0
+        t2 = time.perf_counter()
+        pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
+        t_poisson = time.perf_counter() - t2
+        for method, m, sec in (("surfrec", mesh, t_closed), ("surfrec-open", open_mesh, t_open),
+                               ("poisson-trim", pmesh, t_poisson)):
+            rep = measure_support(m.vertices, m.faces, pts, spacing=s) if len(m.faces) else None
+            row = dict(case=name, method=method, n_points=len(pts), seconds=round(sec, 1),
+                       faces=len(m.faces), watertight=bool(m.is_watertight) if len(m.faces) else False)
+            if rep is not None:
+                row.update(cover=rep.cover, phantom=rep.phantom, s2m_s=rep.scan_to_mesh_mean_s,
+                           m2s_s=rep.mesh_to_scan_mean_s, s2m=rep.scan_to_mesh_mean, m2s=rep.mesh_to_scan_mean)
+            if method == "surfrec":
+                row["decision"] = decide_surface(rep.phantom) if rep is not None else "open (no level set)"
+            if method == "surfrec-open":
+                row["shell_level"] = q
+                row["open_source"] = info["source"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if len(m.faces):
+                m.export(args.out / f"{name}__{method}.ply")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+    print("| case | method | cover | phantom | scan→mesh (s) | mesh→scan (s) | watertight | seconds | auto |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['method']} | {r.get('cover', float('nan')):.3f} | {r.get('phantom', float('nan')):.3f} | "
+              f"{r.get('s2m_s', float('nan')):.2f} | {r.get('m2s_s', float('nan')):.2f} | {r['watertight']} | "
+              f"{r['seconds']} | {r.get('decision', '')} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,544 @@
+"""Data support of a surface: how well a mesh is backed by the scan it was built from.
+
+Measures that need no ground truth (issue 14), all relative to the scan's own spacing:
+
+* ``s`` (:func:`scan_spacing`): median distance from a scan point to its nearest *other*
+  scan point;
+* **cover**: share of scan points within ``cover_radius * s`` of the mesh (exact
+  point-to-triangle distances, ``point_cloud_utils.closest_points_on_mesh``): the surface
+  goes through the data;
+* **phantom**: share of the mesh *area* farther than ``phantom_radius * s`` from every scan
+  point (invented surface: caps, blobs, bubbles). Estimated from area-weighted random
+  surface samples, about ``samples_per_area`` per ``s * s`` of area (clipped to
+  ``[min_samples, max_samples]``), so its standard error is at most
+  ``sqrt(p (1 - p) / min_samples)`` (< 0.0023 with the default 50k);
+* the two one-sided mean distances, scan -> mesh and mesh -> scan, in s and in scan units.
+
+Also the per-vertex **support map** (:func:`vertex_support`: distance to the nearest scan
+point in units of s, written as the PLY vertex property ``quality``), a report of stray
+points (:func:`find_outliers`), and trimming of unsupported faces (:func:`trim_unsupported`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: name of the per-vertex support attribute (MeshLab shows a ``quality`` property)
+SUPPORT_ATTRIBUTE = "quality"
+
+
+@dataclass(frozen=True)
+class SupportConfig:
+    """Radii and sampling of :func:`measure_support`."""
+
+    cover_radius: float = 2.0
+    """A scan point is covered when the mesh passes within this many spacings ``s`` of it."""
+    phantom_radius: float = 4.0
+    """Surface farther than this many spacings from every scan point is phantom (invented)."""
+    samples_per_area: float = 4.0
+    """Surface samples per ``s * s`` of mesh area for the phantom share and mesh -> scan."""
+    min_samples: int = 50_000
+    """Fewest surface samples (small meshes, coarse scans)."""
+    max_samples: int = 2_000_000
+    """Most surface samples (bounds the time on huge meshes / dense scans)."""
+
+    def __post_init__(self) -> None:
+        for name in ("cover_radius", "phantom_radius", "samples_per_area"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not 1 <= self.min_samples <= self.max_samples:
+            raise ValueError(
+                f"need 1 <= min_samples <= max_samples, got {self.min_samples}, {self.max_samples}"
+            )
+
+
+@dataclass(frozen=True)
+class SupportReport:
+    """What :func:`measure_support` measured (distances in scan units unless ``_s``)."""
+
+    spacing: float
+    """s: median nearest-other-point distance of the scan."""
+    cover: float
+    """Share of scan points within ``cover_radius * s`` of the mesh."""
+    phantom: float
+    """Share of mesh area farther than ``phantom_radius * s`` from every scan point."""
+    scan_to_mesh_mean: float
+    """Mean exact distance from a scan point to the mesh."""
+    mesh_to_scan_mean: float
+    """Mean distance from an area-weighted surface sample to its nearest scan point."""
+    scan_to_mesh_mean_s: float
+    """``scan_to_mesh_mean / s``."""
+    mesh_to_scan_mean_s: float
+    """``mesh_to_scan_mean / s``."""
+    cover_radius: float
+    phantom_radius: float
+    n_points: int
+    n_samples: int
+    area: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_points(points: Any, what: str = "points") -> np.ndarray:
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"{what} must have shape (N, 3), got {arr.shape}")
+    if len(arr) < 2:
+        raise ValueError(f"{what}: need at least 2 points, got {len(arr)}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contain NaN/inf values")
+    return arr
+
+
+def _check_mesh(vertices: Any, faces: Any) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must have shape (V, 3), got {v.shape}")
+    if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+        raise ValueError(f"faces must have shape (F, 3) with F >= 1, got {f.shape}")
+    if f.min() < 0 or f.max() >= len(v):
+        raise ValueError("faces index vertices out of range")
+    return v, f.astype(np.int64)
+
+
+def _tree(points: np.ndarray):
+    from scipy.spatial import cKDTree
+
+    return cKDTree(points)
+
+
+def scan_spacing(points: Any, tree=None) -> float:
+    """s: the median distance from a scan point to its nearest other scan point.
+
+    Parameters
+    ----------
+    points : (N, 3) float, N >= 2
+
+    Returns
+    -------
+    float
+        Duplicated points count with distance 0; a scan where more than half the points are
+        duplicates raises ValueError (no spacing).
+    """
+    pts = _check_points(points)
+    tree = tree or _tree(pts)
+    d, _ = tree.query(pts, k=2)
+    s = float(np.median(d[:, 1]))
+    if not s > 0:
+        raise ValueError("the scan's median nearest-neighbour distance is 0 (duplicated points)")
+    return s
+
+
+def point_mesh_distance(points: Any, vertices: Any, faces: Any) -> np.ndarray:
+    """Exact distance from each point to a triangle mesh.
+
+    Parameters
+    ----------
+    points : (N, 3) float
+    vertices : (V, 3) float
+    faces : (F, 3) int
+
+    Returns
+    -------
+    (N,) float64
+    """
+    import point_cloud_utils as pcu
+
+    p = np.ascontiguousarray(np.asarray(points, dtype=np.float64))
+    v, f = _check_mesh(vertices, faces)
+    d, _, _ = pcu.closest_points_on_mesh(p, np.ascontiguousarray(v), np.ascontiguousarray(f))
+    return np.asarray(d, dtype=np.float64)
+
+
+def sample_area(
+    vertices: np.ndarray, faces: np.ndarray, n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` area-weighted uniform samples on a triangle mesh.
+
+    Returns
+    -------
+    points : (n, 3) float64
+    face_index : (n,) int64
+    """
+    rng = np.random.default_rng(seed)
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    total = float(area.sum())
+    if not total > 0:
+        raise ValueError("mesh has zero surface area")
+    fi = rng.choice(len(faces), size=n, p=area / total)
+    r1, r2 = rng.random(n), rng.random(n)
+    flip = r1 + r2 > 1
+    r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
+    pts = a[fi] + r1[:, None] * (b[fi] - a[fi]) + r2[:, None] * (c[fi] - a[fi])
+    return pts, fi
+
+
+def vertex_support(vertices: Any, points: Any, spacing: float | None = None, tree=None) -> np.ndarray:
+    """The support map: distance from each vertex to its nearest scan point, in units of s.
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+    points : (N, 3) float
+        The scan.
+    spacing : float, optional
+        s; computed with :func:`scan_spacing` when None.
+
+    Returns
+    -------
+    (V,) float32
+    """
+    pts = _check_points(points)
+    tree = tree or _tree(pts)
+    s = scan_spacing(pts, tree) if spacing is None else float(spacing)
+    if not s > 0:
+        raise ValueError(f"spacing must be positive, got {spacing!r}")
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    if len(v) == 0:
+        return np.zeros(0, dtype=np.float32)
+    d, _ = tree.query(v, k=1)
+    return (d / s).astype(np.float32)
+
+
+def attach_support(mesh, points: Any, spacing: float | None = None) -> np.ndarray:
+    """Store :func:`vertex_support` in ``mesh.vertex_attributes["quality"]`` (written as a PLY
+    vertex property by :func:`surfrec.io.save_mesh`); returns it."""
+    q = vertex_support(mesh.vertices, points, spacing)
+    mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = q
+    return q
+
+
+def measure_support(
+    vertices: Any,
+    faces: Any,
+    points: Any,
+    config: SupportConfig | None = None,
+    *,
+    seed: int = 0,
+    spacing: float | None = None,
+) -> SupportReport:
+    """Cover, phantom and one-sided distances of a mesh against its scan (module docstring).
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+    faces : (F, 3) int, F >= 1
+    points : (N, 3) float, N >= 2
+        The scan.
+    config : SupportConfig, optional
+    seed : int
+        Seed of the surface samples.
+    spacing : float, optional
+        s, when already known.
+    """
+    cfg = config or SupportConfig()
+    pts = _check_points(points, "scan points")
+    v, f = _check_mesh(vertices, faces)
+    tree = _tree(pts)
+    s = scan_spacing(pts, tree) if spacing is None else float(spacing)
+    d_s2m = point_mesh_distance(pts, v, f)
+    a, b, c = (v[f[:, i]] for i in range(3))
+    area = float(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+    n = int(np.clip(np.ceil(cfg.samples_per_area * area / (s * s)), cfg.min_samples, cfg.max_samples))
+    samples, _ = sample_area(v, f, n, seed)
+    d_m2s, _ = tree.query(samples, k=1)
+    return SupportReport(
+        spacing=s,
+        cover=float(np.mean(d_s2m <= cfg.cover_radius * s)),
+        phantom=float(np.mean(d_m2s > cfg.phantom_radius * s)),
+        scan_to_mesh_mean=float(d_s2m.mean()),
+        mesh_to_scan_mean=float(d_m2s.mean()),
+        scan_to_mesh_mean_s=float(d_s2m.mean() / s),
+        mesh_to_scan_mean_s=float(d_m2s.mean() / s),
+        cover_radius=cfg.cover_radius,
+        phantom_radius=cfg.phantom_radius,
+        n_points=len(pts),
+        n_samples=n,
+        area=area,
+    )
+
+
+def format_support(rep: SupportReport) -> str:
+    """One line: cover, phantom and the one-sided means."""
+    return (
+        f"support: s {rep.spacing:.4g}; cover {rep.cover:.3f} (points within "
+        f"{rep.cover_radius:g} s); phantom {rep.phantom:.3f} (area beyond {rep.phantom_radius:g} s); "
+        f"scan->mesh {rep.scan_to_mesh_mean:.4g} ({rep.scan_to_mesh_mean_s:.2f} s); "
+        f"mesh->scan {rep.mesh_to_scan_mean:.4g} ({rep.mesh_to_scan_mean_s:.2f} s)"
+    )
+
+
+# ----------------------------------------------------------------------------- outliers
+
+
+@dataclass(frozen=True)
+class OutlierConfig:
+    """Stray-point test of :func:`find_outliers`."""
+
+    k: int = 8
+    """Neighbour rank whose distance measures how isolated a point is."""
+    ratio: float = 3.0
+    """A point is stray when its k-th neighbour distance exceeds this many times the median
+    k-th neighbour distance of its ``reference`` nearest neighbours (local, so density may
+    vary; a clump of fewer than ``reference / 2`` stray points is still found)."""
+    reference: int = 32
+    """Neighbours whose median k-th neighbour distance is the local reference."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.reference < 1:
+            raise ValueError(f"reference must be >= 1, got {self.reference}")
+        if not self.ratio > 1:
+            raise ValueError(f"ratio must be > 1, got {self.ratio}")
+
+
+def find_outliers(points: Any, config: OutlierConfig | None = None) -> np.ndarray:
+    """Stray points (flying pixels, isolated specks): a boolean mask.
+
+    Parameters
+    ----------
+    points : (N, 3) float
+
+    Returns
+    -------
+    (N,) bool
+        True where the point's k-th neighbour distance is more than ``ratio`` times the
+        median k-th neighbour distance of its ``reference`` nearest neighbours. Scans with
+        no more than ``max(k, reference)`` points return all False.
+    """
+    cfg = config or OutlierConfig()
+    pts = _check_points(points)
+    kk = max(cfg.k, cfg.reference)
+    if len(pts) <= kk + 1:
+        return np.zeros(len(pts), dtype=bool)
+    d, idx = _tree(pts).query(pts, k=kk + 1)
+    dk = d[:, cfg.k]
+    local = np.median(dk[idx[:, 1 : cfg.reference + 1]], axis=1)
+    return dk > cfg.ratio * local
+
+
+# ----------------------------------------------------------------------------- trimming
+
+
+def trim_unsupported(mesh, points: Any, radius_s: float, spacing: float | None = None):
+    """Drop the faces whose three vertices all lie farther than ``radius_s * s`` from every
+    scan point, then unreferenced vertices; vertex attributes follow.
+
+    Returns
+    -------
+    (trimesh.Trimesh, (F,) bool)
+        The trimmed mesh and the mask of kept faces of the input.
+    """
+    if not radius_s > 0:
+        raise ValueError(f"radius_s must be positive, got {radius_s!r}")
+    q = vertex_support(mesh.vertices, points, spacing)
+    faces = np.asarray(mesh.faces)
+    keep = (q[faces] <= radius_s).any(axis=1)
+    out = mesh.copy()
+    out.update_faces(keep)
+    out.remove_unreferenced_vertices()
+    return out, keep
+
+
+# ----------------------------------------------------------------------------- surface type
+
+
+@dataclass(frozen=True)
+class SurfaceConfig:
+    """Open/closed decision and the open-surface extraction (prototype, issue 14)."""
+
+    open_phantom: float = 0.25
+    """Auto mode: the scan is open when more than this share of the closed surface's area is
+    phantom (farther than ``phantom_radius`` spacings from every scan point). A closed
+    object scanned from all sides leaves only occlusion holes unsupported; a single view
+    leaves at least the back half of any closed surface around it unsupported."""
+    shell_quantile: float = 0.9
+    """Open mode: extract the level set F = q, q this quantile of F at the scan points (a
+    field fitted to a sheet keeps F > c on both sides of it, so F = q wraps the sheet as a
+    thin shell)."""
+    trim_radius: float = 2.0
+    """Open mode: drop faces whose vertices all lie farther than this many spacings from
+    every scan point."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.open_phantom < 1:
+            raise ValueError(f"open_phantom must be in (0, 1), got {self.open_phantom}")
+        if not 0 < self.shell_quantile < 1:
+            raise ValueError(f"shell_quantile must be in (0, 1), got {self.shell_quantile}")
+        if not self.trim_radius > 0:
+            raise ValueError(f"trim_radius must be positive, got {self.trim_radius}")
+
+
+def decide_surface(phantom: float, config: SurfaceConfig | None = None) -> str:
+    """``"open"`` or ``"closed"`` from the phantom share of a closed reconstruction."""
+    cfg = config or SurfaceConfig()
+    if not 0.0 <= phantom <= 1.0:
+        raise ValueError(f"phantom must be a share in [0, 1], got {phantom!r}")
+    return "open" if phantom > cfg.open_phantom else "closed"
+
+
+def shell_level(result, points: Any, quantile: float, max_points: int = 20_000, seed: int = 0) -> float:
+    """The ``quantile`` of F (normalized units) at up to ``max_points`` scan points."""
+    pts = _check_points(points)
+    if len(pts) > max_points:
+        pts = pts[np.random.default_rng(seed).choice(len(pts), max_points, replace=False)]
+    x = result.normalization.to_unit(pts).astype(np.float32)
+    return float(np.quantile(result.field()(x), quantile))
+
+
+def extract_open(result, points: Any, config: SurfaceConfig | None = None, resolution: int = 256,
+                 spacing: float | None = None, closed_mesh=None, **extract_kwargs):
+    """Open-surface prototype (post-fit, no change to the fit).
+
+    Candidates: the shell F = q around the data (:func:`shell_level`; every component, not
+    refined) and, when given, ``closed_mesh`` (the closed reconstruction); each is trimmed
+    to the faces with a vertex within ``trim_radius`` spacings of the scan, and the one that
+    covers more scan points is returned (the choice is measured, not a threshold).
+
+    Returns
+    -------
+    (trimesh.Trimesh, dict)
+        The trimmed mesh (scan coordinates) and what was chosen: ``source`` ("shell" or
+        "closed"), ``shell_level`` q and the cover of each candidate.
+    """
+    from .result import extract_mesh
+
+    cfg = config or SurfaceConfig()
+    pts = _check_points(points)
+    tree = _tree(pts)
+    s = scan_spacing(pts, tree) if spacing is None else float(spacing)
+    q = shell_level(result, pts, cfg.shell_quantile)
+    shell = extract_mesh(result, resolution=resolution, level=q, components="all", refine=False,
+                         **extract_kwargs)
+    candidates = {"shell": shell} if closed_mesh is None else {"closed": closed_mesh, "shell": shell}
+    best, info = None, {"shell_level": q}
+    for name, mesh in candidates.items():
+        if len(mesh.faces) == 0:
+            continue
+        trimmed, _ = trim_unsupported(mesh, pts, cfg.trim_radius, s)
+        if len(trimmed.faces) == 0:
+            continue
+        d = point_mesh_distance(pts, trimmed.vertices, trimmed.faces)
+        cover = float(np.mean(d <= SupportConfig().cover_radius * s))
+        info[f"cover_{name}"] = cover
+        if best is None or cover > best[1]:
+            best = (trimmed, cover, name)
+    if best is None:
+        return shell, {**info, "source": "none"}
+    info["source"] = best[2]
+    return best[0], info
+
+
+def apply_surface_mode(mesh, result, points: Any, mode: str = "auto",
+                       config: SurfaceConfig | None = None, **extract_kwargs):
+    """``--surface``: keep the closed ``mesh``, or replace it by :func:`extract_open`'s open
+    surface; ``auto`` decides with :func:`decide_surface` on the closed mesh's phantom share.
+    ``mesh=None`` (F never crosses its level, so there is no closed surface) means open.
+
+    Returns
+    -------
+    (trimesh.Trimesh, dict)
+        The mesh to write and the evidence: ``mode`` asked, ``surface`` chosen, ``phantom``
+        of the closed mesh (auto only), and :func:`extract_open`'s info when open.
+    """
+    if mode not in ("auto", "closed", "open"):
+        raise ValueError(f"surface mode must be auto, closed or open, got {mode!r}")
+    info: dict[str, Any] = {"mode": mode}
+    if mesh is None:  # F never crosses its level: no closed surface at all (a sheet)
+        if mode == "closed":
+            raise ValueError("no closed surface to keep (F never crosses its level)")
+        info.update(surface="open", phantom=1.0)
+        out, extra = extract_open(result, points, config, **extract_kwargs)
+        info.update(extra)
+        return out, info
+    if mode == "closed" or len(mesh.faces) == 0:
+        info["surface"] = "closed"
+        return mesh, info
+    pts = _check_points(points)
+    s = scan_spacing(pts)
+    if mode == "auto":
+        rep = measure_support(mesh.vertices, mesh.faces, pts, spacing=s, config=SupportConfig(max_samples=200_000))
+        info["phantom"] = rep.phantom
+        info["surface"] = decide_surface(rep.phantom, config)
+        if info["surface"] == "closed":
+            return mesh, info
+    info["surface"] = "open"
+    out, extra = extract_open(result, pts, config, spacing=s, closed_mesh=mesh, **extract_kwargs)
+    info.update(extra)
+    return out, info
+
+
+# ----------------------------------------------------------------------------- rendering
+
+#: support colour ramp: 0 s green, ``SUPPORT_COLOR_MAX / 2`` yellow, >= SUPPORT_COLOR_MAX red
+SUPPORT_COLOR_MAX = 4.0
+
+
+def support_colors(values: Any, vmax: float = SUPPORT_COLOR_MAX) -> np.ndarray:
+    """Green (supported) -> yellow -> red (``>= vmax`` spacings: phantom). (N,) -> (N, 3)."""
+    t = np.clip(np.asarray(values, dtype=np.float64) / vmax, 0.0, 1.0)
+    r = np.clip(2 * t, 0, 1)
+    g = np.clip(2 - 2 * t, 0, 1)
+    return np.stack([0.15 + 0.8 * r, 0.15 + 0.7 * g, np.full_like(t, 0.2)], axis=1)
+
+
+def read_support(path) -> np.ndarray | None:
+    """The per-vertex ``quality`` property of a PLY file, or None when it has none."""
+    import os
+
+    if os.path.splitext(os.fspath(path))[1].lower() != ".ply":
+        return None
+    from plyfile import PlyData
+
+    vertex = PlyData.read(os.fspath(path))["vertex"]
+    names = {p.name for p in vertex.properties}
+    return np.asarray(vertex[SUPPORT_ATTRIBUTE], dtype=np.float64) if SUPPORT_ATTRIBUTE in names else None
+
+
+def support_samples(mesh, values: Any, n: int, seed: int = 0):
+    """Surface samples of a mesh coloured by the support map (interpolated per face).
+
+    Returns
+    -------
+    points (n, 3), normals (n, 3), colors (n, 3)
+    """
+    import trimesh
+
+    q = np.asarray(values, dtype=np.float64)
+    if q.shape != (len(mesh.vertices),):
+        raise ValueError(f"support values: expected shape ({len(mesh.vertices)},), got {q.shape}")
+    pts, fi = trimesh.sample.sample_surface(mesh, n, seed=seed)
+    tri = np.asarray(mesh.vertices)[np.asarray(mesh.faces)[fi]]
+    bary = trimesh.triangles.points_to_barycentric(tri, pts)
+    vals = (bary * q[np.asarray(mesh.faces)[fi]]).sum(axis=1)
+    return pts, np.asarray(mesh.face_normals)[fi], support_colors(vals)
+
+
+def fit_summary(mesh, points: Any, config: SupportConfig | None = None,
+                surface: SurfaceConfig | None = None) -> str:
+    """Attach the support map to ``mesh`` and describe it in one line: cover, phantom, the
+    open/closed evidence (:func:`decide_surface` on the phantom share) and the stray points
+    (:func:`find_outliers`, reported, not removed)."""
+    pts = _check_points(points)
+    s = scan_spacing(pts)
+    attach_support(mesh, pts, s)
+    stray = int(find_outliers(pts).sum())
+    if len(mesh.faces) == 0:
+        return f"no faces; {stray} stray points"
+    rep = measure_support(mesh.vertices, mesh.faces, pts, config, spacing=s)
+    verdict = decide_surface(rep.phantom, surface)
+    return (f"cover {rep.cover:.3f}, phantom {rep.phantom:.3f} (scan spacing s {s:.4g}); the scan looks "
+            f"{verdict} (phantom {'>' if verdict == 'open' else '<='} {(surface or SurfaceConfig()).open_phantom:g}); "
+            f"{stray} stray points ({100 * stray / len(pts):.2f}%, kept); per-vertex distance to the scan in s "
+            f"is the PLY property '{SUPPORT_ATTRIBUTE}'")

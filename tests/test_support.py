@@ -1,0 +1,244 @@
+"""surfrec.support against naive references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from surfrec.metrics import closest_points_on_triangles
+from surfrec.support import (
+    OutlierConfig,
+    SupportConfig,
+    find_outliers,
+    measure_support,
+    point_mesh_distance,
+    scan_spacing,
+    trim_unsupported,
+    vertex_support,
+)
+
+
+def _square(n: int = 20) -> trimesh.Trimesh:
+    """Unit square [0,1]^2 at z=0, triangulated on an n x n grid."""
+    g = np.linspace(0.0, 1.0, n + 1)
+    x, y = np.meshgrid(g, g, indexing="ij")
+    v = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
+    f = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+    return trimesh.Trimesh(v, f, process=False)
+
+
+def _grid_points(h: float, x_max: float) -> np.ndarray:
+    x = np.arange(0.0, x_max + 1e-9, h)
+    y = np.arange(0.0, 1.0 + 1e-9, h)
+    xx, yy = np.meshgrid(x, y, indexing="ij")
+    return np.stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)], axis=1)
+
+
+def _naive_point_mesh(p, v, f):
+    out = np.empty(len(p))
+    for i, q in enumerate(p):
+        qq = np.repeat(q[None], len(f), 0)
+        c = closest_points_on_triangles(qq, v[f[:, 0]], v[f[:, 1]], v[f[:, 2]])
+        out[i] = np.linalg.norm(c - qq, axis=1).min()
+    return out
+
+
+def test_spacing_matches_naive():
+    rng = np.random.default_rng(0)
+    p = rng.random((300, 3))
+    d = np.linalg.norm(p[:, None] - p[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert scan_spacing(p) == pytest.approx(np.median(d.min(axis=1)))
+
+
+def test_point_mesh_distance_matches_naive():
+    rng = np.random.default_rng(1)
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    p = rng.normal(size=(200, 3)) * 0.8
+    got = point_mesh_distance(p, mesh.vertices, mesh.faces)
+    want = _naive_point_mesh(p, np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+def test_plane_half_covered_phantom_is_unsupported_area():
+    h = 0.01
+    mesh = _square()
+    pts = _grid_points(h, 0.5)  # data on x <= 0.5 only
+    rep = measure_support(mesh.vertices, mesh.faces, pts, SupportConfig(min_samples=200_000))
+    assert rep.spacing == pytest.approx(h)
+    assert rep.cover == 1.0
+    # naive: the area of the square farther than 4h from the half-square x <= 0.5
+    want = 1.0 - (0.5 + 4 * h)
+    assert rep.phantom == pytest.approx(want, abs=0.005)
+    assert rep.scan_to_mesh_mean == pytest.approx(0.0, abs=1e-12)
+    # mesh->scan mean: the mean over the square of max(0, x - 0.5) (grid aliasing < h/2)
+    assert rep.mesh_to_scan_mean == pytest.approx(0.125, abs=h)
+    assert rep.mesh_to_scan_mean_s == pytest.approx(rep.mesh_to_scan_mean / h)
+
+
+def test_invented_cap_on_sphere():
+    """Points on the upper half of a sphere: the lower cap is phantom, the points covered."""
+    mesh = trimesh.creation.icosphere(subdivisions=5)
+    rng = np.random.default_rng(2)
+    p = rng.normal(size=(20_000, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    p = p[p[:, 2] > 0]
+    rep = measure_support(mesh.vertices, mesh.faces, p)
+    assert rep.cover > 0.99
+    # naive: area share of the sphere with z < -sin(4 s) (arc 4 s below the equator)
+    z0 = -np.sin(4 * rep.spacing)
+    assert rep.phantom == pytest.approx((1 + z0) / 2, abs=0.01)
+    # a mesh far from the data covers nothing and is all phantom
+    far = mesh.copy()
+    far.apply_translation([10, 0, 0])
+    rep = measure_support(far.vertices, far.faces, p)
+    assert rep.cover == 0.0 and rep.phantom == 1.0
+
+
+def test_vertex_support_and_trim():
+    h = 0.01
+    mesh = _square()
+    pts = _grid_points(h, 0.5)
+    q = vertex_support(mesh.vertices, pts)
+    x = np.asarray(mesh.vertices)[:, 0]
+    np.testing.assert_allclose(q, np.maximum(0.0, x - 0.5) / h, atol=0.6)  # grid: < h/2 aliasing
+    mesh.vertex_attributes["quality"] = q
+    out, keep = trim_unsupported(mesh, pts, radius_s=4.0)
+    assert out.vertices[:, 0].max() <= 0.5 + 4 * h + 0.05 + 1e-9  # one face row beyond
+    assert out.vertices[:, 0].max() >= 0.5
+    assert len(out.vertex_attributes["quality"]) == len(out.vertices)
+
+
+def test_outliers_flag_flying_pixels_not_density_changes():
+    rng = np.random.default_rng(3)
+    dense = _grid_points(0.01, 0.5)
+    sparse = _grid_points(0.1, 1.0)  # 10x sparser elsewhere
+    sparse = sparse[sparse[:, 0] > 0.6] + [0, 0, 0]
+    stray = rng.random((5, 3)) + [0, 0, 1.0]
+    pts = np.concatenate([dense, sparse, stray])
+    mask = find_outliers(pts, OutlierConfig())
+    assert mask[-5:].all()
+    assert mask[: len(dense) + len(sparse)].mean() < 0.01
+
+
+@pytest.mark.parametrize("bad", [dict(cover_radius=0), dict(phantom_radius=-1), dict(min_samples=0)])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        SupportConfig(**bad)
+
+
+def test_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        scan_spacing(np.zeros((5, 2)))
+    with pytest.raises(ValueError):
+        measure_support(np.zeros((3, 3)), np.zeros((0, 3), int), np.random.rand(10, 3))
+
+
+# ----------------------------------------------------------------------------- surface mode
+
+
+def _sphere_result(r: float = 0.5):
+    from helpers import Sphere
+
+    from surfrec.fitting import get_config
+    from surfrec.normalize import Normalization
+    from surfrec.result import FitResult
+
+    return FitResult(model=Sphere(r), normalization=Normalization(center=np.zeros(3), scale=1.0),
+                     config=get_config("fast"), history={}, seconds=0.0, steps=0, data_points=None)
+
+
+def _sphere_points(n: int, r: float = 0.5, upper_only: bool = False) -> np.ndarray:
+    p = np.random.default_rng(4).normal(size=(n, 3))
+    p = r * p / np.linalg.norm(p, axis=1, keepdims=True)
+    return p[p[:, 2] > 0] if upper_only else p
+
+
+def test_decide_surface():
+    from surfrec.support import SurfaceConfig, decide_surface
+
+    assert decide_surface(0.01) == "closed"
+    assert decide_surface(0.5) == "open"
+    assert decide_surface(0.2, SurfaceConfig(open_phantom=0.1)) == "open"
+    with pytest.raises(ValueError):
+        decide_surface(1.5)
+    with pytest.raises(ValueError):
+        SurfaceConfig(open_phantom=0.0)
+
+
+def test_surface_mode_keeps_closed_scans_and_trims_single_views():
+    from surfrec.result import extract_mesh
+    from surfrec.support import apply_surface_mode
+
+    result = _sphere_result()
+    closed = extract_mesh(result, resolution=48, device="cpu", refine=False, components="all")
+    full = _sphere_points(20_000)
+    mesh, info = apply_surface_mode(closed, result, full, "auto", resolution=48, device="cpu")
+    assert info["surface"] == "closed" and mesh is closed and info["phantom"] < 0.01
+
+    half = _sphere_points(20_000, upper_only=True)
+    mesh, info = apply_surface_mode(closed, result, half, "auto", resolution=48, device="cpu")
+    assert info["surface"] == "open" and info["phantom"] > 0.4
+    assert not mesh.is_watertight
+    rep = measure_support(mesh.vertices, mesh.faces, half)
+    assert rep.cover > 0.95 and rep.phantom < 0.05
+
+    mesh, info = apply_surface_mode(closed, result, half, "closed")
+    assert mesh is closed and info == {"mode": "closed", "surface": "closed"}
+    with pytest.raises(ValueError):
+        apply_surface_mode(closed, result, half, "bogus")
+
+
+def test_render_support_colours_supported_green_and_phantom_red(tmp_path):
+    from surfrec.errors import InputError
+    from surfrec.render import render, render_file
+    from surfrec.support import attach_support
+
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    attach_support(mesh, _sphere_points(20_000, upper_only=True))
+    img = render(mesh, views=1, size=64, color="support")
+    red = (img[..., 0] > 2 * img[..., 1]).sum()
+    green = (img[..., 1] > 2 * img[..., 0]).sum()
+    assert red > 50 and green > 50
+    plain = tmp_path / "plain.ply"
+    trimesh.creation.icosphere(subdivisions=1).export(plain)
+    with pytest.raises(InputError):
+        render_file(plain, tmp_path / "x.png", color="support")
+    with pytest.raises(ValueError):
+        render(trimesh.creation.icosphere(subdivisions=1), color="support")
+
+
+def test_support_attribute_reaches_ply(tmp_path):
+    """The PLY 'quality' property round-trips (trimesh export; surfrec.io.save_mesh writes
+    vertex_attributes the same way once the io rewrite lands)."""
+    from surfrec.support import attach_support, read_support
+
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    q = attach_support(mesh, _sphere_points(5_000, upper_only=True))
+    path = tmp_path / "m.ply"
+    mesh.export(path)
+    np.testing.assert_allclose(read_support(path), q, rtol=1e-6)
+
+
+def test_evaluate_scan_reports_support():
+    pytest.importorskip("open3d")
+    from surfrec.metrics import evaluate, format_report
+
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    res = evaluate(mesh, None, scan=_sphere_points(5_000, upper_only=True), n_samples=2_000)
+    assert res["support"]["cover"] > 0.99 and 0.4 < res["support"]["phantom"] < 0.55
+    assert "phantom" in format_report(res)
+
+
+def test_surface_mode_without_a_closed_level_set_is_open():
+    from surfrec.support import apply_surface_mode
+
+    half = _sphere_points(20_000, upper_only=True)
+    mesh, info = apply_surface_mode(None, _sphere_result(), half, "auto", resolution=48, device="cpu")
+    assert info["surface"] == "open" and len(mesh.faces) > 0
+    assert measure_support(mesh.vertices, mesh.faces, half).cover > 0.95
+    with pytest.raises(ValueError):
+        apply_surface_mode(None, _sphere_result(), half, "closed")
