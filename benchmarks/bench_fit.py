@@ -74,7 +74,7 @@ def accuracy(args) -> list[dict]:
 
     from surfrec.fitting import fit
     from surfrec.io import load_points
-    from surfrec.result import extract_mesh
+    from surfrec.pipeline import extract_mesh
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -84,7 +84,7 @@ def _worker(spec: dict) -> dict:
     extra: dict = {}
     if method.startswith("surfrec"):
         from .fitting import fit
-        from .result import extract_mesh
+        from .pipeline import extract_mesh
 
         # surfrec-raw: the default preset without the refinement onto the data (ablation)
         raw = method == "surfrec-raw"

@@ -148,8 +148,8 @@ def local_heights(
         Neighbours per fit (at least 6: a quadric has 6 coefficients).
     robust_iterations, ridge
         See :class:`RefineConfig`.
-    tree : scipy.spatial.cKDTree, optional
-        A tree over ``points`` (built when not given).
+    tree : SpatialIndex, optional
+        An index over ``points`` (built when not given).
     exclude_self : bool
         Drop each centre's nearest neighbour (the centre itself when centres are points).
     point_normals : (N, 3) float, optional
@@ -167,7 +167,7 @@ def local_heights(
     scale : (M,) float64
         Robust residual scale of the fit (1.4826 · median |residual|): noise plus model error.
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
     centers = _check("centers", centers)
     normals = _check("normals", normals)
@@ -188,8 +188,7 @@ def local_heights(
             raise ValueError(f"point_normals must match points: {len(point_normals)} vs {len(points)}")
         plen = np.linalg.norm(point_normals, axis=1, keepdims=True)
         pn_t = torch.from_numpy(np.where(plen > 0, point_normals / np.maximum(plen, 1e-30), 0.0).astype(np.float32))
-    tree = tree if tree is not None else cKDTree(points)
-    workers = max(1, torch.get_num_threads())
+    tree = tree if tree is not None else SpatialIndex(points)
     pts_t = torch.from_numpy(points)
     heights = np.empty(len(centers))
     scales = np.empty(len(centers))
@@ -200,7 +199,7 @@ def local_heights(
         c = torch.from_numpy(centers[sl])
         n = torch.from_numpy(normals[sl] / nlen[sl, None])
         if indices is None:
-            _, idx = tree.query(centers[sl], k=need, workers=workers)
+            _, idx = tree.query(centers[sl], k=need)
             idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
         else:
             idx = np.asarray(indices[sl])
@@ -240,7 +239,8 @@ def local_heights(
     return heights, scales
 
 
-def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed: int = 0,
+                   tree=None) -> tuple[float, float]:
     """Noise level and point spacing of a scan.
 
     For ``n_samples`` random points, a robust quadric is fitted to the k nearest *other*
@@ -253,6 +253,8 @@ def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed:
     k : int
     n_samples : int
     seed : int
+    tree : SpatialIndex, optional
+        An index over ``points`` (built when not given).
 
     Returns
     -------
@@ -261,15 +263,15 @@ def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed:
     spacing : float
         Median distance from a point to its nearest neighbour.
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
     points = _check("points", points)
     if len(points) < k + 1:
         raise ValueError(f"need at least {k + 1} points, got {len(points)}")
     rng = np.random.default_rng(seed)
     sub = points[rng.choice(len(points), size=min(n_samples, len(points)), replace=False)]
-    tree = cKDTree(points)
-    d, idx = tree.query(sub, k=k + 1, workers=max(1, torch.get_num_threads()))
+    tree = tree if tree is not None else SpatialIndex(points)
+    d, idx = tree.query(sub, k=k + 1)
     nb = points[idx[:, 1:]]
     centred = nb - nb.mean(axis=1, keepdims=True)
     _, vecs = np.linalg.eigh(np.einsum("mki,mkj->mij", centred, centred))
@@ -296,8 +298,11 @@ class RefinePlan:
     """One line for logs and reports."""
 
 
-def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None) -> RefinePlan:
-    """Decide whether and with how many neighbours to refine, from the scan itself."""
+def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tree=None) -> RefinePlan:
+    """Decide whether and with how many neighbours to refine, from the scan itself.
+
+    ``tree``: a :class:`~surfrec.index.SpatialIndex` over ``points`` (built when not given).
+    """
     cfg = config or RefineConfig()
     if not cell > 0:
         raise ValueError(f"cell must be positive, got {cell}")
@@ -305,7 +310,7 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None) ->
     if len(points) < cfg.max_neighbors + 1:
         return RefinePlan(False, 0, float("nan"), float("nan"), cell,
                           f"too few points ({len(points)}) for local fits")
-    noise, spacing = estimate_noise(points, k=cfg.neighbors, n_samples=cfg.noise_samples, seed=cfg.seed)
+    noise, spacing = estimate_noise(points, k=cfg.neighbors, n_samples=cfg.noise_samples, seed=cfg.seed, tree=tree)
     rel = noise / max(spacing, 1e-30)
     k = int(min(cfg.max_neighbors, math.ceil(cfg.neighbors + cfg.noise_neighbors * rel * rel)))
     if spacing > cfg.max_spacing * cell:
@@ -324,6 +329,7 @@ def refine_vertices(
     config: RefineConfig | None = None,
     refine_plan: RefinePlan | None = None,
     point_normals: np.ndarray | None = None,
+    tree=None,
 ) -> tuple[np.ndarray, dict]:
     """Move mesh vertices along their normals onto the local surface of the input points.
 
@@ -342,6 +348,8 @@ def refine_vertices(
     point_normals : (N, 3) float, optional
         Oriented normals of the points (e.g. ∇F there), oriented like ``normals``:
         neighbours facing another way are left out of each fit (thin parts, sharp edges).
+    tree : SpatialIndex, optional
+        An index over ``points`` (built when not given).
 
     Returns
     -------
@@ -353,7 +361,7 @@ def refine_vertices(
         (the mean in grid cells), ``clipped`` (share of vertices with a move shortened
         to ``max_shift``).
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
     cfg = config or RefineConfig()
     vertices = _check("vertices", vertices)
@@ -361,7 +369,8 @@ def refine_vertices(
     points = _check("points", points)
     if len(normals) != len(vertices):
         raise ValueError(f"normals must match vertices: {len(normals)} vs {len(vertices)}")
-    decision = refine_plan or plan(points, cell, cfg)
+    tree = tree if tree is not None else SpatialIndex(points)
+    decision = refine_plan or plan(points, cell, cfg, tree=tree)
     report = {"applied": decision.apply, "reason": decision.reason, "neighbors": decision.neighbors,
               "noise": decision.noise, "spacing": decision.spacing, "mean_shift": 0.0, "max_shift": 0.0,
               "clipped": 0.0, "mean_shift_cells": 0.0}
@@ -371,7 +380,6 @@ def refine_vertices(
     nlen = np.linalg.norm(normals, axis=1, keepdims=True)
     unit = np.where(nlen > 0, normals / np.maximum(nlen, 1e-30), 0.0)
     movable = (nlen[:, 0] > 0)
-    tree = cKDTree(points)
     limit = cfg.max_shift * cell
     out = vertices.copy()
     total = np.zeros(len(vertices))

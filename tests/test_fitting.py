@@ -10,7 +10,8 @@ import torch
 from surfrec.errors import FitDivergedError
 from surfrec.fitting import PRESETS, FitConfig, _level_weights, fit, get_config
 from surfrec.model import ModelConfig
-from surfrec.result import FitResult, extract_mesh, load_model, save_model
+from surfrec.pipeline import extract_mesh
+from surfrec.result import FitResult, load_model, save_model
 
 
 def _torus(n: int, seed: int = 0, R: float = 1.0, r: float = 0.4) -> np.ndarray:

@@ -7,7 +7,8 @@ from helpers import Sphere
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
 from surfrec.refine import RefineConfig
-from surfrec.result import FitResult, extract_mesh, load_model, save_model
+from surfrec.pipeline import extract_mesh
+from surfrec.result import FitResult, load_model, save_model
 
 
 def _result(r: float) -> FitResult:

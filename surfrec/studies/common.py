@@ -233,7 +233,7 @@ def score(result, case: Case, quick: bool = False, level: float | None = None,
     """
     from ..errors import EmptyLevelSetError
     from ..metrics import evaluate
-    from ..result import extract_mesh
+    from ..pipeline import extract_mesh
 
     out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False,
            "components": 0}

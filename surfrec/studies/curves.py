@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..levelset import draw_seeds, knn_sigma, project_to_level_set, value_and_grad
+from ..levelset import draw_seeds, knn_sigma, newton_delta, project_to_level_set, value_and_grad
 from ..losses import data_loss, distance_sample_loss, sample_network, surface_sample_loss
 from ..model import build_model
 from . import common
@@ -156,8 +156,7 @@ def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr
             ridx = torch.randint(0, n_samples, (n_samples // 10,), generator=gen)
             buf[ridx] = seeds(len(ridx))
             f, g = value_and_grad(field, buf)
-            g2 = (g * g).sum(1)
-            buf = buf - (f / g2.clamp_min(1e-8)).unsqueeze(1) * g
+            buf = buf - newton_delta(f, g, 0.0, 1e-8)
             bad = (buf.abs() > 1.0).any(1) | ~torch.isfinite(buf).all(1)
             buf[bad] = seeds(int(bad.sum()))
             f, g = value_and_grad(field, buf)
@@ -186,8 +185,7 @@ def newton_trajectories(field: nn.Module, seeds: torch.Tensor, steps: int = 10) 
     path = [p.numpy().copy()]
     for _ in range(steps):
         f, g = value_and_grad(field, p)
-        g2 = (g * g).sum(1).clamp_min(1e-8)
-        p = p - (f / g2).unsqueeze(1) * g
+        p = p - newton_delta(f, g, 0.0, 1e-8)
         path.append(p.numpy().copy())
     return np.array(path)
 

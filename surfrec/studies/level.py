@@ -54,7 +54,7 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
     """
     import trimesh
 
-    from ..result import extract_mesh
+    from ..pipeline import extract_mesh
 
     out = common.prepare_out(out)
     cases = common.load_cases(cases, quick, seed=seed)

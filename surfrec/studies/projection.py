@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import value_and_grad
+from ..levelset import newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,7 @@ def newton_projection(field_fn, seeds: torch.Tensor, level: float = 0.0, steps: 
                       eps: float = 1e-8, box: float | None = 1.0) -> Trace:
     """Generalized Newton projection with a trace (the method of :func:`project_to_level_set`)."""
     def upd(q, r, g):
-        g2 = (g * g).sum(dim=1).clamp_min(eps)
-        return q - (r / g2).unsqueeze(1) * g
+        return q - newton_delta(r, g, 0.0, eps)
 
     return _iterate(field_fn, seeds, level, steps, upd, box)
 

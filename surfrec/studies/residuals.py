@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import value_and_grad
+from ..levelset import newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def newton_history(field_fn, seeds: torch.Tensor, level: float = 0.0, steps: int
         g2s.append(g2.double().cpu().numpy())
         if k == steps:
             break
-        q = p - (r / g2.clamp_min(eps)).unsqueeze(1) * g
+        q = p - newton_delta(r, g, 0.0, eps)
         out = (q.abs() > box).any(dim=1) | ~torch.isfinite(q).all(dim=1)
         left |= out
         p = torch.where(left.unsqueeze(1), p, q)
