@@ -57,8 +57,8 @@ HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "data", "distance", "re
 class FitData:
     """The scan as the loop sees it: normalized, indexed once, on the device."""
 
-    normalization: Normalization
-    """Maps normalized coordinates back to the scan's."""
+    normalization: Normalization | None
+    """Maps normalized coordinates back to the scan's (None: the points already are normalized)."""
     unit: np.ndarray
     """(N, 3) float32 input points in normalized coordinates."""
     data_points: np.ndarray
@@ -214,11 +214,13 @@ def _fresh_buffer(cfg: ReconstructionConfig, data: FitData, st: FitState) -> Non
                                                 float(cfg.level), cfg.init_newton_steps, cfg.eps)
 
 
-def init_state(cfg: ReconstructionConfig, data: FitData, device: torch.device) -> FitState:
-    """Seeded network, optimizer and initial sample buffer."""
+def init_state(cfg: ReconstructionConfig, data: FitData, device: torch.device,
+               model: torch.nn.Module | None = None) -> FitState:
+    """Seeded network (``model``, or one built from ``cfg.model``), optimizer and initial
+    sample buffer."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg.model).to(device)
+    model = (model if model is not None else build_model(cfg.model)).to(device)
     st = FitState(model=model, opt=_build_optimizer(cfg, model), gen=gen)
     _fresh_buffer(cfg, data, st)
     st.snapshot()
@@ -290,9 +292,10 @@ def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Gener
     dev = data.seed_pts.device
     n_near = int(cfg.n_distance_samples * cfg.distance_near_fraction)
     near_idx = torch.randint(0, data.seed_pts.shape[0], (n_near,), generator=gen).to(dev)
-    near = data.seed_pts[near_idx] + torch.randn(n_near, 3, generator=gen).to(dev) * (
+    dim = data.seed_pts.shape[1]
+    near = data.seed_pts[near_idx] + torch.randn(n_near, dim, generator=gen).to(dev) * (
         cfg.distance_sigma_scale * data.sigma[near_idx]).unsqueeze(1)
-    uni = (torch.rand(cfg.n_distance_samples - n_near, 3, generator=gen).to(dev) * 2 - 1) * cfg.box
+    uni = (torch.rand(cfg.n_distance_samples - n_near, dim, generator=gen).to(dev) * 2 - 1) * cfg.box
     return torch.cat([near, uni])
 
 
