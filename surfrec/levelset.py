@@ -258,6 +258,70 @@ def newton_step(
     return p - newton_delta(f, g, level, eps), f, (g * g).sum(dim=1)
 
 
+def iterate_active(
+    field: Field,
+    p: torch.Tensor,
+    level: float,
+    max_steps: int,
+    update: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    tol: float,
+    box: float | None,
+    nonfinite_leaves: bool = False,
+    on_step: Callable[[torch.Tensor, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The active-set loop of every per-point projection (Newton here, GD in the studies).
+
+    Each step evaluates F and ∇F only at the points still moving, freezes those with
+    |F − c| < ``tol``, moves the others to ``update(q, F(q) − c, ∇F(q))`` and freezes and
+    flags those that leave the cube [-box, box]ᴰ (and, with ``nonfinite_leaves``, those
+    that become non-finite).
+
+    Parameters
+    ----------
+    p : (M, D) tensor
+        Starting points; updated in place and returned.
+    on_step : callable, optional
+        ``on_step(p, evaluations)`` after every step (traces).
+
+    Returns
+    -------
+    p : (M, D) tensor
+    left : (M,) bool tensor
+        Points that left the box.
+    steps : int
+        Steps performed.
+    evaluations : int
+        Point evaluations of F and ∇F.
+    """
+    m = p.shape[0]
+    active = torch.ones(m, dtype=torch.bool, device=p.device)
+    left = torch.zeros(m, dtype=torch.bool, device=p.device)
+    evaluations = steps = 0
+    for _ in range(max_steps):
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        q = p[idx]
+        f, g = value_and_grad(field, q)
+        evaluations += idx.numel()
+        r = f - level
+        done = r.abs() < tol
+        q_new = torch.where(done.unsqueeze(1), q, update(q, r, g))
+        if box is not None:
+            out = (q_new.abs() > box).any(dim=1)
+            if nonfinite_leaves:
+                out |= ~torch.isfinite(q_new).all(dim=1)
+            left[idx[out]] = True
+            done = done | out
+        p[idx] = q_new
+        active[idx[done]] = False
+        steps += 1
+        if on_step is not None:
+            on_step(p, evaluations)
+    return p, left, steps, evaluations
+
+
 def project_to_level_set(
     field: Field,
     points: np.ndarray | torch.Tensor,
@@ -309,31 +373,15 @@ def project_to_level_set(
     if p.ndim != 2 or p.shape[1] < 1:
         raise ValueError(f"points must have shape (M, D), got {tuple(p.shape)}")
     m = p.shape[0]
-    active = torch.ones(m, dtype=torch.bool, device=device)
-    left = torch.zeros(m, dtype=torch.bool, device=device)
-    evaluations = 0
-    steps = 0
-    for _ in range(max_steps):
-        idx = active.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
-        q = p[idx]
-        f, g = value_and_grad(field, q)
-        evaluations += idx.numel()
-        res = (f - level).abs()
-        done = res < tol
-        step = newton_delta(f, g, level, eps)
+
+    def update(q: torch.Tensor, r: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        step = newton_delta(r, g, 0.0, eps)
         if max_step_length is not None:
             length = step.norm(dim=1, keepdim=True)
             step = step * (max_step_length / length.clamp_min(max_step_length))
-        q_new = torch.where(done.unsqueeze(1), q, q - step)
-        if box is not None:
-            out = (q_new.abs() > box).any(dim=1)
-            left[idx[out]] = True
-            done = done | out
-        p[idx] = q_new
-        active[idx[done]] = False
-        steps += 1
+        return q - step
+
+    p, left, steps, evaluations = iterate_active(field, p, level, max_steps, update, tol=tol, box=box)
     f, g = value_and_grad(field, p)
     evaluations += m
     residuals = (f - level).abs()

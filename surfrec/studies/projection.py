@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import newton_delta, value_and_grad
+from ..levelset import iterate_active, newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -85,35 +85,21 @@ class Trace:
 
 
 def _iterate(field_fn, seeds: torch.Tensor, level: float, steps: int, update, box: float | None) -> Trace:
-    """Shared loop of the per-point methods: active set, freezing, box check, trace."""
-    p = seeds.clone()
-    m = p.shape[0]
-    active = torch.ones(m, dtype=torch.bool, device=p.device)
-    left = torch.zeros(m, dtype=torch.bool, device=p.device)
+    """:func:`surfrec.levelset.iterate_active` (active set, freezing, box check) with a timed trace."""
     tr = Trace()
-    elapsed, evals = 0.0, 0
-    tr.record(0.0, 0, field_fn, p, level)
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        idx = active.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
-        q = p[idx]
-        f, g = value_and_grad(field_fn, q)
-        evals += idx.numel()
-        r = f - level
-        done = r.abs() < FREEZE
-        q_new = torch.where(done.unsqueeze(1), q, update(q, r, g))
-        if box is not None:
-            out = (q_new.abs() > box).any(dim=1) | ~torch.isfinite(q_new).all(dim=1)
-            left[idx[out]] = True
-            done = done | out
-        p[idx] = q_new
-        active[idx[done]] = False
+    tr.record(0.0, 0, field_fn, seeds, level)
+    clock = {"elapsed": 0.0, "t0": 0.0}
+
+    def on_step(p: torch.Tensor, evals: int) -> None:
         if p.is_cuda:
             torch.cuda.synchronize()
-        elapsed += time.perf_counter() - t0
-        tr.record(elapsed, evals, field_fn, p, level)
+        clock["elapsed"] += time.perf_counter() - clock["t0"]
+        tr.record(clock["elapsed"], evals, field_fn, p, level)  # not timed
+        clock["t0"] = time.perf_counter()
+
+    clock["t0"] = time.perf_counter()
+    p, left, _, _ = iterate_active(field_fn, seeds.clone(), level, steps, update, tol=FREEZE, box=box,
+                                   nonfinite_leaves=True, on_step=on_step)
     tr.points = p
     tr.left_box = left.cpu().numpy()
     return tr
