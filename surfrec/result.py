@@ -153,12 +153,3 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
         history=payload.get("history", {}), seconds=float(payload.get("seconds", 0.0)),
         steps=int(payload.get("steps", 0)), data_points=None if dp is None else dp.numpy(),
     )
-
-
-def __getattr__(name: str):
-    # extract_mesh moved to surfrec.pipeline; old imports keep working
-    if name == "extract_mesh":
-        from .pipeline import extract_mesh
-
-        return extract_mesh
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
