@@ -250,18 +250,7 @@ def extract_mesh_from_field(
     t0 = time.perf_counter()
     bounds = _check_bounds(bounds)
     resolution = int(resolution)
-    if resolution < 3:
-        raise InputError(None, f"resolution must be at least 3, got {resolution}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if components not in COMPONENTS:
-        raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if not band_factor > 0:
-        raise ValueError(f"band_factor must be positive, got {band_factor}")
-    if not 0.0 <= near_fraction <= 1.0:
-        raise ValueError(f"near_fraction must lie in [0, 1], got {near_fraction}")
+    _check_options(resolution, method, components, chunk_size, band_factor, near_fraction)
     if components == "near-data":
         if data_points is None:
             raise InputError(None, 'components="near-data" needs data_points')
@@ -300,6 +289,23 @@ def extract_mesh_from_field(
         mesh.vertex_normals = gradient_normals(mesh, gradient, max(1, int(chunk_size) // 4))
     log.debug("mesh extraction done in %.2f s", time.perf_counter() - t0)
     return mesh
+
+
+def _check_options(resolution: int, method: str, components: str, chunk_size: int, band_factor: float,
+                   near_fraction: float) -> None:
+    """Early, specific errors for the options of :func:`extract_mesh_from_field`."""
+    if resolution < 3:
+        raise InputError(None, f"resolution must be at least 3, got {resolution}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if components not in COMPONENTS:
+        raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if not band_factor > 0:
+        raise ValueError(f"band_factor must be positive, got {band_factor}")
+    if not 0.0 <= near_fraction <= 1.0:
+        raise ValueError(f"near_fraction must lie in [0, 1], got {near_fraction}")
 
 
 def grid_step(bounds: np.ndarray, resolution: int) -> float:

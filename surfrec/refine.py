@@ -169,6 +169,48 @@ def local_heights(
     """
     from .index import SpatialIndex
 
+    centers, unit_normals, points, pn_t = _check_local_inputs(centers, normals, points, k, exclude_self,
+                                                              point_normals)
+    need = k + (1 if exclude_self else 0)
+    tree = tree if tree is not None else SpatialIndex(points)
+    pts_t = torch.from_numpy(points)
+    heights = np.empty(len(centers))
+    scales = np.empty(len(centers))
+    for start in range(0, len(centers), chunk_size):
+        sl = slice(start, start + chunk_size)
+        if indices is None:
+            _, idx = tree.query(centers[sl], k=need)
+            idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
+        else:
+            idx = np.asarray(indices[sl])
+        # offsets in float64 (coordinates may be large), the fit in float32
+        nb = (pts_t[torch.from_numpy(idx)] - torch.from_numpy(centers[sl])[:, None, :]).float()  # (m, k, 3)
+        n = torch.from_numpy(unit_normals[sl]).float()
+        s, design, base_w, h = _local_design(nb, n)
+        support = None
+        if pn_t is not None:
+            agree = (pn_t[torch.from_numpy(idx)] * n[:, None]).sum(-1) >= normal_agreement
+            support = agree.sum(1)
+            base_w = base_w * torch.where(agree, 1.0, DISAGREE_WEIGHT)
+        coef, scale = _robust_quadric(design, s, base_w, h, robust_iterations, ridge)
+        a = coef[:, 0]
+        if support is not None:
+            a = torch.where(support >= min_support, a, torch.zeros_like(a))
+        heights[sl] = a.double().numpy()
+        scales[sl] = scale[:, 0].double().numpy()
+    return heights, scales
+
+
+#: Weight of a neighbour whose normal disagrees with the vertex's (left out, kept finite).
+DISAGREE_WEIGHT = 1e-6
+#: Residuals beyond this many robust scales are down-weighted (Gaussian reweighting).
+REWEIGHT_SCALES = 3.0
+#: σ of the median absolute deviation of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+
+
+def _check_local_inputs(centers, normals, points, k, exclude_self, point_normals):
+    """Validated float64 centres, unit normals, points, and unit point normals (float32 tensor or None)."""
     centers = _check("centers", centers)
     normals = _check("normals", normals)
     points = _check("points", points)
@@ -182,61 +224,46 @@ def local_heights(
     nlen = np.linalg.norm(normals, axis=1)
     if (nlen == 0).any():
         raise ValueError("normals must be non-zero")
+    pn_t = None
     if point_normals is not None:
         point_normals = _check("point_normals", point_normals)
         if len(point_normals) != len(points):
             raise ValueError(f"point_normals must match points: {len(point_normals)} vs {len(points)}")
         plen = np.linalg.norm(point_normals, axis=1, keepdims=True)
         pn_t = torch.from_numpy(np.where(plen > 0, point_normals / np.maximum(plen, 1e-30), 0.0).astype(np.float32))
-    tree = tree if tree is not None else SpatialIndex(points)
-    pts_t = torch.from_numpy(points)
-    heights = np.empty(len(centers))
-    scales = np.empty(len(centers))
+    return centers, normals / nlen[:, None], points, pn_t
+
+
+def _local_design(nb: torch.Tensor, n: torch.Tensor):
+    """Heights s (m, k), quadric design (m, k, 6), Gaussian weights (m, k) and tangential
+    scale h (m, 1) of neighbour offsets ``nb`` (m, k, 3) in the frame of unit normals ``n``."""
+    t1, t2 = _frames(n)
+    s = (nb * n[:, None]).sum(-1)
+    u = (nb * t1[:, None]).sum(-1)
+    w = (nb * t2[:, None]).sum(-1)
+    r2 = u * u + w * w
+    h2 = r2.median(dim=1, keepdim=True).values.clamp_min(1e-30)         # tangential scale²
+    h = h2.sqrt()
+    un, wn = u / h, w / h
+    design = torch.stack([torch.ones_like(un), un, wn, un * un, un * wn, wn * wn], dim=-1)
+    return s, design, torch.exp(-0.5 * r2 / h2), h
+
+
+def _robust_quadric(design, s, base_w, h, robust_iterations: int, ridge: float):
+    """Weighted ridge least squares, reweighted by the residual: coefficients (m, 6), scale (m, 1)."""
     reg = torch.full((6,), float(ridge), dtype=torch.float32)
     reg[0] = 0.0
-    for start in range(0, len(centers), chunk_size):
-        sl = slice(start, start + chunk_size)
-        c = torch.from_numpy(centers[sl])
-        n = torch.from_numpy(normals[sl] / nlen[sl, None])
-        if indices is None:
-            _, idx = tree.query(centers[sl], k=need)
-            idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
-        else:
-            idx = np.asarray(indices[sl])
-        # offsets in float64 (coordinates may be large), the fit in float32
-        nb = (pts_t[torch.from_numpy(idx)] - c[:, None, :]).float()         # (m, k, 3)
-        n = n.float()
-        t1, t2 = _frames(n)
-        s = (nb * n[:, None]).sum(-1)                                       # (m, k) heights
-        u = (nb * t1[:, None]).sum(-1)
-        w = (nb * t2[:, None]).sum(-1)
-        r2 = u * u + w * w
-        h2 = r2.median(dim=1, keepdim=True).values.clamp_min(1e-30)         # tangential scale²
-        h = h2.sqrt()
-        un, wn = u / h, w / h
-        design = torch.stack([torch.ones_like(un), un, wn, un * un, un * wn, wn * wn], dim=-1)  # (m, k, 6)
-        base_w = torch.exp(-0.5 * r2 / h2)
-        support = None
-        if point_normals is not None:
-            agree = (pn_t[torch.from_numpy(idx)] * n[:, None]).sum(-1) >= normal_agreement
-            support = agree.sum(1)
-            base_w = base_w * torch.where(agree, 1.0, 1e-6)
-        weight = base_w
-        for it in range(robust_iterations + 1):
-            dw = design * weight.unsqueeze(-1)
-            lhs = dw.transpose(1, 2) @ design + torch.diag(reg) * weight.sum(1)[:, None, None]
-            rhs = (dw.transpose(1, 2) @ s.unsqueeze(-1)).squeeze(-1)
-            coef = torch.linalg.solve(lhs, rhs)
-            res = s - (design @ coef.unsqueeze(-1)).squeeze(-1)
-            scale = 1.4826 * res.abs().median(dim=1, keepdim=True).values + 1e-6 * h
-            if it < robust_iterations:
-                weight = base_w * torch.exp(-((res / (3.0 * scale)) ** 2))
-        a = coef[:, 0]
-        if support is not None:
-            a = torch.where(support >= min_support, a, torch.zeros_like(a))
-        heights[sl] = a.double().numpy()
-        scales[sl] = scale[:, 0].double().numpy()
-    return heights, scales
+    weight = base_w
+    for it in range(robust_iterations + 1):
+        dw = design * weight.unsqueeze(-1)
+        lhs = dw.transpose(1, 2) @ design + torch.diag(reg) * weight.sum(1)[:, None, None]
+        rhs = (dw.transpose(1, 2) @ s.unsqueeze(-1)).squeeze(-1)
+        coef = torch.linalg.solve(lhs, rhs)
+        res = s - (design @ coef.unsqueeze(-1)).squeeze(-1)
+        scale = MAD_TO_SIGMA * res.abs().median(dim=1, keepdim=True).values + 1e-6 * h
+        if it < robust_iterations:
+            weight = base_w * torch.exp(-((res / (REWEIGHT_SCALES * scale)) ** 2))
+    return coef, scale
 
 
 def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed: int = 0,
