@@ -261,6 +261,10 @@ def run_curves_study(cases: Any = None, out: str | Path = "out/studies/curves", 
     fig.tight_layout()
     train_path = common.save_figure(fig, out / "curves_training.png")
 
+    return _report(fig_path=fig_path, n_pts=n_pts, name0=name0, out=out, quick=quick, rows=rows, seed=seed, steps=steps, train_path=train_path)
+
+
+def _report(fig_path, n_pts, name0, out, quick, rows, seed, steps, train_path) -> Path:
     rep = common.Report("Study: curves in 2-D")
     rep.add(f"Run: {'quick' if quick else 'full'} mode, seed {seed}, CPU. {n_pts} noisy points per curve "
             f"(σ = 0.005 of the normalized frame, box ±0.8), {steps} training steps, network "
