@@ -12,6 +12,7 @@ import copy
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from .errors import check_fields
 from .model import ModelConfig
 from .refine import RefineConfig
 
@@ -75,9 +76,7 @@ class ExtractConfig:
             "crossing_check_resolution": self.crossing_check_resolution >= 2,
             "max_data_points": self.max_data_points >= 1,
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid ExtractConfig values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check_fields(self, checks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -228,9 +227,7 @@ class ReconstructionConfig:
             "max_failures": self.max_failures >= 0,
             "failure_lr_factor": 0 < self.failure_lr_factor <= 1,
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid FitConfig values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check_fields(self, checks)
         if self.time_budget is not None and self.time_budget < 0:
             raise ValueError(f"time_budget must be >= 0 (0: no limit), got {self.time_budget}")
         if self.time_budget == 0:

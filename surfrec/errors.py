@@ -42,3 +42,14 @@ class FitInterrupted(SurfrecError):
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         saved = f"; checkpoint saved to {self.checkpoint}" if self.checkpoint else " (no checkpoint path given)"
         super().__init__(f"fit interrupted at step {step} of {total}{saved}")
+
+
+def check_fields(obj: object, checks: dict[str, bool]) -> None:
+    """Raise one ValueError naming every field of a config dataclass whose check failed.
+
+    ``checks`` maps field names to whether their value is valid.
+    """
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"invalid {type(obj).__name__} values: "
+                         f"{', '.join(f'{k}={getattr(obj, k)!r}' for k in bad)}")

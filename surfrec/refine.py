@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .errors import check_fields
+
 log = logging.getLogger(__name__)
 
 
@@ -89,9 +91,7 @@ class RefineConfig:
             "noise_samples": self.noise_samples >= 10,
             "chunk_size": self.chunk_size >= 1,
         }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid RefineConfig values: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+        check_fields(self, checks)
 
     def to_dict(self) -> dict:
         return asdict(self)
