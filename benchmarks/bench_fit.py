@@ -6,7 +6,7 @@ Two parts:
     For every case of a bench folder (``NAME.xyz`` + ``NAME.gt.ply``; by default
     ``../shared/data/bench``) and, with ``--scans``, the simulated scan
     ``abc00994122_simscan`` and the project's example (``data/example.xyz``): fit with a
-    preset, mesh with :func:`surfrec.result.extract_mesh` at resolution 256, score with
+    preset, mesh with :func:`surfrec.pipeline.extract_mesh` at resolution 256, score with
     :func:`surfrec.metrics.evaluate`, run :func:`surfrec.baselines.poisson` on the same
     points in the same run, and print a table with the ratios surfrec/Poisson of Chamfer,
     normal consistency and seconds.
@@ -74,7 +74,7 @@ def accuracy(args) -> list[dict]:
 
     from surfrec.fitting import fit
     from surfrec.io import load_points
-    from surfrec.result import extract_mesh
+    from surfrec.pipeline import extract_mesh
 
     if args.threads:
         torch.set_num_threads(args.threads)

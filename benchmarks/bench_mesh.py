@@ -137,7 +137,7 @@ def worker(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.model:
-        from surfrec.fitting import load_model
+        from surfrec.result import load_model
         from surfrec.normalize import UNIT_HALF_EXTENT
 
         result = load_model(args.model)

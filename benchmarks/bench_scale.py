@@ -33,7 +33,7 @@ def child(path: str, iters: int, resolution: int, preset: str) -> None:
 
     from surfrec.fitting import fit
     from surfrec.io import load_points
-    from surfrec.result import extract_mesh
+    from surfrec.pipeline import extract_mesh
 
     t0 = time.perf_counter()
     cloud = load_points(path)

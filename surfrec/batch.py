@@ -133,17 +133,19 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
     try:
         from .fitting import fit
         from .io import load_points, save_mesh
-        from .result import extract_mesh, save_model
+        from .pipeline import extract_mesh, mesh_settings
+        from .result import save_model
 
         if options.threads:
             torch.set_num_threads(int(options.threads))
         cloud = load_points(job.input)
         result = fit(cloud, preset=options.preset, device=options.device, **options.overrides)
+        # the mesh settings travel with the model (`surfrec mesh` replays them)
+        result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
+                                              components=options.components, refine=options.refine)
         if job.model:
             save_model(result, job.model)
-        mesh = extract_mesh(result, resolution=options.resolution, level=options.level,
-                            components=options.components, device=options.device,
-                            refine=options.refine)
+        mesh = extract_mesh(result, device=options.device)
         save_mesh(mesh, job.output, protect=(job.input,))
         rec.update(status="ok", steps=result.steps)
     except SurfrecError as exc:

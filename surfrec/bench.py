@@ -85,7 +85,7 @@ def _worker(spec: dict) -> dict:
     extra: dict = {}
     if method.startswith("surfrec"):
         from .fitting import fit
-        from .result import extract_mesh
+        from .pipeline import extract_mesh
 
         # surfrec-raw: the default preset without the refinement onto the data (ablation)
         raw = method == "surfrec-raw"
@@ -128,6 +128,52 @@ def _run_in_subprocess(spec: dict, timeout: float | None) -> dict:
 
 
 # ------------------------------------------------------------------------ the runner
+def _bench_one(case, method: str, out: Path, label: str, force: bool, samples: int, options: dict | None,
+               timeout: float | None) -> dict:
+    """One (case, method): reuse a finished record, or run it in a subprocess and score it."""
+    record = out / "runs" / f"{case.name}__{method}.json"
+    mesh_path = out / "meshes" / f"{case.name}__{method}.ply"
+    if record.is_file() and not force:
+        row = json.loads(record.read_text())
+        if row.get("status") == "ok":
+            log.info("%s: done before, skipped (use --force to re-run)", label)
+            return row
+    spec = {"method": method, "scan": str(case.scan), "out": str(mesh_path), "options": options or {}}
+    log.info("%s: running", label)
+    row = {"case": case.name, "method": method, **_run_in_subprocess(spec, timeout)}
+    if row["status"] == "ok":
+        _score_into(row, mesh_path, case, samples)
+    if row["status"] != "ok":
+        log.warning("%s failed: %s", label, row.get("error"))
+    from .io import atomic_path
+
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps(row, indent=2, default=_json_default))
+    return row
+
+
+def _score_into(row: dict, mesh_path: Path, case, samples: int) -> None:
+    """Scores and topology of a written mesh, into ``row`` (a broken mesh fails its case only)."""
+    from .components import mesh_report
+    from .metrics import evaluate
+
+    try:
+        import trimesh
+
+        mesh = trimesh.load(mesh_path, process=False, force="mesh")
+        scores = evaluate(mesh, case.gt, n_samples=samples)
+        rep = mesh_report(mesh)
+        row.update({
+            "chamfer_l1": scores["chamfer_l1"], "chamfer_l2": scores["chamfer_l2"],
+            "hausdorff": scores["hausdorff"], "normal_consistency": scores["normal_consistency"],
+            "fscore_0.005": _fscore(scores, 0.005), "fscore_0.01": _fscore(scores, 0.01),
+            "n_faces": rep.get("n_faces"), "watertight": rep.get("watertight"),
+            "n_components": rep.get("n_components"),
+        })
+    except Exception as exc:  # noqa: BLE001 - a broken mesh fails its case only
+        row.update({"status": "failed", "error": f"scoring: {exc}"})
+
+
 def run_bench(
     folder: str | os.PathLike,
     out: str | os.PathLike,
@@ -169,9 +215,6 @@ def run_bench(
     list of dict
         One row per (case, method) with the keys of :data:`COLUMNS`.
     """
-    from .mesh import mesh_report
-    from .metrics import evaluate
-
     check_range("samples", samples, SAMPLES)
     check_range("timeout", timeout, TIMEOUT)
     bad = [m for m in methods if m not in METHODS]
@@ -189,41 +232,7 @@ def run_bench(
             label = f"{case.name} / {method}"
             if progress:
                 progress(done, total, label)
-            record = out / "runs" / f"{case.name}__{method}.json"
-            mesh_path = out / "meshes" / f"{case.name}__{method}.ply"
-            if record.is_file() and not force:
-                row = json.loads(record.read_text())
-                if row.get("status") == "ok":
-                    log.info("%s: done before, skipped (use --force to re-run)", label)
-                    rows.append(row)
-                    done += 1
-                    continue
-            spec = {"method": method, "scan": str(case.scan), "out": str(mesh_path), "options": options or {}}
-            log.info("%s: running", label)
-            row = {"case": case.name, "method": method, **_run_in_subprocess(spec, timeout)}
-            if row["status"] == "ok":
-                try:
-                    import trimesh
-
-                    mesh = trimesh.load(mesh_path, process=False, force="mesh")
-                    scores = evaluate(mesh, case.gt, n_samples=samples)
-                    rep = mesh_report(mesh)
-                    row.update({
-                        "chamfer_l1": scores["chamfer_l1"], "chamfer_l2": scores["chamfer_l2"],
-                        "hausdorff": scores["hausdorff"], "normal_consistency": scores["normal_consistency"],
-                        "fscore_0.005": _fscore(scores, 0.005), "fscore_0.01": _fscore(scores, 0.01),
-                        "n_faces": rep.get("n_faces"), "watertight": rep.get("watertight"),
-                        "n_components": rep.get("n_components"),
-                    })
-                except Exception as exc:  # noqa: BLE001 - a broken mesh fails its case only
-                    row.update({"status": "failed", "error": f"scoring: {exc}"})
-            if row["status"] != "ok":
-                log.warning("%s failed: %s", label, row.get("error"))
-            from .io import atomic_path
-
-            with atomic_path(record) as tmp:
-                tmp.write_text(json.dumps(row, indent=2, default=_json_default))
-            rows.append(row)
+            rows.append(_bench_one(case, method, out, label, force, samples, options, timeout))
             done += 1
     if progress:
         progress(done, total, "writing report")

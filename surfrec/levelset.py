@@ -63,20 +63,20 @@ def knn_sigma(points: np.ndarray, k: int = 10, tree=None) -> np.ndarray:
     points : (N, 3) float
     k : int
         Neighbour rank (1 = nearest other point). Clamped to N - 1.
-    tree : scipy.spatial.cKDTree, optional
-        A tree already built on ``points``.
+    tree : SpatialIndex, optional
+        An index already built on ``points`` (any order).
 
     Returns
     -------
     (N,) float64
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] < 1 or len(pts) < 2:
         raise ValueError(f"points must have shape (N, D) with N >= 2, got {pts.shape}")
     k = int(min(max(k, 1), len(pts) - 1))
-    tree = tree if tree is not None else cKDTree(pts)
+    tree = tree if tree is not None else SpatialIndex(pts)
     dist, _ = tree.query(pts, k=k + 1)
     return np.asarray(dist[:, -1], dtype=np.float64)
 
@@ -94,7 +94,7 @@ def seed_sigmas(points: np.ndarray, k: int = 10, *, fixed: float | None = None, 
         Neighbour rank.
     fixed : float, optional
         Use this σ for every point instead.
-    tree : scipy.spatial.cKDTree, optional
+    tree : SpatialIndex, optional
 
     Returns
     -------
@@ -202,6 +202,45 @@ class Projection:
         }
 
 
+def newton_delta(f: torch.Tensor, g: torch.Tensor, level: float, eps: float) -> torch.Tensor:
+    """The generalized Newton step (F − c) ∇F / max(‖∇F‖², ε): the one place it is written.
+
+    Parameters
+    ----------
+    f : (M,) tensor
+        F at the points.
+    g : (M, D) tensor
+        ∇F at the points.
+
+    Returns
+    -------
+    (M, D) tensor
+        Subtract it from the points.
+    """
+    return ((f - level) / (g * g).sum(dim=1).clamp_min(eps)).unsqueeze(1) * g
+
+
+def newton_iterate(
+    field: Field, p: torch.Tensor, level: float, steps: int, eps: float = 1e-8
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``steps`` plain Newton steps of every point (no freezing, no box): the fit's projection.
+
+    Returns
+    -------
+    p : (M, D) tensor
+        The points after ``steps`` steps.
+    f : (M,) tensor
+        F at the returned points.
+    g : (M, D) tensor
+        ∇F at the returned points.
+    """
+    f, g = value_and_grad(field, p)
+    for _ in range(steps):
+        p = p - newton_delta(f, g, level, eps)
+        f, g = value_and_grad(field, p)
+    return p, f, g
+
+
 def newton_step(
     field: Field, p: torch.Tensor, level: float, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -216,9 +255,71 @@ def newton_step(
         ‖∇F‖² at the old points.
     """
     f, g = value_and_grad(field, p)
-    g2 = (g * g).sum(dim=1)
-    step = ((f - level) / g2.clamp_min(eps)).unsqueeze(1) * g
-    return p - step, f, g2
+    return p - newton_delta(f, g, level, eps), f, (g * g).sum(dim=1)
+
+
+def iterate_active(
+    field: Field,
+    p: torch.Tensor,
+    level: float,
+    max_steps: int,
+    update: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    tol: float,
+    box: float | None,
+    nonfinite_leaves: bool = False,
+    on_step: Callable[[torch.Tensor, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The active-set loop of every per-point projection (Newton here, GD in the studies).
+
+    Each step evaluates F and ∇F only at the points still moving, freezes those with
+    |F − c| < ``tol``, moves the others to ``update(q, F(q) − c, ∇F(q))`` and freezes and
+    flags those that leave the cube [-box, box]ᴰ (and, with ``nonfinite_leaves``, those
+    that become non-finite).
+
+    Parameters
+    ----------
+    p : (M, D) tensor
+        Starting points; updated in place and returned.
+    on_step : callable, optional
+        ``on_step(p, evaluations)`` after every step (traces).
+
+    Returns
+    -------
+    p : (M, D) tensor
+    left : (M,) bool tensor
+        Points that left the box.
+    steps : int
+        Steps performed.
+    evaluations : int
+        Point evaluations of F and ∇F.
+    """
+    m = p.shape[0]
+    active = torch.ones(m, dtype=torch.bool, device=p.device)
+    left = torch.zeros(m, dtype=torch.bool, device=p.device)
+    evaluations = steps = 0
+    for _ in range(max_steps):
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        q = p[idx]
+        f, g = value_and_grad(field, q)
+        evaluations += idx.numel()
+        r = f - level
+        done = r.abs() < tol
+        q_new = torch.where(done.unsqueeze(1), q, update(q, r, g))
+        if box is not None:
+            out = (q_new.abs() > box).any(dim=1)
+            if nonfinite_leaves:
+                out |= ~torch.isfinite(q_new).all(dim=1)
+            left[idx[out]] = True
+            done = done | out
+        p[idx] = q_new
+        active[idx[done]] = False
+        steps += 1
+        if on_step is not None:
+            on_step(p, evaluations)
+    return p, left, steps, evaluations
 
 
 def project_to_level_set(
@@ -272,32 +373,15 @@ def project_to_level_set(
     if p.ndim != 2 or p.shape[1] < 1:
         raise ValueError(f"points must have shape (M, D), got {tuple(p.shape)}")
     m = p.shape[0]
-    active = torch.ones(m, dtype=torch.bool, device=device)
-    left = torch.zeros(m, dtype=torch.bool, device=device)
-    evaluations = 0
-    steps = 0
-    for _ in range(max_steps):
-        idx = active.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
-        q = p[idx]
-        f, g = value_and_grad(field, q)
-        evaluations += idx.numel()
-        res = (f - level).abs()
-        done = res < tol
-        g2 = (g * g).sum(dim=1)
-        step = ((f - level) / g2.clamp_min(eps)).unsqueeze(1) * g
+
+    def update(q: torch.Tensor, r: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        step = newton_delta(r, g, 0.0, eps)
         if max_step_length is not None:
             length = step.norm(dim=1, keepdim=True)
             step = step * (max_step_length / length.clamp_min(max_step_length))
-        q_new = torch.where(done.unsqueeze(1), q, q - step)
-        if box is not None:
-            out = (q_new.abs() > box).any(dim=1)
-            left[idx[out]] = True
-            done = done | out
-        p[idx] = q_new
-        active[idx[done]] = False
-        steps += 1
+        return q - step
+
+    p, left, steps, evaluations = iterate_active(field, p, level, max_steps, update, tol=tol, box=box)
     f, g = value_and_grad(field, p)
     evaluations += m
     residuals = (f - level).abs()

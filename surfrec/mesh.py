@@ -1,4 +1,6 @@
-"""Marching cubes on an implicit function given as a callable.
+"""Marching cubes on an implicit function given as a callable (dense or narrow band).
+
+The component filter and the mesh report are in :mod:`surfrec.components`.
 
 The surface is the level set ``F(x) = level`` of a field ``F: R^3 -> R`` that is negative
 inside and positive outside (the SDF convention). Nothing here knows about the model: the
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
+from .components import component_filter, mesh_report  # noqa: F401 - mesh_report: public here too
 from .errors import EmptyLevelSetError, InputError
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,10 @@ COMPONENTS = ("all", "largest", "near-data")
 #: ``components="near-data"`` keeps a component when at least this share of its vertices
 #: lies near the data (stray level-set pieces off the scan have ~0%, real parts > 90%).
 NEAR_FRACTION = 0.2
+
+#: Default of ``near_cells`` / ``near_diagonal`` (:class:`surfrec.config.ExtractConfig`).
+NEAR_CELLS = 2.0
+NEAR_DIAGONAL = 0.01
 
 #: ``method="auto"`` uses the narrow band above this resolution (at 128 it is already
 #: ~7x faster than dense on 2 cores: 1.9 s vs 13 s for a 4x256 MLP).
@@ -167,6 +174,10 @@ def extract_mesh_from_field(
     near_fraction: float = NEAR_FRACTION,
     band_factor: float = 2.0,
     progress: ProgressFn | None = None,
+    near_cells: float = NEAR_CELLS,
+    near_diagonal: float = NEAR_DIAGONAL,
+    narrowband_above: int = AUTO_NARROWBAND_ABOVE,
+    data_index=None,
 ) -> trimesh.Trimesh:
     """Mesh the level set ``F = level`` of a field inside a box with marching cubes.
 
@@ -183,7 +194,7 @@ def extract_mesh_from_field(
     level : float
         The iso-value ``c``.
     method : {"auto", "dense", "narrowband"}
-        ``"auto"`` is ``"narrowband"`` when ``resolution > 64``, else ``"dense"``.
+        ``"auto"`` is ``"narrowband"`` when ``resolution > narrowband_above``, else ``"dense"``.
     gradient : callable, optional
         ``(M, 3) float32 -> (M, 3) float32``. When given, vertex normals are the
         normalized gradient of ``F`` at the vertices; otherwise they are averaged from
@@ -201,7 +212,7 @@ def extract_mesh_from_field(
         Points in the coordinates of ``bounds``; required by ``components="near-data"``.
     near_distance : float, optional
         For ``"near-data"``: a vertex is "near the data" within this distance of a data
-        point. Default: ``max(2 cells, 1% of the box diagonal)``.
+        point. Default: ``max(near_cells cells, near_diagonal × the grid diagonal)``.
     near_fraction : float
         For ``"near-data"``: a component is kept when at least this share of its vertices
         is near the data (0 keeps any component with one vertex near the data). A stray
@@ -214,6 +225,12 @@ def extract_mesh_from_field(
     progress : callable, optional
         Called as ``progress(done, total)`` with work units (field chunks for the dense
         method; the coarse pass then blocks of the grid for the narrow band).
+    near_cells, near_diagonal : float
+        See ``near_distance``.
+    narrowband_above : int
+        ``method="auto"`` uses the narrow band above this resolution.
+    data_index : SpatialIndex, optional
+        An index over ``data_points`` (built when not given).
 
     Returns
     -------
@@ -233,24 +250,13 @@ def extract_mesh_from_field(
     t0 = time.perf_counter()
     bounds = _check_bounds(bounds)
     resolution = int(resolution)
-    if resolution < 3:
-        raise InputError(None, f"resolution must be at least 3, got {resolution}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if components not in COMPONENTS:
-        raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if not band_factor > 0:
-        raise ValueError(f"band_factor must be positive, got {band_factor}")
-    if not 0.0 <= near_fraction <= 1.0:
-        raise ValueError(f"near_fraction must lie in [0, 1], got {near_fraction}")
+    _check_options(resolution, method, components, chunk_size, band_factor, near_fraction)
     if components == "near-data":
         if data_points is None:
             raise InputError(None, 'components="near-data" needs data_points')
         data_points = _check_points(data_points)
     if method == "auto":
-        method = "narrowband" if resolution > AUTO_NARROWBAND_ABOVE else "dense"
+        method = "narrowband" if resolution > narrowband_above else "dense"
 
     grid = _Grid.from_bounds(bounds, resolution)
     evaluator = _Evaluator(field, int(chunk_size), grid)
@@ -271,7 +277,11 @@ def extract_mesh_from_field(
     )
 
     vertices = grid.origin + grid.step * index_vertices
-    keep = _component_filter(vertices, faces, components, data_points, near_distance, grid, near_fraction)
+    if components == "near-data" and near_distance is None:
+        diag = float(np.linalg.norm(grid.step * (np.asarray(grid.shape) - 1)))
+        near_distance = max(near_cells * grid.step, near_diagonal * diag)
+    keep = component_filter(vertices, faces, components, data_points, near_distance, near_fraction,
+                            index=data_index)
     if keep is not None:
         vertices, faces = _submesh(vertices, faces, keep)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
@@ -281,94 +291,26 @@ def extract_mesh_from_field(
     return mesh
 
 
+def _check_options(resolution: int, method: str, components: str, chunk_size: int, band_factor: float,
+                   near_fraction: float) -> None:
+    """Early, specific errors for the options of :func:`extract_mesh_from_field`."""
+    if resolution < 3:
+        raise InputError(None, f"resolution must be at least 3, got {resolution}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if components not in COMPONENTS:
+        raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if not band_factor > 0:
+        raise ValueError(f"band_factor must be positive, got {band_factor}")
+    if not 0.0 <= near_fraction <= 1.0:
+        raise ValueError(f"near_fraction must lie in [0, 1], got {near_fraction}")
+
+
 def grid_step(bounds: np.ndarray, resolution: int) -> float:
     """Cell size of the extraction grid for ``bounds`` (2, 3) at ``resolution`` samples."""
     return _Grid.from_bounds(_check_bounds(bounds), int(resolution)).step
-
-
-def mesh_report(mesh: trimesh.Trimesh) -> dict:
-    """Topological and geometric summary of a mesh.
-
-    Computed from the face array with sorting only (no adjacency graphs), so it stays
-    cheap for meshes of millions of faces.
-
-    Parameters
-    ----------
-    mesh : trimesh.Trimesh
-
-    Returns
-    -------
-    dict
-        ``n_vertices``, ``n_faces`` (int); ``n_components`` (int, faces connected
-        through shared vertices); ``watertight`` (bool, every edge shared by exactly two
-        faces); ``winding_consistent`` (bool, no directed edge used twice, i.e. neighbors
-        agree on orientation); ``euler`` (int, ``V - E + F`` over referenced vertices);
-        ``genus`` (int, the sum of the genera of the components when the mesh is
-        watertight and consistently oriented, else ``None``); ``area`` (float);
-        ``volume`` (float, signed, when watertight and consistently oriented, else
-        ``None``).
-    """
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    n_faces = len(faces)
-    report: dict = {
-        "n_vertices": len(mesh.vertices),
-        "n_faces": int(n_faces),
-        "n_components": 0,
-        "watertight": False,
-        "winding_consistent": False,
-        "euler": 0,
-        "genus": None,
-        "area": 0.0,
-        "volume": None,
-    }
-    if n_faces == 0:
-        return report
-    n_vertices = len(mesh.vertices)
-    # Edges as int64 keys a * V + b: directed (a -> b as the faces list them) and
-    # undirected (min, max); sorted in place so equal edges are adjacent.
-    start = faces.reshape(-1)
-    end = faces[:, [1, 2, 0]].reshape(-1)
-    directed = start * n_vertices + end
-    directed.sort()
-    consistent = not bool((directed[1:] == directed[:-1]).any())
-    del directed
-    undirected = np.minimum(start, end) * n_vertices + np.maximum(start, end)
-    del end
-    undirected.sort()
-    new_edge = np.flatnonzero(np.diff(undirected)) + 1
-    counts = np.diff(np.concatenate([[0], new_edge, [len(undirected)]]))
-    del undirected, new_edge
-    used = np.zeros(n_vertices, bool)
-    used[start] = True
-    watertight = bool((counts == 2).all())
-    n_components = _face_labels(faces, n_vertices)[0]
-    euler = int(used.sum()) - len(counts) + n_faces
-    closed = watertight and consistent
-    report.update(
-        n_components=int(n_components),
-        watertight=watertight,
-        winding_consistent=consistent,
-        euler=int(euler),
-        genus=(2 * n_components - euler) // 2 if closed else None,
-    )
-    area, volume = _area_and_volume(np.asarray(mesh.vertices, dtype=np.float64), faces)
-    report["area"] = area
-    report["volume"] = volume if closed else None
-    return report
-
-
-def _area_and_volume(vertices: np.ndarray, faces: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
-    """Total area and signed enclosed volume (divergence theorem), in bounded memory."""
-    area = volume = 0.0
-    for start in range(0, len(faces), chunk):
-        f = faces[start : start + chunk]
-        a, b, c = vertices[f[:, 0]], vertices[f[:, 1]], vertices[f[:, 2]]
-        area += 0.5 * float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
-        volume += float(np.einsum("ij,ij->", a, np.cross(b, c))) / 6.0
-    return area, volume
-
-
-# ---------------------------------------------------------------------------- input checks
 
 
 def _check_bounds(bounds: np.ndarray) -> np.ndarray:
@@ -721,80 +663,7 @@ def _narrowband_batch(
     return out
 
 
-# ------------------------------------------------------------------ components and normals
-
-
-def _face_labels(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
-    """Connected components of faces sharing a vertex.
-
-    Returns
-    -------
-    n_components : int
-    labels : (F,) int
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rows = np.concatenate([faces[:, 0], faces[:, 1]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2]])
-    graph = coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_vertices, n_vertices))
-    _, vertex_labels = connected_components(graph, directed=False)
-    labels = vertex_labels[faces[:, 0]]
-    # Count only components that own faces (isolated vertices are their own components).
-    used, labels = np.unique(labels, return_inverse=True)
-    return len(used), labels
-
-
-def _component_filter(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    components: str,
-    data_points: np.ndarray | None,
-    near_distance: float | None,
-    grid: _Grid,
-    near_fraction: float = 0.0,
-) -> np.ndarray | None:
-    """Faces to keep, ``(F,) bool``, or ``None`` to keep all."""
-    if components == "all":
-        return None
-    n, labels = _face_labels(faces, len(vertices))
-    if components == "largest":
-        sizes = np.bincount(labels, minlength=n)
-        keep = labels == int(np.argmax(sizes))
-        log.info("kept the largest of %d components (%d of %d faces)", n, int(keep.sum()), len(faces))
-        return keep
-    from scipy.spatial import cKDTree
-
-    assert data_points is not None
-    if near_distance is None:
-        diag = float(np.linalg.norm(grid.step * (np.asarray(grid.shape) - 1)))
-        near_distance = max(2.0 * grid.step, 0.01 * diag)
-    dist, _ = cKDTree(data_points).query(vertices, k=1, distance_upper_bound=near_distance, workers=-1)
-    near_vertex = np.isfinite(dist)
-    # share of each component's vertices near the data (vertices labelled through their faces)
-    vlabel = np.full(len(vertices), -1, np.int64)
-    vlabel[faces.ravel()] = np.repeat(labels, 3)
-    used = vlabel >= 0
-    n_near = np.bincount(vlabel[used], weights=near_vertex[used].astype(float), minlength=n)
-    n_all = np.bincount(vlabel[used], minlength=n)
-    share = n_near / np.maximum(n_all, 1)
-    near_component = (n_near > 0) & (share >= near_fraction)
-    if n_near.max() > 0:
-        near_component[int(np.argmax(n_near))] = True  # the best-supported piece always stays
-    keep = near_component[labels]
-    if not keep.any():
-        log.warning("no component comes within %.4g of the data: all %d are kept (the fit has not reached the "
-                    "data; more iterations may help)", near_distance, n)
-        return None
-    log.info(
-        "kept %d of %d components within %.4g of the data (%d of %d faces)",
-        int(near_component.sum()),
-        n,
-        near_distance,
-        int(keep.sum()),
-        len(faces),
-    )
-    return keep
+# ------------------------------------------------------------------ normals
 
 
 def gradient_normals(mesh: trimesh.Trimesh, gradient: GradFn, chunk_size: int) -> np.ndarray:

@@ -137,8 +137,8 @@ def local_heights(
         Neighbours per fit (at least 6: a quadric has 6 coefficients).
     robust_iterations, ridge
         See :class:`RefineConfig`.
-    tree : scipy.spatial.cKDTree, optional
-        A tree over ``points`` (built when not given).
+    tree : SpatialIndex, optional
+        An index over ``points`` (built when not given).
     exclude_self : bool
         Drop each centre's nearest neighbour (the centre itself when centres are points).
     point_normals : (N, 3) float, optional
@@ -156,8 +156,50 @@ def local_heights(
     scale : (M,) float64
         Robust residual scale of the fit (1.4826 · median |residual|): noise plus model error.
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
+    centers, unit_normals, points, pn_t = _check_local_inputs(centers, normals, points, k, exclude_self,
+                                                              point_normals)
+    need = k + (1 if exclude_self else 0)
+    tree = tree if tree is not None else SpatialIndex(points)
+    pts_t = torch.from_numpy(points)
+    heights = np.empty(len(centers))
+    scales = np.empty(len(centers))
+    for start in range(0, len(centers), chunk_size):
+        sl = slice(start, start + chunk_size)
+        if indices is None:
+            _, idx = tree.query(centers[sl], k=need)
+            idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
+        else:
+            idx = np.asarray(indices[sl])
+        # offsets in float64 (coordinates may be large), the fit in float32
+        nb = (pts_t[torch.from_numpy(idx)] - torch.from_numpy(centers[sl])[:, None, :]).float()  # (m, k, 3)
+        n = torch.from_numpy(unit_normals[sl]).float()
+        s, design, base_w, h = _local_design(nb, n)
+        support = None
+        if pn_t is not None:
+            agree = (pn_t[torch.from_numpy(idx)] * n[:, None]).sum(-1) >= normal_agreement
+            support = agree.sum(1)
+            base_w = base_w * torch.where(agree, 1.0, DISAGREE_WEIGHT)
+        coef, scale = _robust_quadric(design, s, base_w, h, robust_iterations, ridge)
+        a = coef[:, 0]
+        if support is not None:
+            a = torch.where(support >= min_support, a, torch.zeros_like(a))
+        heights[sl] = a.double().numpy()
+        scales[sl] = scale[:, 0].double().numpy()
+    return heights, scales
+
+
+#: Weight of a neighbour whose normal disagrees with the vertex's (left out, kept finite).
+DISAGREE_WEIGHT = 1e-6
+#: Residuals beyond this many robust scales are down-weighted (Gaussian reweighting).
+REWEIGHT_SCALES = 3.0
+#: σ of the median absolute deviation of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+
+
+def _check_local_inputs(centers, normals, points, k, exclude_self, point_normals):
+    """Validated float64 centres, unit normals, points, and unit point normals (float32 tensor or None)."""
     centers = _check("centers", centers)
     normals = _check("normals", normals)
     points = _check("points", points)
@@ -171,65 +213,50 @@ def local_heights(
     nlen = np.linalg.norm(normals, axis=1)
     if (nlen == 0).any():
         raise ValueError("normals must be non-zero")
+    pn_t = None
     if point_normals is not None:
         point_normals = _check("point_normals", point_normals)
         if len(point_normals) != len(points):
             raise ValueError(f"point_normals must match points: {len(point_normals)} vs {len(points)}")
         plen = np.linalg.norm(point_normals, axis=1, keepdims=True)
         pn_t = torch.from_numpy(np.where(plen > 0, point_normals / np.maximum(plen, 1e-30), 0.0).astype(np.float32))
-    tree = tree if tree is not None else cKDTree(points)
-    workers = max(1, torch.get_num_threads())
-    pts_t = torch.from_numpy(points)
-    heights = np.empty(len(centers))
-    scales = np.empty(len(centers))
+    return centers, normals / nlen[:, None], points, pn_t
+
+
+def _local_design(nb: torch.Tensor, n: torch.Tensor):
+    """Heights s (m, k), quadric design (m, k, 6), Gaussian weights (m, k) and tangential
+    scale h (m, 1) of neighbour offsets ``nb`` (m, k, 3) in the frame of unit normals ``n``."""
+    t1, t2 = _frames(n)
+    s = (nb * n[:, None]).sum(-1)
+    u = (nb * t1[:, None]).sum(-1)
+    w = (nb * t2[:, None]).sum(-1)
+    r2 = u * u + w * w
+    h2 = r2.median(dim=1, keepdim=True).values.clamp_min(1e-30)         # tangential scale²
+    h = h2.sqrt()
+    un, wn = u / h, w / h
+    design = torch.stack([torch.ones_like(un), un, wn, un * un, un * wn, wn * wn], dim=-1)
+    return s, design, torch.exp(-0.5 * r2 / h2), h
+
+
+def _robust_quadric(design, s, base_w, h, robust_iterations: int, ridge: float):
+    """Weighted ridge least squares, reweighted by the residual: coefficients (m, 6), scale (m, 1)."""
     reg = torch.full((6,), float(ridge), dtype=torch.float32)
     reg[0] = 0.0
-    for start in range(0, len(centers), chunk_size):
-        sl = slice(start, start + chunk_size)
-        c = torch.from_numpy(centers[sl])
-        n = torch.from_numpy(normals[sl] / nlen[sl, None])
-        if indices is None:
-            _, idx = tree.query(centers[sl], k=need, workers=workers)
-            idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
-        else:
-            idx = np.asarray(indices[sl])
-        # offsets in float64 (coordinates may be large), the fit in float32
-        nb = (pts_t[torch.from_numpy(idx)] - c[:, None, :]).float()         # (m, k, 3)
-        n = n.float()
-        t1, t2 = _frames(n)
-        s = (nb * n[:, None]).sum(-1)                                       # (m, k) heights
-        u = (nb * t1[:, None]).sum(-1)
-        w = (nb * t2[:, None]).sum(-1)
-        r2 = u * u + w * w
-        h2 = r2.median(dim=1, keepdim=True).values.clamp_min(1e-30)         # tangential scale²
-        h = h2.sqrt()
-        un, wn = u / h, w / h
-        design = torch.stack([torch.ones_like(un), un, wn, un * un, un * wn, wn * wn], dim=-1)  # (m, k, 6)
-        base_w = torch.exp(-0.5 * r2 / h2)
-        support = None
-        if point_normals is not None:
-            agree = (pn_t[torch.from_numpy(idx)] * n[:, None]).sum(-1) >= normal_agreement
-            support = agree.sum(1)
-            base_w = base_w * torch.where(agree, 1.0, 1e-6)
-        weight = base_w
-        for it in range(robust_iterations + 1):
-            dw = design * weight.unsqueeze(-1)
-            lhs = dw.transpose(1, 2) @ design + torch.diag(reg) * weight.sum(1)[:, None, None]
-            rhs = (dw.transpose(1, 2) @ s.unsqueeze(-1)).squeeze(-1)
-            coef = torch.linalg.solve(lhs, rhs)
-            res = s - (design @ coef.unsqueeze(-1)).squeeze(-1)
-            scale = 1.4826 * res.abs().median(dim=1, keepdim=True).values + 1e-6 * h
-            if it < robust_iterations:
-                weight = base_w * torch.exp(-((res / (3.0 * scale)) ** 2))
-        a = coef[:, 0]
-        if support is not None:
-            a = torch.where(support >= min_support, a, torch.zeros_like(a))
-        heights[sl] = a.double().numpy()
-        scales[sl] = scale[:, 0].double().numpy()
-    return heights, scales
+    weight = base_w
+    for it in range(robust_iterations + 1):
+        dw = design * weight.unsqueeze(-1)
+        lhs = dw.transpose(1, 2) @ design + torch.diag(reg) * weight.sum(1)[:, None, None]
+        rhs = (dw.transpose(1, 2) @ s.unsqueeze(-1)).squeeze(-1)
+        coef = torch.linalg.solve(lhs, rhs)
+        res = s - (design @ coef.unsqueeze(-1)).squeeze(-1)
+        scale = MAD_TO_SIGMA * res.abs().median(dim=1, keepdim=True).values + 1e-6 * h
+        if it < robust_iterations:
+            weight = base_w * torch.exp(-((res / (REWEIGHT_SCALES * scale)) ** 2))
+    return coef, scale
 
 
-def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed: int = 0,
+                   tree=None) -> tuple[float, float]:
     """Noise level and point spacing of a scan.
 
     For ``n_samples`` random points, a robust quadric is fitted to the k nearest *other*
@@ -242,6 +269,8 @@ def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed:
     k : int
     n_samples : int
     seed : int
+    tree : SpatialIndex, optional
+        An index over ``points`` (built when not given).
 
     Returns
     -------
@@ -250,15 +279,15 @@ def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed:
     spacing : float
         Median distance from a point to its nearest neighbour.
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
     points = _check("points", points)
     if len(points) < k + 1:
         raise ValueError(f"need at least {k + 1} points, got {len(points)}")
     rng = np.random.default_rng(seed)
     sub = points[rng.choice(len(points), size=min(n_samples, len(points)), replace=False)]
-    tree = cKDTree(points)
-    d, idx = tree.query(sub, k=k + 1, workers=max(1, torch.get_num_threads()))
+    tree = tree if tree is not None else SpatialIndex(points)
+    d, idx = tree.query(sub, k=k + 1)
     nb = points[idx[:, 1:]]
     centred = nb - nb.mean(axis=1, keepdims=True)
     _, vecs = np.linalg.eigh(np.einsum("mki,mkj->mij", centred, centred))
@@ -285,8 +314,11 @@ class RefinePlan:
     """One line for logs and reports."""
 
 
-def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None) -> RefinePlan:
-    """Decide whether and with how many neighbours to refine, from the scan itself."""
+def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tree=None) -> RefinePlan:
+    """Decide whether and with how many neighbours to refine, from the scan itself.
+
+    ``tree``: a :class:`~surfrec.index.SpatialIndex` over ``points`` (built when not given).
+    """
     cfg = config or RefineConfig()
     if not cell > 0:
         raise ValueError(f"cell must be positive, got {cell}")
@@ -294,7 +326,7 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None) ->
     if len(points) < cfg.max_neighbors + 1:
         return RefinePlan(False, 0, float("nan"), float("nan"), cell,
                           f"too few points ({len(points)}) for local fits")
-    noise, spacing = estimate_noise(points, k=cfg.neighbors, n_samples=cfg.noise_samples, seed=cfg.seed)
+    noise, spacing = estimate_noise(points, k=cfg.neighbors, n_samples=cfg.noise_samples, seed=cfg.seed, tree=tree)
     rel = noise / max(spacing, 1e-30)
     k = int(min(cfg.max_neighbors, math.ceil(cfg.neighbors + cfg.noise_neighbors * rel * rel)))
     if spacing > cfg.max_spacing * cell:
@@ -313,6 +345,7 @@ def refine_vertices(
     config: RefineConfig | None = None,
     refine_plan: RefinePlan | None = None,
     point_normals: np.ndarray | None = None,
+    tree=None,
 ) -> tuple[np.ndarray, dict]:
     """Move mesh vertices along their normals onto the local surface of the input points.
 
@@ -331,6 +364,8 @@ def refine_vertices(
     point_normals : (N, 3) float, optional
         Oriented normals of the points (e.g. ∇F there), oriented like ``normals``:
         neighbours facing another way are left out of each fit (thin parts, sharp edges).
+    tree : SpatialIndex, optional
+        An index over ``points`` (built when not given).
 
     Returns
     -------
@@ -342,7 +377,7 @@ def refine_vertices(
         (the mean in grid cells), ``clipped`` (share of vertices with a move shortened
         to ``max_shift``).
     """
-    from scipy.spatial import cKDTree
+    from .index import SpatialIndex
 
     cfg = config or RefineConfig()
     vertices = _check("vertices", vertices)
@@ -350,7 +385,8 @@ def refine_vertices(
     points = _check("points", points)
     if len(normals) != len(vertices):
         raise ValueError(f"normals must match vertices: {len(normals)} vs {len(vertices)}")
-    decision = refine_plan or plan(points, cell, cfg)
+    tree = tree if tree is not None else SpatialIndex(points)
+    decision = refine_plan or plan(points, cell, cfg, tree=tree)
     report = {"applied": decision.apply, "reason": decision.reason, "neighbors": decision.neighbors,
               "noise": decision.noise, "spacing": decision.spacing, "mean_shift": 0.0, "max_shift": 0.0,
               "clipped": 0.0, "mean_shift_cells": 0.0}
@@ -360,7 +396,6 @@ def refine_vertices(
     nlen = np.linalg.norm(normals, axis=1, keepdims=True)
     unit = np.where(nlen > 0, normals / np.maximum(nlen, 1e-30), 0.0)
     movable = (nlen[:, 0] > 0)
-    tree = cKDTree(points)
     limit = cfg.max_shift * cell
     out = vertices.copy()
     total = np.zeros(len(vertices))

@@ -412,7 +412,7 @@ def extract_open(result, points: Any, config: SurfaceConfig | None = None, resol
         The trimmed mesh (scan coordinates) and what was chosen: ``source`` ("shell" or
         "closed"), ``shell_level`` q and the cover of each candidate.
     """
-    from .result import extract_mesh
+    from .pipeline import extract_mesh
 
     cfg = config or SurfaceConfig()
     pts = _check_points(points)

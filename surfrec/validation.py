@@ -17,7 +17,7 @@ import math
 import numbers
 import re
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ParameterError
 from .normalize import UNIT_HALF_EXTENT
@@ -121,6 +121,13 @@ def check_fields(obj: Any, ranges: Mapping[str, Range]) -> None:
             rng.check(f"{owner}.{name}", getattr(obj, name))
 
 
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Check that ``value`` is one of ``choices`` (``name: got 'x', expected one of a, b``)."""
+    if value not in choices:
+        raise ParameterError(name, f"got {value!r}, expected one of {', '.join(choices)}")
+    return value
+
+
 def check_each(name: str, values: Any, rng: Range, *, nonempty: bool = True) -> list:
     """Check every item of a sequence argument (step counts, thresholds, radii)."""
     try:
@@ -178,6 +185,12 @@ FIT: dict[str, Range] = {
     "max_seed_points": Range(1, None, integer=True),
     "outlier_percentile": Range(0, 50, hi_open=True),
     "outlier_box_ratio": Range(1, None),
+    "outlier_margin": Range(0, None),
+    "distance_sigma_scale": Range(0, None, lo_open=True),
+    "rollback_every": Range(1, None, integer=True),
+    "max_failures": Range(0, None, integer=True),
+    "failure_lr_factor": Range(0, 1, lo_open=True),
+    "schedule_after": Range(0, None, integer=True),
 }
 
 #: :class:`surfrec.model.ModelConfig`.
@@ -230,6 +243,14 @@ EXTRACT: dict[str, Range] = {
     "level": Range(optional=True),
     # the bound for the default fitting box (box = 1); extract_mesh checks the model's own
     "padding": Range(0, max_padding(1.0), note="the box must stay inside the fitting box"),
+    "narrowband_above": Range(1, None, integer=True),
+    "band_factor": Range(0, None, lo_open=True),
+    "near_fraction": Range(0, 1),
+    "near_cells": Range(0, None),
+    "near_diagonal": Range(0, None),
+    "cap_margin": Range(0, None, lo_open=True),
+    "crossing_check_resolution": Range(2, None, integer=True),
+    "max_data_points": Range(1, None, integer=True),
 }
 
 #: :func:`surfrec.metrics.evaluate` (``surfrec eval``) and surface sampling (``info``, ``bench``).

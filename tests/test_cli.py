@@ -42,6 +42,16 @@ def test_fit_writes_closed_mesh_in_scan_coordinates(fitted):
     assert mesh.volume > 0  # outward-facing normals
 
 
+def test_mesh_command_replays_the_fit_settings(fitted, tmp_path):
+    """`surfrec mesh model.pt` without options writes the mesh `surfrec fit` wrote (the fit's
+    --resolution 48 travels in the model's config)."""
+    out, model = fitted
+    again = tmp_path / "again.ply"
+    r = surfrec("mesh", str(model), "-o", str(again), "-q", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert again.read_bytes() == out.read_bytes()
+
+
 def test_mesh_command_and_level_offsets(fitted, tmp_path):
     _, model = fitted
     vols = []

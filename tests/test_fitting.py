@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from surfrec.errors import FitDivergedError
-from surfrec.fitting import PRESETS, FitConfig, _level_weights, fit, get_config
+from surfrec.fitting import PRESETS, FitConfig, fit, get_config
+from surfrec.optim import level_weights
 from surfrec.model import ModelConfig
-from surfrec.result import FitResult, extract_mesh, load_model, save_model
+from surfrec.pipeline import extract_mesh
+from surfrec.result import FitResult, load_model, save_model
 
 
 def _torus(n: int, seed: int = 0, R: float = 1.0, r: float = 0.4) -> np.ndarray:
@@ -73,6 +75,57 @@ def test_same_seed_same_result(encoding):
     assert not torch.equal(a.model.out.weight, c.model.out.weight)
 
 
+def test_step_hook_sees_the_loop_and_can_stop_it():
+    """A fit stopped by the on_step hook at step 10 holds the weights the full run had at step 10
+    (the loop's steps are deterministic and the hook changes nothing else)."""
+    pts = _torus(500, seed=1)
+    cfg = get_config(_small_config(), iterations=20)
+    seen = {}
+
+    def watch(st):
+        if st.step == 10:
+            seen.update(copy.deepcopy(st.model.state_dict()))
+        assert st.loss is not None and "data" in st.terms
+
+    full = fit(pts, config=cfg, on_step=watch)
+    assert full.steps == 20
+    stopped = fit(pts, config=cfg, on_step=lambda st: st.step == 10)
+    assert stopped.steps == 10
+    for k, v in stopped.model.state_dict().items():
+        assert torch.equal(v, seen[k]), k
+
+
+def test_reconstruct_is_fit_then_extract():
+    from surfrec.pipeline import reconstruct
+
+    pts = _torus(500, seed=5)
+    cfg = get_config(_small_config(), iterations=10)
+    cfg.extract.resolution = 32
+    report = {}
+    mesh = reconstruct(pts, cfg, device="cpu", report=report)
+    again = extract_mesh(fit(pts, config=cfg), device="cpu")
+    assert np.array_equal(mesh.vertices, again.vertices) and np.array_equal(mesh.faces, again.faces)
+    assert report["result"].steps == 10
+
+
+def test_one_spatial_index_per_fit(monkeypatch):
+    """Seeds, loss, component filter and refinement share the fit's KD-tree."""
+    import surfrec.index as index
+
+    built = []
+    real = index.SpatialIndex.__init__
+
+    def counting(self, points):
+        built.append(len(points))
+        real(self, points)
+
+    monkeypatch.setattr(index.SpatialIndex, "__init__", counting)
+    pts = _torus(3000, seed=6)
+    res = fit(pts, config=get_config(_small_config(), iterations=5))
+    extract_mesh(res, resolution=48, device="cpu")
+    assert built == [3000]
+
+
 def test_time_budget_stops_the_fit():
     pts = _torus(500, seed=2)
     res = fit(pts, config=_small_config(), iterations=100_000, time_budget=1.0)
@@ -131,20 +184,20 @@ def test_presets_and_overrides():
 
 
 def test_coarse_to_fine_weights():
-    assert _level_weights(3, 0.0, 0.5) == [1.0, 0.0, 0.0]
-    assert _level_weights(3, 0.125, 0.5) == [1.0, 0.5, 0.0]
-    assert _level_weights(3, 0.6, 0.5) == [1.0, 1.0, 1.0]
+    assert level_weights(3, 0.0, 0.5) == [1.0, 0.0, 0.0]
+    assert level_weights(3, 0.125, 0.5) == [1.0, 0.5, 0.0]
+    assert level_weights(3, 0.6, 0.5) == [1.0, 1.0, 1.0]
 
 
 def test_two_stage_nearest_points_match_exact_search_near_the_data():
     from scipy.spatial import cKDTree
 
-    from surfrec.fitting import COARSE_NN_ABOVE, _NearestPoints
+    from surfrec.index import COARSE_NN_ABOVE, NearestPoints, SpatialIndex
 
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(COARSE_NN_ABOVE + 1000, 3)).astype(np.float32)
     pts /= np.linalg.norm(pts, axis=1, keepdims=True)
-    nn = _NearestPoints(pts)
+    nn = NearestPoints(SpatialIndex(pts))
     assert nn.coarse is not None
     near_q = torch.from_numpy(pts[:500] * 1.001)
     far_q = torch.from_numpy(rng.normal(size=(500, 3)).astype(np.float32) * 0.1)
@@ -157,7 +210,7 @@ def test_two_stage_nearest_points_match_exact_search_near_the_data():
 
 
 def test_adam_matches_torch_adam():
-    from surfrec.fitting import Adam
+    from surfrec.optim import Adam
 
     torch.manual_seed(0)
     a = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)]

@@ -5,7 +5,8 @@ from helpers import Sphere
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
 from surfrec.refine import RefineConfig, estimate_noise, local_heights, plan, refine_vertices
-from surfrec.result import FitResult, extract_mesh
+from surfrec.pipeline import extract_mesh
+from surfrec.result import FitResult
 
 
 def sphere_points(n: int, r: float = 0.5, seed: int = 0) -> np.ndarray:

@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 
+from surfrec.config import ExtractConfig
 from surfrec.errors import EmptyLevelSetError, InputError
 from helpers import Sphere
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
 from surfrec.refine import RefineConfig
-from surfrec.result import FitResult, extract_mesh, load_model, save_model
+from surfrec.pipeline import extract_mesh
+from surfrec.result import FitResult, load_model, save_model
 
 
 def _result(r: float) -> FitResult:
@@ -51,6 +53,9 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     old = dict(payload, config={k: v for k, v in payload["config"].items() if k != "refine"})
     torch.save(old, tmp_path / "old.pt")  # a file from before the refinement existed
     assert load_model(tmp_path / "old.pt").config.refine == RefineConfig()
+    older = dict(payload, config={k: v for k, v in payload["config"].items() if k != "extract"})
+    torch.save(older, tmp_path / "older.pt")  # a file from before the mesh settings were stored
+    assert load_model(tmp_path / "older.pt").config.extract == ExtractConfig()
     payload["format_version"] = 999
     torch.save(payload, tmp_path / "future.pt")
     with pytest.raises(InputError, match="format 999"):
@@ -58,3 +63,14 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(InputError, match="junk.pt"):
         load_model(tmp_path / "junk.pt")
+
+
+def test_extract_settings_come_from_the_model_config():
+    res = _result(0.5)
+    res.config.extract = ExtractConfig(resolution=24, method="dense")
+    stored = extract_mesh(res, device="cpu")
+    explicit = extract_mesh(_result(0.5), resolution=24, method="dense", device="cpu")
+    assert np.array_equal(stored.vertices, explicit.vertices) and np.array_equal(stored.faces, explicit.faces)
+    assert len(extract_mesh(res, resolution=32, device="cpu").vertices) > len(stored.vertices)  # override wins
+    with pytest.raises(ValueError, match="resolution"):
+        ExtractConfig(resolution=2)

@@ -201,8 +201,18 @@ def _check_outputs(report, csv_names):
     ("residuals", ["residuals.csv", "failures.csv"]),
 ])
 def test_quick_study_writes_report(tmp_path, tiny_cases, name, csvs):
+    import csv
+
     report = get_study(name)(tiny_cases, tmp_path / name, quick=True, seed=0)
     _check_outputs(report, csvs)
+    rows = list(csv.DictReader(open(report.parent / csvs[0])))
+    if name == "projection":  # docs/studies.md: Newton needs 3-4 evaluations per seed to 90% < 1e-5
+        newton = next(r for r in rows if r["method"] == "newton")
+        assert float(newton["evals_to_90%<1e-05"]) / float(newton["seeds"]) <= 5.0
+        assert float(newton["never_1e-05"]) <= 0.01
+    else:  # docs/studies.md: after 10 steps ≥ 99.7% of the samples are below 1e-5
+        ten = next(r for r in rows if r["steps"] == "10")
+        assert float(ten["share<1e-5"]) >= 0.99
 
 
 def test_quick_curves_study_writes_report(tmp_path):

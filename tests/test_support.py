@@ -170,7 +170,7 @@ def test_decide_surface():
 
 
 def test_surface_mode_keeps_closed_scans_and_trims_single_views():
-    from surfrec.result import extract_mesh
+    from surfrec.pipeline import extract_mesh
     from surfrec.support import apply_surface_mode
 
     result = _sphere_result()

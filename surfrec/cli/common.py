@@ -17,21 +17,30 @@ from . import validate
 def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of mesh extraction (``fit`` and ``mesh``)."""
     g = parser.add_argument_group("mesh extraction")
-    g.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=256, metavar="R",
-                   help="marching-cubes samples along the largest side of the box (default: 256)")
+    g.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=None, metavar="R",
+                   help="marching-cubes samples along the largest side of the box (default: the model's "
+                        "setting, 256)")
     g.add_argument("--level", type=validate.number(EXTRACT["level"]), default=None, metavar="C",
                    help="extract the level set F = C (offset surfaces; F is in normalized units "
                         "where the scan's largest half side is 0.8; default: the fitted level)")
-    g.add_argument("--padding", type=validate.number(EXTRACT["padding"]), default=0.05, metavar="P",
+    g.add_argument("--padding", type=validate.number(EXTRACT["padding"]), default=None, metavar="P",
                    help="margin around the scan's box, as a fraction of its largest side (default: 0.05)")
-    g.add_argument("--components", choices=("all", "largest", "near-data"), default="near-data",
+    g.add_argument("--components", choices=("all", "largest", "near-data"), default=None,
                    help="keep all pieces, the largest, or those lying on the input points (default: near-data, "
                         "which drops stray pieces of level set off the scan)")
-    g.add_argument("--no-refine", dest="refine", action="store_false",
+    g.add_argument("--no-refine", dest="refine", action="store_false", default=None,
                    help="do not move the mesh vertices onto the input points' local surface (the mesh is then "
                         "exactly the level set of F; refinement is on by default at the fitted level)")
-    g.add_argument("--method", choices=("auto", "dense", "narrowband"), default="auto",
+    g.add_argument("--method", choices=("auto", "dense", "narrowband"), default=None,
                    help="dense grid or narrow band refined around the surface (default: auto)")
+    parser.epilog = ((parser.epilog or "") + " Mesh options not given take the values stored with the model "
+                     "(what `surfrec fit` used), else the defaults shown.").strip()
+
+
+def mesh_overrides(args: argparse.Namespace) -> dict:
+    """The mesh options given on the command line, as ExtractConfig fields (None: not given)."""
+    return {"resolution": args.resolution, "level": args.level, "padding": args.padding,
+            "method": args.method, "components": args.components, "refine": args.refine}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,16 +129,14 @@ def extract_with_progress(result, args: argparse.Namespace):
     (trimesh.Trimesh, float)
         The mesh (scan coordinates) and the seconds it took.
     """
-    from ..result import extract_mesh
+    from ..pipeline import extract_mesh
 
     bar = Progress(None, "mesh", args.quiet, unit="block")
     with timed() as t:
         try:
             report: dict = {}
-            mesh = extract_mesh(result, resolution=args.resolution, level=args.level, padding=args.padding,
-                                method=args.method, components=args.components, device=args.device,
-                                progress=lambda done, total: bar.update_to(done, total),
-                                refine=args.refine, report=report)
+            mesh = extract_mesh(result, **mesh_overrides(args), device=args.device,
+                                progress=lambda done, total: bar.update_to(done, total), report=report)
         finally:
             bar.close()
     info = report.get("refine")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -18,6 +19,7 @@ from .common import (
     check_output_path,
     describe_mesh,
     extract_with_progress,
+    mesh_overrides,
     timed,
 )
 from . import validate
@@ -96,13 +98,17 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 def _passthrough(args: argparse.Namespace) -> list[str]:
     """Mesh options worth repeating in the resume command."""
     out = []
-    if args.resolution != 256:
+    if args.resolution is not None:
         out += ["--resolution", str(args.resolution)]
     if args.level is not None:
         out += ["--level", str(args.level)]
-    if args.components != "near-data":
+    if args.padding is not None:
+        out += ["--padding", str(args.padding)]
+    if args.method is not None:
+        out += ["--method", args.method]
+    if args.components is not None:
         out += ["--components", args.components]
-    if not args.refine:
+    if args.refine is False:
         out += ["--no-refine"]
     if getattr(args, "surface", "auto") != "auto":
         out += ["--surface", args.surface]
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EmptyLevelSetError, FitInterrupted, InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
+    from ..pipeline import mesh_settings
     from ..render import render_png
     from ..result import save_model
 
@@ -132,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = get_config(args.preset, iterations=args.iters, time_budget=args.time_budget, lr=args.lr,
                      data_weight=args.data_weight,
                      seed=args.seed, device=args.device, threads=args.threads)
+    cfg.extract = dataclasses.replace(cfg.extract, **{k: v for k, v in mesh_overrides(args).items() if v is not None})
     if not args.quiet:
         log.info("%s: %d points%s; preset %s, %d steps%s", args.scan, len(cloud.points),
                  " with normals" if cloud.normals is not None else "", args.preset, cfg.iterations,
@@ -152,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
             return 130
         finally:
             bar.close()
+    # the mesh options are part of the model's config (a resumed fit has the checkpoint's)
+    result.config.extract = mesh_settings(result, **mesh_overrides(args))
     if args.save_model is not None:
         save_model(result, args.save_model)
     try:

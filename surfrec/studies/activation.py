@@ -54,6 +54,91 @@ def stuck_fractions(model, seeds: torch.Tensor, steps: int = 10, eps: float = 1e
             "unusable": float(unusable.float().mean())}
 
 
+def _equal_steps(case, label, mcfg, probe, iters, probe_every, quick, device, seed, stuck_rows) -> dict:
+    """Fit with ``iters`` steps, probing the training network every ``probe_every`` recorded steps."""
+    probe_s = [0.0]
+
+    def hook(st) -> None:  # on_step: the loop state hands over the network being trained
+        recorded = st.history["step"] and st.history["step"][-1] == st.step
+        if not recorded or (st.step != 1 and st.step % probe_every):
+            return
+        t0 = time.perf_counter()
+        fr = stuck_fractions(st.model, probe)
+        stuck_rows.append({"case": case.name, "activation": label, "step": st.step,
+                           **fr, "buffer_unusable": 1.0 - st.history["converged"][-1]})
+        probe_s[0] += time.perf_counter() - t0
+
+    res = common.fit_case(case, quick, device, seed, on_step=hook, model=mcfg, iterations=iters)
+    q = common.score(res, case, quick, device=device)
+    final = stuck_fractions(res.model.to(device), probe)
+    res.model.to("cpu")
+    return {"case": case.name, "activation": label, "budget": f"{iters} steps",
+            "steps": res.steps, "train_s": res.seconds - probe_s[0], **q, **final}
+
+
+def _equal_time(case, label, mcfg, probe, iters, budget, quick, device, seed) -> dict:
+    """Fit for ``budget`` seconds (at most 100 × ``iters`` steps)."""
+    res = common.fit_case(case, quick, device, seed, model=mcfg, iterations=100 * iters,
+                          time_budget=budget, cache=False)
+    q = common.score(res, case, quick, device=device)
+    final = stuck_fractions(res.model.to(device), probe)
+    res.model.to("cpu")
+    return {"case": case.name, "activation": label, "budget": f"{budget:.1f} s",
+            "steps": res.steps, "train_s": res.seconds, **q, **final}
+
+
+def _run_fits(cases, configs, out, quick, seed, device, iters, probe_every, n_probe, equal_time):
+    """Every case × activation at equal steps (probed) and equal time: (rows, stuck_rows)."""
+    from ..normalize import Normalization
+
+    rows, stuck_rows = [], []
+    budget = equal_time if equal_time is not None else (3.0 if quick else 20.0)
+    for case in cases:
+        unit = Normalization.from_points(case.points).to_unit(case.points).astype(np.float32)
+        probe = common.fit_like_seeds(unit, n_probe, seed=seed + 7).to(device)
+        for label, mkw in configs:
+            rows.append(_equal_steps(case, label, common.model_config(quick, **mkw), probe, iters, probe_every,
+                                     quick, device, seed, stuck_rows))
+        for label, mkw in configs:
+            rows.append(_equal_time(case, label, common.model_config(quick, **mkw), probe, iters, budget,
+                                    quick, device, seed))
+        # partial results survive an interrupted run
+        common.write_csv(rows, out / "activation.csv")
+        common.write_csv(stuck_rows, out / "stuck.csv")
+    return rows, stuck_rows
+
+
+def _figure(cases, configs, stuck_rows, out):
+    plt = common.plt()
+    fig, axes = plt.subplots(1, len(cases), figsize=(4.4 * len(cases), 3.4), squeeze=False)
+    for j, case in enumerate(cases):
+        ax = axes[0, j]
+        for i, (label, _) in enumerate(configs):
+            rs = [r for r in stuck_rows if r["case"] == case.name and r["activation"] == label]
+            steps = [r["step"] for r in rs]
+            ax.plot(steps, [r["unusable"] for r in rs], color=f"C{i}", label=f"{label}")
+            ax.plot(steps, [r["zero_grad_seed"] for r in rs], color=f"C{i}", linestyle=":")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("share of probe seeds")
+        ax.set_title(f"{case.name}: unusable (solid), ∇F=0 at seed (dotted)", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return common.save_figure(fig, out / "activation_stuck.png")
+
+
+def _summary(cases, configs, stuck_rows) -> list[dict]:
+    summary = []
+    for case in cases:
+        for label, _ in configs:
+            rs = [r for r in stuck_rows if r["case"] == case.name and r["activation"] == label]
+            summary.append({"case": case.name, "activation": label,
+                            "zero_grad_seed mean": float(np.mean([r["zero_grad_seed"] for r in rs])),
+                            "zero_grad_seed max": float(np.max([r["zero_grad_seed"] for r in rs])),
+                            "unusable mean": float(np.mean([r["unusable"] for r in rs])),
+                            "buffer_unusable mean": float(np.mean([r["buffer_unusable"] for r in rs]))})
+    return summary
+
+
 def run_activation_study(cases: Any = None, out: str | Path = "out/studies/activation",
                          quick: bool = False, seed: int = 0, device: str = "cpu",
                          equal_time: float | None = None) -> Path:
@@ -69,66 +154,15 @@ def run_activation_study(cases: Any = None, out: str | Path = "out/studies/activ
     probe_every = 5 if quick else 25
     n_probe = 300 if quick else 2000
     configs = activation_configs(quick)
-    rows, stuck_rows = [], []
-    plt = common.plt()
-    for case in cases:
-        from ..normalize import Normalization
-
-        unit = Normalization.from_points(case.points).to_unit(case.points).astype(np.float32)
-        probe = common.fit_like_seeds(unit, n_probe, seed=seed + 7).to(device)
-        train_time: dict[str, float] = {}
-        for label, mkw in configs:
-            mcfg = common.model_config(quick, **mkw)
-            probe_s = [0.0]
-
-            with common.capture_models() as built:
-                def cb(step, total, metrics, label=label):
-                    if step != 1 and step % probe_every:
-                        return
-                    t0 = time.perf_counter()
-                    fr = stuck_fractions(built[-1], probe)
-                    stuck_rows.append({"case": case.name, "activation": label, "step": step,
-                                       **fr, "buffer_unusable": 1.0 - metrics["converged"]})
-                    probe_s[0] += time.perf_counter() - t0
-
-                res = common.fit_case(case, quick, device, seed, callback=cb, model=mcfg, iterations=iters)
-            train_time[label] = res.seconds - probe_s[0]
-            q = common.score(res, case, quick, device=device)
-            final = stuck_fractions(res.model.to(device), probe)
-            res.model.to("cpu")
-            rows.append({"case": case.name, "activation": label, "budget": f"{iters} steps",
-                         "steps": res.steps, "train_s": train_time[label], **q, **final})
-        budget = equal_time if equal_time is not None else (3.0 if quick else 20.0)
-        for label, mkw in configs:
-            mcfg = common.model_config(quick, **mkw)
-            res = common.fit_case(case, quick, device, seed, model=mcfg, iterations=100 * iters,
-                                  time_budget=budget, cache=False)
-            q = common.score(res, case, quick, device=device)
-            final = stuck_fractions(res.model.to(device), probe)
-            res.model.to("cpu")
-            rows.append({"case": case.name, "activation": label, "budget": f"{budget:.1f} s",
-                         "steps": res.steps, "train_s": res.seconds, **q, **final})
-        # partial results survive an interrupted run
-        common.write_csv(rows, out / "activation.csv")
-        common.write_csv(stuck_rows, out / "stuck.csv")
+    rows, stuck_rows = _run_fits(cases, configs, out, quick, seed, device, iters, probe_every, n_probe, equal_time)
     common.write_csv(rows, out / "activation.csv")
     common.write_csv(stuck_rows, out / "stuck.csv")
+    fig_path = _figure(cases, configs, stuck_rows, out)
+    summary = _summary(cases, configs, stuck_rows)
+    return _report(rows, summary, fig_path, out, quick, device, cases, seed, n_probe, probe_every)
 
-    fig, axes = plt.subplots(1, len(cases), figsize=(4.4 * len(cases), 3.4), squeeze=False)
-    for j, case in enumerate(cases):
-        ax = axes[0, j]
-        for i, (label, _) in enumerate(configs):
-            rs = [r for r in stuck_rows if r["case"] == case.name and r["activation"] == label]
-            steps = [r["step"] for r in rs]
-            ax.plot(steps, [r["unusable"] for r in rs], color=f"C{i}", label=f"{label}")
-            ax.plot(steps, [r["zero_grad_seed"] for r in rs], color=f"C{i}", linestyle=":")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("share of probe seeds")
-        ax.set_title(f"{case.name}: unusable (solid), ∇F=0 at seed (dotted)", fontsize=8)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig_path = common.save_figure(fig, out / "activation_stuck.png")
 
+def _report(rows, summary, fig_path, out, quick, device, cases, seed, n_probe, probe_every) -> Path:
     rep = common.Report("Study: ReLU vs Softplus(β)")
     rep.add(common.setup_note(quick, device, cases, seed,
                               f"Network {common.model_config(quick).hidden_dim} wide × "
@@ -145,15 +179,6 @@ def run_activation_study(cases: Any = None, out: str | Path = "out/studies/activ
     rep.add("## During training\n")
     rep.add("Per probe: see `stuck.csv` (columns step, zero_grad_seed, zero_grad_end, unusable, "
             "buffer_unusable).")
-    summary = []
-    for case in cases:
-        for label, _ in configs:
-            rs = [r for r in stuck_rows if r["case"] == case.name and r["activation"] == label]
-            summary.append({"case": case.name, "activation": label,
-                            "zero_grad_seed mean": float(np.mean([r["zero_grad_seed"] for r in rs])),
-                            "zero_grad_seed max": float(np.max([r["zero_grad_seed"] for r in rs])),
-                            "unusable mean": float(np.mean([r["unusable"] for r in rs])),
-                            "buffer_unusable mean": float(np.mean([r["buffer_unusable"] for r in rs]))})
     rep.table(summary)
     rep.figure(fig_path, "Share of probe seeds unusable after 10 Newton steps (solid) and with "
                          "∇F = 0 at the seed (dotted) during training.")

@@ -7,7 +7,6 @@ without changing what a study measures.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import logging
@@ -16,7 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -182,42 +181,21 @@ _FIT_CACHE: dict[tuple, Any] = {}
 
 
 def fit_case(case: Case, quick: bool = False, device: str = "cpu", seed: int = 0,
-             callback: Callable | None = None, cache: bool = True, **overrides: Any):
-    """Fit a case with :func:`fit_settings` (cached per process when no callback is given)."""
+             callback: Callable | None = None, cache: bool = True, on_step: Callable | None = None,
+             **overrides: Any):
+    """Fit a case with :func:`fit_settings` through :func:`surfrec.fit` (cached per process
+    when no callback or ``on_step`` hook is given; the hook sees the training network)."""
     from ..fitting import fit
 
     cfg = fit_config(quick, device, seed, **overrides)
     key = (case.name, len(case.points), repr(cfg))
-    if cache and callback is None and key in _FIT_CACHE:
+    cache = cache and callback is None and on_step is None
+    if cache and key in _FIT_CACHE:
         return _FIT_CACHE[key]
-    res = fit(case.points, config=cfg, callback=callback)
-    if cache and callback is None:
+    res = fit(case.points, config=cfg, callback=callback, on_step=on_step)
+    if cache:
         _FIT_CACHE[key] = res
     return res
-
-
-@contextlib.contextmanager
-def capture_models() -> Iterator[list]:
-    """Record the networks :func:`surfrec.fit` builds (to inspect them during training).
-
-    ``fit`` does not hand its model to the callback, so this wraps the ``build_model`` it
-    calls for the duration of the ``with`` block.
-    """
-    from .. import fitting
-
-    built: list = []
-    orig = fitting.build_model
-
-    def wrapped(cfg):
-        m = orig(cfg)
-        built.append(m)
-        return m
-
-    fitting.build_model = wrapped
-    try:
-        yield built
-    finally:
-        fitting.build_model = orig
 
 
 def score(result, case: Case, quick: bool = False, level: float | None = None,
@@ -233,7 +211,7 @@ def score(result, case: Case, quick: bool = False, level: float | None = None,
     """
     from ..errors import EmptyLevelSetError
     from ..metrics import evaluate
-    from ..result import extract_mesh
+    from ..pipeline import extract_mesh
 
     out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False,
            "components": 0}

@@ -8,10 +8,11 @@ here) are fitted with the same machinery as 3-D scans:
   ``value_and_grad`` returns the first two components of ∇F — exactly the gradient of the
   restricted function, so :mod:`surfrec.levelset` (seeds, Newton projection) and the sample
   network of :mod:`surfrec.losses` work unchanged in 2-D;
-* a small training loop (:func:`fit_curve`) mirrors :func:`surfrec.fit`: a warm-started
-  buffer of level-set samples (kNN-σ Gaussian seeds + 20% uniform, one Newton step per
-  training step), the sample network pulled to the nearest input point, λ·|F| on the
-  data, and the distance-sample term.
+* :func:`fit_curve` runs the training loop of :func:`surfrec.fit` itself
+  (:func:`surfrec.fitting.train`) on the 2-D points: a warm-started buffer of level-set
+  samples (kNN-σ Gaussian seeds + 20% uniform, one Newton step per training step), the
+  sample network pulled to the nearest input point, λ·|F| on the data, and the
+  distance-sample term.
 
 The figures show F's level sets, seeds, Newton trajectories and the final samples.
 """
@@ -27,8 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..levelset import draw_seeds, knn_sigma, project_to_level_set, value_and_grad
-from ..losses import data_loss, distance_sample_loss, sample_network, surface_sample_loss
+from ..levelset import newton_delta, project_to_level_set, value_and_grad
 from ..model import build_model
 from . import common
 
@@ -67,6 +67,12 @@ class PlanarField(nn.Module):
         """Autograd version of :meth:`value_and_grad` (differentiable in θ when asked)."""
         f, g = self.model.gradient(self._pad(x), create_graph=create_graph)
         return f, g[:, :2]
+
+    def mlp_parameters(self) -> list:
+        return self.model.mlp_parameters()
+
+    def grid_parameters(self) -> list:
+        return self.model.grid_parameters()
 
 
 # ------------------------------------------------------------------------ curves
@@ -122,62 +128,40 @@ def curve_points(name: str, n: int = 400, noise: float = 0.005, seed: int = 0) -
 def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr: float = 5e-3,
               quick: bool = False, seed: int = 0, snapshots: tuple[int, ...] = (),
               distance_weight: float = 0.5) -> tuple[PlanarField, list[tuple[int, dict]]]:
-    """Fit F₂ to 2-D points (normalized frame) with the sample-network loss.
+    """Fit F₂ to 2-D points (normalized frame) with :func:`surfrec.fitting.train`, the loop of
+    :func:`surfrec.fit` (cosine schedule without warm-up, all points in the data term).
 
     Returns
     -------
     field : PlanarField
     snaps : list of (step, state_dict) at the requested ``snapshots`` steps
     """
-    from scipy.spatial import cKDTree
+    import time
 
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    field = PlanarField(build_model(common.model_config(quick)))
-    x = torch.from_numpy(points.astype(np.float32))
-    sigma_np = knn_sigma(points, 10)
-    med = float(np.median(sigma_np))
-    sigma = torch.from_numpy(np.clip(sigma_np, med * 0.1, med * 10).astype(np.float32))
-    tree = cKDTree(points.astype(np.float32))
+    from ..fitting import FitData, init_state, train
+    from ..index import NearestPoints, SpatialIndex
+    from ..levelset import seed_sigmas
 
-    def nearest(q: torch.Tensor) -> torch.Tensor:
-        return x[tree.query(q.detach().numpy(), k=1)[1]]
+    cfg = common.fit_config(quick, "cpu", seed, iterations=steps, n_samples=n_samples, lr=lr, warmup_steps=0,
+                            batch_points=len(points), n_distance_samples=n_samples,
+                            distance_weight=distance_weight, distance_nn_eps=0.0)
+    unit = np.ascontiguousarray(points, dtype=np.float32)
+    index = SpatialIndex(unit)
+    x = torch.from_numpy(unit)
+    sigma = torch.from_numpy(seed_sigmas(unit, cfg.seed_k, tree=index).astype(np.float32))
+    data = FitData(normalization=None, unit=unit, data_points=unit, data_index=index, nearest=NearestPoints(index),
+                   x_all=x, seed_pts=x, sigma=sigma, normals=None, fingerprint="")
+    st = init_state(cfg, data, torch.device("cpu"), model=PlanarField(build_model(cfg.model)))
+    snaps = [(0, copy.deepcopy(st.model.state_dict()))] if 0 in snapshots else []
 
-    def seeds(k: int) -> torch.Tensor:
-        return draw_seeds(x, sigma, k, uniform_fraction=0.2, bounds=(-1.0, 1.0), generator=gen)
+    def keep_snapshot(state) -> None:
+        if state.step in snapshots:
+            snaps.append((state.step, copy.deepcopy(state.model.state_dict())))
 
-    opt = torch.optim.Adam(field.parameters(), lr=lr)
-    snaps = [(0, copy.deepcopy(field.state_dict()))] if 0 in snapshots else []
-    buf = project_to_level_set(field, seeds(n_samples), 0.0, max_steps=10, box=None).points
-    for step in range(1, steps + 1):
-        for gr in opt.param_groups:
-            gr["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / steps)))
-        with torch.no_grad():
-            ridx = torch.randint(0, n_samples, (n_samples // 10,), generator=gen)
-            buf[ridx] = seeds(len(ridx))
-            f, g = value_and_grad(field, buf)
-            g2 = (g * g).sum(1)
-            buf = buf - (f / g2.clamp_min(1e-8)).unsqueeze(1) * g
-            bad = (buf.abs() > 1.0).any(1) | ~torch.isfinite(buf).all(1)
-            buf[bad] = seeds(int(bad.sum()))
-            f, g = value_and_grad(field, buf)
-            ok = (f.abs() < 1e-2) & ((g * g).sum(1) > 1e-8)
-        loss = data_loss(field, x)
-        if ok.any():
-            loss = loss + surface_sample_loss(sample_network(field, buf[ok], f[ok], g[ok]), nearest(buf[ok]))
-        if distance_weight > 0:
-            qi = torch.randint(0, len(x), (n_samples // 2,), generator=gen)
-            q = torch.cat([x[qi] + torch.randn(len(qi), 2, generator=gen) * 3 * sigma[qi].unsqueeze(1),
-                           torch.rand(n_samples // 2, 2, generator=gen) * 2 - 1])
-            fq, gq = value_and_grad(field, q)
-            loss = loss + distance_weight * distance_sample_loss(sample_network(field, q, fq, gq), nearest(q), fq)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step in snapshots:
-            snaps.append((step, copy.deepcopy(field.state_dict())))
-    field.eval()
-    return field, snaps
+    st.t0 = time.perf_counter()
+    train(cfg, data, st, on_step=keep_snapshot)
+    st.model.eval()
+    return st.model, snaps
 
 
 def newton_trajectories(field: nn.Module, seeds: torch.Tensor, steps: int = 10) -> np.ndarray:
@@ -186,8 +170,7 @@ def newton_trajectories(field: nn.Module, seeds: torch.Tensor, steps: int = 10) 
     path = [p.numpy().copy()]
     for _ in range(steps):
         f, g = value_and_grad(field, p)
-        g2 = (g * g).sum(1).clamp_min(1e-8)
-        p = p - (f / g2).unsqueeze(1) * g
+        p = p - newton_delta(f, g, 0.0, 1e-8)
         path.append(p.numpy().copy())
     return np.array(path)
 
@@ -278,6 +261,10 @@ def run_curves_study(cases: Any = None, out: str | Path = "out/studies/curves", 
     fig.tight_layout()
     train_path = common.save_figure(fig, out / "curves_training.png")
 
+    return _report(fig_path=fig_path, n_pts=n_pts, name0=name0, out=out, quick=quick, rows=rows, seed=seed, steps=steps, train_path=train_path)
+
+
+def _report(fig_path, n_pts, name0, out, quick, rows, seed, steps, train_path) -> Path:
     rep = common.Report("Study: curves in 2-D")
     rep.add(f"Run: {'quick' if quick else 'full'} mode, seed {seed}, CPU. {n_pts} noisy points per curve "
             f"(σ = 0.005 of the normalized frame, box ±0.8), {steps} training steps, network "

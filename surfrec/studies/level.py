@@ -51,10 +51,6 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
     -------
     Path of ``report.md`` (beside it: ``level.csv``, ``fit_level.csv``, ``level.png``).
     """
-    import trimesh
-
-    from ..result import extract_mesh
-
     out = common.prepare_out(out)
     cases = common.load_cases(cases, quick, seed=seed)
     levels = (-0.03, 0.03) if quick else (-0.1, -0.05, -0.02, -0.01, 0.01, 0.02, 0.05, 0.1)
@@ -64,60 +60,87 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
     rows, fit_rows = [], []
     for case in cases:
         res = common.fit_case(case, quick, device, seed)
-        norm = res.normalization
-        m0 = extract_mesh(res, resolution=resolution, level=0.0, device=device, refine=False)
-        v0, f0 = _unit_mesh(m0, norm)
-        gt = None
-        if case.gt is not None:
-            g = case.gt if isinstance(case.gt, trimesh.Trimesh) else trimesh.load(case.gt, force="mesh")
-            gt = _unit_mesh(g, norm)
-        s0, _ = trimesh.sample.sample_surface(trimesh.Trimesh(v0, f0, process=False), n_samp, seed=seed)
-        with torch.no_grad():
-            _, g0 = value_and_grad(res.model, torch.as_tensor(s0, dtype=torch.float32))
-        gn = g0.norm(dim=1).numpy()
-        for c in levels:
-            try:
-                mc = extract_mesh(res, resolution=resolution, level=c, device=device, refine=False)
-            except Exception as exc:  # noqa: BLE001 - an empty level set is a result here
-                log.info("level %g: %s", c, exc)
-                rows.append({"case": case.name, "c": c, "faces": 0})
-                continue
-            vc, fc = _unit_mesh(mc, norm)
-            sc, _ = trimesh.sample.sample_surface(trimesh.Trimesh(vc, fc, process=False), n_samp, seed=seed)
-            d = point_mesh_distance(sc, v0, f0)
-            ratio = d / abs(c)
-            row = {"case": case.name, "c": c, "faces": int(len(fc)),
-                   "dist_to_S0_median": float(np.median(d)), "ratio_median": float(np.median(ratio)),
-                   "ratio_p10": float(np.quantile(ratio, 0.1)), "ratio_p90": float(np.quantile(ratio, 0.9)),
-                   "grad_norm_S0_median": float(np.median(gn)),
-                   "grad_norm_S0_p10": float(np.quantile(gn, 0.1)),
-                   "grad_norm_S0_p90": float(np.quantile(gn, 0.9))}
-            if gt is not None:
-                dg = point_mesh_distance(sc, *gt)
-                row["dist_to_gt_median"] = float(np.median(dg))
-                row["ratio_gt_median"] = float(np.median(dg / abs(c)))
-            rows.append(row)
+        rows += _offset_rows(res, case, levels, resolution, n_samp, seed, device)
         q0 = common.score(res, case, quick, device=device)
         fit_rows.append({"case": case.name, "fitted_c": 0.0, "extracted": "S_0", **q0})
-        for c in fit_levels:
-            rc = common.fit_case(case, quick, device, seed, level=c)
-            qc = common.score(rc, case, quick, level=c, device=device)
-            row = {"case": case.name, "fitted_c": c, "extracted": "S_c", **qc}
-            try:
-                mc = extract_mesh(rc, resolution=resolution, level=c, device=device, refine=False)
-                mz = extract_mesh(rc, resolution=resolution, level=0.0, device=device, refine=False)
-                vz, fz = _unit_mesh(mz, rc.normalization)
-                vc, fc = _unit_mesh(mc, rc.normalization)
-                sz, _ = trimesh.sample.sample_surface(trimesh.Trimesh(vz, fz, process=False), n_samp, seed=seed)
-                d = point_mesh_distance(sz, vc, fc)
-                row["S0_to_Sc_median"] = float(np.median(d))
-                row["S0_to_Sc_ratio"] = float(np.median(d) / abs(c))
-            except Exception as exc:  # noqa: BLE001
-                log.info("fitted level %g: %s", c, exc)
-            fit_rows.append(row)
+        fit_rows += [_fitted_level_row(case, c, quick, resolution, n_samp, seed, device) for c in fit_levels]
     common.write_csv(rows, out / "level.csv")
     common.write_csv(fit_rows, out / "fit_level.csv")
+    fig_path = _figure(rows, cases, out)
+    return _report(rows, fit_rows, cases, fig_path, out, quick, device, seed, resolution, n_samp, levels)
 
+
+def _samples(mesh, norm, n: int, seed: int):
+    """(vertices, faces) of a mesh in normalized coordinates and ``n`` samples of its surface."""
+    import trimesh
+
+    v, f = _unit_mesh(mesh, norm)
+    pts, _ = trimesh.sample.sample_surface(trimesh.Trimesh(v, f, process=False), n, seed=seed)
+    return v, f, pts
+
+
+def _offset_rows(res, case, levels, resolution: int, n_samp: int, seed: int, device: str) -> list[dict]:
+    """Distances of the extracted S_c of a level-0 fit from S_0 (and the truth), per level c."""
+    import trimesh
+
+    from ..pipeline import extract_mesh
+
+    norm = res.normalization
+    v0, f0, s0 = _samples(extract_mesh(res, resolution=resolution, level=0.0, device=device, refine=False),
+                          norm, n_samp, seed)
+    gt = None
+    if case.gt is not None:
+        g = case.gt if isinstance(case.gt, trimesh.Trimesh) else trimesh.load(case.gt, force="mesh")
+        gt = _unit_mesh(g, norm)
+    with torch.no_grad():
+        _, g0 = value_and_grad(res.model, torch.as_tensor(s0, dtype=torch.float32))
+    gn = g0.norm(dim=1).numpy()
+    rows = []
+    for c in levels:
+        try:
+            mc = extract_mesh(res, resolution=resolution, level=c, device=device, refine=False)
+        except Exception as exc:  # noqa: BLE001 - an empty level set is a result here
+            log.info("level %g: %s", c, exc)
+            rows.append({"case": case.name, "c": c, "faces": 0})
+            continue
+        _, fc, sc = _samples(mc, norm, n_samp, seed)
+        d = point_mesh_distance(sc, v0, f0)
+        ratio = d / abs(c)
+        row = {"case": case.name, "c": c, "faces": int(len(fc)),
+               "dist_to_S0_median": float(np.median(d)), "ratio_median": float(np.median(ratio)),
+               "ratio_p10": float(np.quantile(ratio, 0.1)), "ratio_p90": float(np.quantile(ratio, 0.9)),
+               "grad_norm_S0_median": float(np.median(gn)),
+               "grad_norm_S0_p10": float(np.quantile(gn, 0.1)),
+               "grad_norm_S0_p90": float(np.quantile(gn, 0.9))}
+        if gt is not None:
+            dg = point_mesh_distance(sc, *gt)
+            row["dist_to_gt_median"] = float(np.median(dg))
+            row["ratio_gt_median"] = float(np.median(dg / abs(c)))
+        rows.append(row)
+    return rows
+
+
+def _fitted_level_row(case, c: float, quick: bool, resolution: int, n_samp: int, seed: int, device: str) -> dict:
+    """Fit at level c: scores, and how far the model's S_0 lies from its S_c."""
+    from ..pipeline import extract_mesh
+
+    rc = common.fit_case(case, quick, device, seed, level=c)
+    qc = common.score(rc, case, quick, level=c, device=device)
+    row = {"case": case.name, "fitted_c": c, "extracted": "S_c", **qc}
+    try:
+        mc = extract_mesh(rc, resolution=resolution, level=c, device=device, refine=False)
+        mz = extract_mesh(rc, resolution=resolution, level=0.0, device=device, refine=False)
+        _, _, sz = _samples(mz, rc.normalization, n_samp, seed)
+        vc, fc = _unit_mesh(mc, rc.normalization)
+        d = point_mesh_distance(sz, vc, fc)
+        row["S0_to_Sc_median"] = float(np.median(d))
+        row["S0_to_Sc_ratio"] = float(np.median(d) / abs(c))
+    except Exception as exc:  # noqa: BLE001
+        log.info("fitted level %g: %s", c, exc)
+    return row
+
+
+def _figure(rows, cases, out):
     plt = common.plt()
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for j, case in enumerate(cases):
@@ -133,8 +156,10 @@ def run_level_study(cases: Any = None, out: str | Path = "out/studies/level", qu
     ax.set_title("Distance of S_c from S_0 relative to |c| (1 = distance function)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig_path = common.save_figure(fig, out / "level.png")
+    return common.save_figure(fig, out / "level.png")
 
+
+def _report(rows, fit_rows, cases, fig_path, out, quick, device, seed, resolution, n_samp, levels) -> Path:
     rep = common.Report("Study: levels c ≠ 0")
     rep.add(common.setup_note(quick, device, cases, seed,
                               f"Marching cubes at resolution {resolution}; {n_samp} samples per level set."))

@@ -236,6 +236,10 @@ def run_losses_study(cases: Any = None, out: str | Path = "out/studies/losses", 
     fig.tight_layout()
     fig_path = common.save_figure(fig, out / "losses_slices.png")
 
+    return _report(budget=budget, cases=cases, device=device, fig_path=fig_path, out=out, quick=quick, rows=rows, seed=seed)
+
+
+def _report(budget, cases, device, fig_path, out, quick, rows, seed) -> Path:
     rep = common.Report("Study: sample-network loss vs pull loss vs IGR-style loss")
     rep.add(common.setup_note(quick, device, cases, seed,
                               f"Equal training-time budget {budget:g} s per fit: each loss's cost per step "

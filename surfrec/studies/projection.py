@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import value_and_grad
+from ..levelset import iterate_active, newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -85,35 +85,21 @@ class Trace:
 
 
 def _iterate(field_fn, seeds: torch.Tensor, level: float, steps: int, update, box: float | None) -> Trace:
-    """Shared loop of the per-point methods: active set, freezing, box check, trace."""
-    p = seeds.clone()
-    m = p.shape[0]
-    active = torch.ones(m, dtype=torch.bool, device=p.device)
-    left = torch.zeros(m, dtype=torch.bool, device=p.device)
+    """:func:`surfrec.levelset.iterate_active` (active set, freezing, box check) with a timed trace."""
     tr = Trace()
-    elapsed, evals = 0.0, 0
-    tr.record(0.0, 0, field_fn, p, level)
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        idx = active.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
-        q = p[idx]
-        f, g = value_and_grad(field_fn, q)
-        evals += idx.numel()
-        r = f - level
-        done = r.abs() < FREEZE
-        q_new = torch.where(done.unsqueeze(1), q, update(q, r, g))
-        if box is not None:
-            out = (q_new.abs() > box).any(dim=1) | ~torch.isfinite(q_new).all(dim=1)
-            left[idx[out]] = True
-            done = done | out
-        p[idx] = q_new
-        active[idx[done]] = False
+    tr.record(0.0, 0, field_fn, seeds, level)
+    clock = {"elapsed": 0.0, "t0": 0.0}
+
+    def on_step(p: torch.Tensor, evals: int) -> None:
         if p.is_cuda:
             torch.cuda.synchronize()
-        elapsed += time.perf_counter() - t0
-        tr.record(elapsed, evals, field_fn, p, level)
+        clock["elapsed"] += time.perf_counter() - clock["t0"]
+        tr.record(clock["elapsed"], evals, field_fn, p, level)  # not timed
+        clock["t0"] = time.perf_counter()
+
+    clock["t0"] = time.perf_counter()
+    p, left, _, _ = iterate_active(field_fn, seeds.clone(), level, steps, update, tol=FREEZE, box=box,
+                                   nonfinite_leaves=True, on_step=on_step)
     tr.points = p
     tr.left_box = left.cpu().numpy()
     return tr
@@ -123,8 +109,7 @@ def newton_projection(field_fn, seeds: torch.Tensor, level: float = 0.0, steps: 
                       eps: float = 1e-8, box: float | None = 1.0) -> Trace:
     """Generalized Newton projection with a trace (the method of :func:`project_to_level_set`)."""
     def upd(q, r, g):
-        g2 = (g * g).sum(dim=1).clamp_min(eps)
-        return q - (r / g2).unsqueeze(1) * g
+        return q - newton_delta(r, g, 0.0, eps)
 
     return _iterate(field_fn, seeds, level, steps, upd, box)
 
@@ -202,7 +187,6 @@ def run_projection_study(cases: Any = None, out: str | Path = "out/studies/proje
     budgets = {"newton": 10 if quick else 20, "gd": 30 if quick else 100, "lbfgs": 10 if quick else 40}
     repeats = 1 if quick else 3
     tune_steps = 15 if quick else 50
-    plt = common.plt()
     rows, tuning_rows, traces = [], [], {}
     for case in cases:
         res = common.fit_case(case, quick, device, seed)
@@ -221,54 +205,17 @@ def run_projection_study(cases: Any = None, out: str | Path = "out/studies/proje
         for name, fn in methods.items():
             runs = [fn() for _ in range(repeats)]
             traces[case.name, name] = runs[0]
-            final = runs[0].final_residuals()
-            row = {"case": case.name, "method": name, "seeds": n_seeds,
-                   "iterations": len(runs[0].times) - 1,
-                   "step_size": eta if name == "gd" else float("nan"),
-                   "total_evals": runs[0].evaluations[-1],
-                   "total_s_median": float(np.median([r.times[-1] for r in runs]))}
-            for tol in TOLS:
-                conv = (final < tol) & ~runs[0].left_box
-                row[f"never_{tol:g}"] = float(1.0 - conv.mean())
-                for share in (0.5, 0.9):
-                    ts = [r.first_reaching(tol, share)[0] for r in runs]
-                    row[f"s_to_{int(share*100)}%<{tol:g}"] = float(np.median(ts))
-                    row[f"evals_to_{int(share*100)}%<{tol:g}"] = runs[0].first_reaching(tol, share)[1]
-            row["left_box"] = float(runs[0].left_box.mean())
-            row["final_median"] = float(np.median(final))
-            rows.append(row)
+            rows.append(_method_row(case.name, name, runs, n_seeds, eta))
         model.to("cpu")
     common.write_csv(rows, out / "projection.csv")
     common.write_csv(tuning_rows, out / "gd_tuning.csv")
+    fig_path = _figure(cases, traces, out)
+    return _report(rows, tuning_rows, fig_path, out, cases, quick, device, seed, n_seeds, budgets, repeats,
+                   tune_steps)
 
-    # figures: residual quantiles vs time, converged share vs evaluations
-    colors = {"newton": "C0", "gd": "C1", "lbfgs": "C2"}
-    fig, axes = plt.subplots(2, len(cases), figsize=(4.2 * len(cases), 6.4), squeeze=False)
-    for j, case in enumerate(cases):
-        ax, ax2 = axes[0, j], axes[1, j]
-        for name in ("newton", "gd", "lbfgs"):
-            tr = traces[case.name, name]
-            R = np.clip(np.array(tr.residuals), 1e-12, None)
-            t = np.array(tr.times) * 1000.0
-            ax.plot(t, np.median(R, axis=1), color=colors[name], label=f"{name} median")
-            ax.plot(t, np.quantile(R, 0.9, axis=1), color=colors[name], linestyle="--", label=f"{name} p90")
-            ok = (R < 1e-5) & ~tr.left_box[None, :]
-            ax2.plot(np.array(tr.evaluations) / R.shape[1], ok.mean(axis=1), color=colors[name], label=name)
-        for tol in TOLS:
-            ax.axhline(tol, color="gray", linewidth=0.6, linestyle=":")
-        ax.set_yscale("log")
-        ax.set_xlabel("wall-clock (ms)")
-        ax.set_ylabel("|F − c|")
-        ax.set_title(case.name)
-        ax2.set_xlabel("evaluations per seed")
-        ax2.set_ylabel("share with |F − c| < 1e-5")
-        ax2.set_xscale("symlog", linthresh=1.0)
-        if j == 0:
-            ax.legend(fontsize=6, ncol=1)
-            ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig_path = common.save_figure(fig, out / "projection_curves.png")
 
+def _report(rows, tuning_rows, fig_path, out, cases, quick, device, seed, n_seeds, budgets, repeats,
+            tune_steps) -> Path:
     rep = common.Report("Study: Newton vs gradient descent vs L-BFGS for level-set projection")
     rep.add(common.setup_note(quick, device, cases, seed,
                               f"{n_seeds} seeds per case drawn as in fitting (kNN σ, k = 10, 20% uniform), "
@@ -307,3 +254,54 @@ def _answer(rows: list[dict]) -> str:
         lines.append(f"- **{case}**: " + "; ".join(parts) + ".")
     lines.append("\n(nan: the method did not get 90% of the seeds below 1e-5 within its budget.)")
     return "\n".join(lines)
+
+
+def _method_row(case_name: str, name: str, runs: list, n_seeds: int, eta: float) -> dict:
+    """Evaluations and time to 50% / 90% of the seeds below each tolerance, from the traces."""
+    final = runs[0].final_residuals()
+    row = {"case": case_name, "method": name, "seeds": n_seeds,
+           "iterations": len(runs[0].times) - 1,
+           "step_size": eta if name == "gd" else float("nan"),
+           "total_evals": runs[0].evaluations[-1],
+           "total_s_median": float(np.median([r.times[-1] for r in runs]))}
+    for tol in TOLS:
+        conv = (final < tol) & ~runs[0].left_box
+        row[f"never_{tol:g}"] = float(1.0 - conv.mean())
+        for share in (0.5, 0.9):
+            ts = [r.first_reaching(tol, share)[0] for r in runs]
+            row[f"s_to_{int(share*100)}%<{tol:g}"] = float(np.median(ts))
+            row[f"evals_to_{int(share*100)}%<{tol:g}"] = runs[0].first_reaching(tol, share)[1]
+    row["left_box"] = float(runs[0].left_box.mean())
+    row["final_median"] = float(np.median(final))
+    return row
+
+
+def _figure(cases, traces, out):
+    """Residual quantiles vs time, converged share vs evaluations."""
+    plt = common.plt()
+    colors = {"newton": "C0", "gd": "C1", "lbfgs": "C2"}
+    fig, axes = plt.subplots(2, len(cases), figsize=(4.2 * len(cases), 6.4), squeeze=False)
+    for j, case in enumerate(cases):
+        ax, ax2 = axes[0, j], axes[1, j]
+        for name in ("newton", "gd", "lbfgs"):
+            tr = traces[case.name, name]
+            R = np.clip(np.array(tr.residuals), 1e-12, None)
+            t = np.array(tr.times) * 1000.0
+            ax.plot(t, np.median(R, axis=1), color=colors[name], label=f"{name} median")
+            ax.plot(t, np.quantile(R, 0.9, axis=1), color=colors[name], linestyle="--", label=f"{name} p90")
+            ok = (R < 1e-5) & ~tr.left_box[None, :]
+            ax2.plot(np.array(tr.evaluations) / R.shape[1], ok.mean(axis=1), color=colors[name], label=name)
+        for tol in TOLS:
+            ax.axhline(tol, color="gray", linewidth=0.6, linestyle=":")
+        ax.set_yscale("log")
+        ax.set_xlabel("wall-clock (ms)")
+        ax.set_ylabel("|F − c|")
+        ax.set_title(case.name)
+        ax2.set_xlabel("evaluations per seed")
+        ax2.set_ylabel("share with |F − c| < 1e-5")
+        ax2.set_xscale("symlog", linthresh=1.0)
+        if j == 0:
+            ax.legend(fontsize=6, ncol=1)
+            ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return common.save_figure(fig, out / "projection_curves.png")

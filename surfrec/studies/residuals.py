@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import value_and_grad
+from ..levelset import newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def newton_history(field_fn, seeds: torch.Tensor, level: float = 0.0, steps: int
         g2s.append(g2.double().cpu().numpy())
         if k == steps:
             break
-        q = p - (r / g2.clamp_min(eps)).unsqueeze(1) * g
+        q = p - newton_delta(r, g, 0.0, eps)
         out = (q.abs() > box).any(dim=1) | ~torch.isfinite(q).all(dim=1)
         left |= out
         p = torch.where(left.unsqueeze(1), p, q)
@@ -92,54 +92,66 @@ def run_residuals_study(cases: Any = None, out: str | Path = "out/studies/residu
     -------
     Path of ``report.md`` (beside it: ``residuals.csv``, ``failures.csv``, PNGs).
     """
-    from scipy.spatial import cKDTree
-
     out = common.prepare_out(out)
     cases = common.load_cases(cases, quick, seed=seed)
     n_seeds = 1000 if quick else 20_000
     uniform_fraction = 0.2
     tol = 1e-5
-    plt = common.plt()
     rows, fail_rows, hists = [], [], {}
     for case in cases:
-        res = common.fit_case(case, quick, device, seed)
-        model = res.model.to(device).eval()
-        unit = common.unit_points(res, case)
-        seeds = common.fit_like_seeds(unit, n_seeds, uniform_fraction=uniform_fraction, seed=seed + 1)
-        hist = newton_history(model, seeds.to(device), 0.0, 20)
-        model.to("cpu")
-        n_uni = int(round(n_seeds * uniform_fraction))
-        uniform = np.zeros(n_seeds, bool)
-        uniform[n_seeds - n_uni:] = True
-        tree = cKDTree(unit)
-        d_seed = tree.query(seeds.numpy())[0] / 1.6 * 1000.0  # ×1000 of the box side (1.6 units)
-        for k in (0, 1, 2, 5, 10, 20):
-            a = np.abs(hist["r"][k])
-            bad = hist["left"] if k == 20 else np.zeros(n_seeds, bool)
-            rows.append({"case": case.name, "steps": k, "median": float(np.median(a)),
-                         "p90": float(np.quantile(a, 0.9)), "p99": float(np.quantile(a, 0.99)),
-                         "max": float(a.max()), "share<1e-3": float(((a < 1e-3) & ~bad).mean()),
-                         "share<1e-5": float(((a < 1e-5) & ~bad).mean())})
-        reason = classify_failures(hist, tol)
-        hists[case.name] = (hist, reason, unit, seeds.numpy())
-        for name in REASONS:
-            m = reason == name
-            fail_rows.append({
-                "case": case.name, "reason": name, "share": float(m.mean()),
-                "from_uniform_seeds": float((m & uniform).sum() / max(1, m.sum())) if m.any() else float("nan"),
-                "seed_dist_to_data_median": float(np.median(d_seed[m])) if m.any() else float("nan"),
-                "final_residual_median": float(np.median(np.abs(hist["r"][-1][m]))) if m.any() else float("nan"),
-                "final_grad_norm_median": float(np.median(np.sqrt(hist["g2"][-1][m]))) if m.any() else float("nan"),
-            })
-        ok = reason == ""
-        fail_rows.append({"case": case.name, "reason": "(converged)", "share": float(ok.mean()),
-                          "from_uniform_seeds": float((ok & uniform).sum() / max(1, ok.sum())),
-                          "seed_dist_to_data_median": float(np.median(d_seed[ok])) if ok.any() else float("nan"),
-                          "final_residual_median": float(np.median(np.abs(hist["r"][-1][ok]))) if ok.any() else float("nan"),
-                          "final_grad_norm_median": float(np.median(np.sqrt(hist["g2"][-1][ok]))) if ok.any() else float("nan")})
+        case_rows, case_fails, hists[case.name] = _measure_case(case, quick, seed, device, n_seeds,
+                                                               uniform_fraction, tol)
+        rows += case_rows
+        fail_rows += case_fails
     common.write_csv(rows, out / "residuals.csv")
     common.write_csv(fail_rows, out / "failures.csv")
+    fig_path = _figure(cases, hists, tol, out)
+    return _report(rows, fail_rows, cases, fig_path, out, quick, device, seed, n_seeds, uniform_fraction, tol)
 
+
+def _measure_case(case, quick, seed, device, n_seeds, uniform_fraction, tol):
+    """Residual rows, failure rows and the history (for the figure) of one case."""
+    from ..index import SpatialIndex
+
+    res = common.fit_case(case, quick, device, seed)
+    model = res.model.to(device).eval()
+    unit = common.unit_points(res, case)
+    seeds = common.fit_like_seeds(unit, n_seeds, uniform_fraction=uniform_fraction, seed=seed + 1)
+    hist = newton_history(model, seeds.to(device), 0.0, 20)
+    model.to("cpu")
+    n_uni = int(round(n_seeds * uniform_fraction))
+    uniform = np.zeros(n_seeds, bool)
+    uniform[n_seeds - n_uni:] = True
+    d_seed = SpatialIndex(unit).query(seeds.numpy())[0] / 1.6 * 1000.0  # ×1000 of the box side (1.6 units)
+    rows = []
+    for k in (0, 1, 2, 5, 10, 20):
+        a = np.abs(hist["r"][k])
+        bad = hist["left"] if k == 20 else np.zeros(n_seeds, bool)
+        rows.append({"case": case.name, "steps": k, "median": float(np.median(a)),
+                     "p90": float(np.quantile(a, 0.9)), "p99": float(np.quantile(a, 0.99)),
+                     "max": float(a.max()), "share<1e-3": float(((a < 1e-3) & ~bad).mean()),
+                     "share<1e-5": float(((a < 1e-5) & ~bad).mean())})
+    reason = classify_failures(hist, tol)
+    fail_rows = [_failure_row(case.name, name, reason == name, hist, uniform, d_seed) for name in REASONS]
+    fail_rows.append(_failure_row(case.name, "(converged)", reason == "", hist, uniform, d_seed))
+    return rows, fail_rows, (hist, reason, unit, seeds.numpy())
+
+
+def _failure_row(case_name: str, name: str, m: np.ndarray, hist, uniform, d_seed) -> dict:
+    """Share of seeds ``m`` and where they came from and ended."""
+    def med(x):
+        return float(np.median(x)) if m.any() else float("nan")
+
+    return {"case": case_name, "reason": name, "share": float(m.mean()),
+            "from_uniform_seeds": float((m & uniform).sum() / max(1, m.sum())) if m.any() or name == "(converged)"
+            else float("nan"),
+            "seed_dist_to_data_median": med(d_seed[m]),
+            "final_residual_median": med(np.abs(hist["r"][-1][m])),
+            "final_grad_norm_median": med(np.sqrt(hist["g2"][-1][m]))}
+
+
+def _figure(cases, hists, tol, out):
+    plt = common.plt()
     fig, axes = plt.subplots(2, len(cases), figsize=(4.4 * len(cases), 7.0), squeeze=False)
     colors = {"left box": "C3", "zero gradient": "C4", "oscillation": "C1", "slow": "C2"}
     for j, case in enumerate(cases):
@@ -167,8 +179,10 @@ def run_residuals_study(cases: Any = None, out: str | Path = "out/studies/residu
         ax.set_title("failing seeds (start, x-y view)")
         ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
-    fig_path = common.save_figure(fig, out / "residuals.png")
+    return common.save_figure(fig, out / "residuals.png")
 
+
+def _report(rows, fail_rows, cases, fig_path, out, quick, device, seed, n_seeds, uniform_fraction, tol) -> Path:
     rep = common.Report("Study: residuals of Newton projection and why samples fail")
     rep.add(common.setup_note(quick, device, cases, seed,
                               f"{n_seeds} seeds per case drawn as in fitting (kNN σ, k = 10, "

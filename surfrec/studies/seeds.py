@@ -104,6 +104,10 @@ def run_seeds_study(cases: Any = None, out: str | Path = "out/studies/seeds", qu
     fig.tight_layout()
     fig_path = common.save_figure(fig, out / "seeds.png")
 
+    return _report(cases=cases, device=device, fig_path=fig_path, n_probe=n_probe, out=out, quick=quick, rows=rows, seed=seed)
+
+
+def _report(cases, device, fig_path, n_probe, out, quick, rows, seed) -> Path:
     rep = common.Report("Study: seed distributions")
     rep.add(common.setup_note(quick, device, cases, seed,
                               f"Models fitted with the studies' small settings, only the seed "

@@ -1,0 +1,269 @@
+"""The one configuration of a reconstruction: :class:`ReconstructionConfig` and presets.
+
+``ReconstructionConfig`` holds the fit's hyperparameters and, nested, the network
+(:class:`~surfrec.model.ModelConfig`), the extraction and component filter
+(:class:`ExtractConfig`) and the refinement (:class:`~surfrec.refine.RefineConfig`).
+It is saved with every model file and checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .validation import EXTRACT, FIT, check_choice, check_fields
+from .model import ModelConfig
+from .refine import RefineConfig
+
+#: Extraction methods and component modes (see :func:`surfrec.mesh.extract_mesh_from_field`).
+METHODS = ("auto", "dense", "narrowband")
+COMPONENTS = ("all", "largest", "near-data")
+
+
+@dataclass
+class ExtractConfig:
+    """Marching cubes, the component filter and the box cap of :func:`surfrec.extract_mesh`."""
+
+    resolution: int = 256
+    """Grid samples along the box's largest side."""
+    level: float | None = None
+    """Level c to extract (normalized units); None: the fitted level."""
+    padding: float = 0.05
+    """Margin around the scan's box, as a fraction of its largest side."""
+    method: str = "auto"
+    """``dense``, ``narrowband`` or ``auto`` (narrow band above ``narrowband_above``)."""
+    narrowband_above: int = 64
+    """``method="auto"`` uses the narrow band above this resolution (at 128 it is already
+    ~7x faster than dense on 2 cores)."""
+    band_factor: float = 2.0
+    """Narrow band: a coarse cell is refined when a corner has |F − c| ≤ band_factor × the
+    cell diagonal (or its corners change sign)."""
+    components: str = "near-data"
+    """``all``, ``largest`` or ``near-data`` (drop stray pieces of level set off the scan)."""
+    near_fraction: float = 0.2
+    """``near-data`` keeps a component when at least this share of its vertices lies near
+    the data (stray pieces off the scan have ~0%, real parts > 90%)."""
+    near_cells: float = 2.0
+    """A vertex is near the data within max(near_cells grid cells, near_diagonal × the
+    grid diagonal) of an input point."""
+    near_diagonal: float = 0.01
+    """See ``near_cells``."""
+    refine: bool = True
+    """Move the vertices onto the input points' local surface (at the fitted level only)."""
+    normals_from_gradient: bool = True
+    """Vertex normals from ∇F instead of face averages."""
+    close_at_box: bool = True
+    """Treat the box faces as outside (F > c there): a level set reaching the box is capped."""
+    cap_margin: float = 1e-4
+    """F is raised to at least c + cap_margin on the box faces when ``close_at_box``."""
+    crossing_check_resolution: int = 24
+    """Samples per axis of the coarse grid checking that F crosses c in the box."""
+    max_data_points: int = 200_000
+    """Input points kept with the model (random subset) for the filter and refinement."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, EXTRACT)  # the ranges live in surfrec.validation (shared with the CLI)
+        check_choice(f"{type(self).__name__}.method", self.method, METHODS)
+        check_choice(f"{type(self).__name__}.components", self.components, COMPONENTS)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExtractConfig":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ExtractConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class ReconstructionConfig:
+    """Every setting of a reconstruction: fit, extraction, component filter, refinement.
+
+    Saved with the model file, so ``surfrec mesh model.pt`` replays the steps after the fit
+    exactly as ``surfrec fit`` ran them. Presets are named instances (:data:`PRESETS`).
+    ``FitConfig`` is the same class (its historical name).
+    """
+
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(hidden_dim=64, n_hidden_layers=3))
+    """Architecture of the implicit network."""
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    """Marching cubes and the component filter (:func:`surfrec.extract_mesh`)."""
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    """How :func:`surfrec.extract_mesh` refines the mesh onto the data (kept with the
+    model, so a preset describes the whole pipeline)."""
+    iterations: int = 6000
+    """Optimization steps (the fit stops earlier when ``time_budget`` runs out)."""
+    time_budget: float | None = 40.0
+    """Wall-clock limit of the optimization in seconds (None or 0: no limit; with
+    :func:`get_config` and ``fit(**overrides)``, where None means "not given", pass 0)."""
+    lr: float = 5e-3
+    """Peak Adam learning rate."""
+    grid_lr: float = 2e-2
+    """Peak Adam learning rate of the feature grid (``model.encoding="grid"``); grids
+    usually want a much higher rate than the MLP."""
+    grid_decay_weight: float = 0.0
+    """Weight of mean ‖grid features‖² at points drawn uniformly in the box: pulls the grid
+    back to zero away from the data, where F then follows the smooth MLP (against stray
+    sheets; 0 disables it)."""
+    grid_optimizer: str = "sparse_adam"
+    """``sparse_adam``: the grid gets sparse gradients and SparseAdam updates only the rows
+    a step touched (fast); ``adam``: dense gradients and Adam over the whole grid."""
+    coarse_to_fine: float = 0.0
+    """Share of the run over which grid levels are switched on, coarse to fine (each
+    fades in linearly; 0: all levels from the start)."""
+    lr_final_factor: float = 0.05
+    """The cosine schedule decays the learning rate to ``lr * lr_final_factor``."""
+    warmup_steps: int = 20
+    """Linear learning-rate warm-up steps."""
+    batch_points: int = 1024
+    """Input points per step for the data term."""
+    n_samples: int = 1024
+    """Size of the persistent buffer of level-set samples."""
+    refresh_fraction: float = 0.1
+    """Share of the sample buffer replaced by fresh seeds at every step."""
+    newton_steps: int = 1
+    """Newton steps per training step for the (warm-started) sample buffer."""
+    init_newton_steps: int = 10
+    """Newton steps for the initial buffer."""
+    seed_k: int = 10
+    """Seeds around an input point have σ = distance to its ``seed_k``-th neighbour."""
+    seed_sigma_scale: float = 1.0
+    """Multiplier of the per-point σ."""
+    seed_sigma: float | None = None
+    """One fixed σ for every seed (normalized units) instead of the kNN σ (studies)."""
+    uniform_fraction: float = 0.2
+    """Share of fresh seeds drawn uniformly in the box (hunts stray surface)."""
+    sample_tol: float = 1e-2
+    """Samples whose residual |F − c| exceeds this are left out of the loss this step."""
+    surface_weight: float = 1.0
+    """Weight of the sample-network distance to the nearest input points."""
+    data_weight: float = 1.0
+    """λ: weight of mean |F(x) − c| on input points."""
+    distance_weight: float = 0.0
+    """Weight of the distance-sample term (0 disables it)."""
+    n_distance_samples: int = 4096
+    """Points per step for the distance-sample term."""
+    distance_near_fraction: float = 0.5
+    """Share of distance samples drawn near the data (σ-Gaussians ×3); the rest uniform."""
+    distance_nn_eps: float = 0.3
+    """Relative tolerance of the nearest-neighbour search for distance samples (KD-tree
+    ``eps``: a neighbour within (1 + eps)× the true distance is accepted). Queries far from
+    the data are the slowest part of a step when exact; 0.3 makes them ~3× faster."""
+    eikonal_weight: float = 0.0
+    """Weight of (‖∇F‖ − 1)² on distance samples (second derivatives: slower)."""
+    normal_weight: float = 0.0
+    """Weight of the normal-alignment term, used only when the scan has normals."""
+    level: float = 0.0
+    """The level c of the surface being fitted."""
+    eps: float = 1e-8
+    """Guard of max(‖∇F‖², ε) in Newton steps and the sample network."""
+    box: float = 1.0
+    """Half-side of the fitting box in normalized coordinates (the scan fills ±0.8)."""
+    seed: int = 0
+    """Seed of every random draw (reproducible fits on the same device)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    threads: int | None = None
+    """CPU threads for torch (None: torch's default)."""
+    log_every: int = 10
+    """Record the history every this many steps."""
+    max_seed_points: int = 500_000
+    """Seeds and σ use a random subset of at most this many input points (huge scans)."""
+    outlier_percentile: float = 0.1
+    """Robust box: the [p, 100 − p] percentile box of the scan. When the exact box is more
+    than ``outlier_box_ratio`` times larger, the robust box is used and the few points
+    left outside the fitting box are ignored as far outliers (reported)."""
+    outlier_box_ratio: float = 1.5
+    """See ``outlier_percentile``."""
+    outlier_margin: float = 1.1
+    """Points within this factor of the robust box (in normalized units, capped by
+    ``box``) are kept when far outliers are dropped."""
+    distance_sigma_scale: float = 3.0
+    """Near distance samples are Gaussians of σ = this × the seed σ of an input point."""
+    rollback_every: int = 50
+    """Steps between snapshots of the last good state (a non-finite loss rolls back to it)."""
+    max_failures: int = 5
+    """Non-finite losses tolerated (each halves the learning rate) before the fit gives up."""
+    failure_lr_factor: float = 0.5
+    """Learning-rate factor after each non-finite loss."""
+    schedule_after: int = 10
+    """Steps after which a binding time budget rescales the schedule to the clock."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        if isinstance(self.refine, dict):
+            self.refine = RefineConfig(**self.refine)
+        if isinstance(self.extract, dict):
+            self.extract = ExtractConfig(**self.extract)
+        check_fields(self, FIT)  # the ranges live in surfrec.validation (shared with the CLI)
+        check_choice(f"{type(self).__name__}.grid_optimizer", self.grid_optimizer, ("sparse_adam", "adam"))
+        if self.time_budget == 0:
+            self.time_budget = None
+
+    def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        d["refine"] = self.refine.to_dict()
+        d["extract"] = self.extract.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReconstructionConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing ones take their
+        defaults (files written before ``extract`` existed replay the defaults)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ReconstructionConfig keys: {sorted(unknown)}")
+        d = dict(d)
+        if "model" in d and isinstance(d["model"], dict):
+            d["model"] = ModelConfig(**d["model"])
+        if "refine" in d and isinstance(d["refine"], dict):
+            d["refine"] = RefineConfig(**d["refine"])
+        if "extract" in d and isinstance(d["extract"], dict):
+            d["extract"] = ExtractConfig.from_dict(d["extract"])
+        return cls(**d)
+
+
+#: The historical name of :class:`ReconstructionConfig` (same class).
+FitConfig = ReconstructionConfig
+
+
+#: Named configurations, tuned for 2 CPU cores and ~50k points (benchmarks/RESULTS.md).
+#: ``iterations`` sets the schedule (reproducible on any machine); ``time_budget`` caps
+#: the wall clock on slow machines (the cosine schedule then follows the clock).
+PRESETS: dict[str, FitConfig] = {
+    # the field defaults of FitConfig are the default preset: 6000 steps (~35 s on two
+    # cores, capped at 40 s), then meshing and the refinement onto the data (2-6 s each)
+    "default": FitConfig(),
+    # 1200 steps, ~7 s of fitting (+ 0.5 s of set-up); the refinement's neighbourhoods
+    # are capped at 48 points (noisy scans: time). lr 1e-2 was tried here: one armadillo
+    # seed in three blew up (CD 3.6), see benchmarks/EXPERIMENTS.md round 5
+    "fast": FitConfig(iterations=1200, time_budget=7.5, refine=RefineConfig(max_neighbors=48)),
+    # a 4x128 MLP with 2x larger batches: ~25 steps/s on 2 cores, a few minutes per scan
+    "quality": FitConfig(
+        model=ModelConfig(hidden_dim=128, n_hidden_layers=4),
+        iterations=6000, time_budget=None, lr=3e-3, batch_points=2048, n_samples=2048,
+    ),
+}
+
+
+def get_config(preset: str | ReconstructionConfig | None = "default", **overrides: Any) -> ReconstructionConfig:
+    """A preset (by name) or config, with fields replaced by ``overrides`` (None ignored)."""
+    if preset is None:
+        preset = "default"
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        cfg = copy.deepcopy(PRESETS[preset])
+    elif isinstance(preset, ReconstructionConfig):
+        cfg = copy.deepcopy(preset)
+    else:
+        raise TypeError(f"preset must be a name or a ReconstructionConfig, got {type(preset).__name__}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(cfg, **overrides) if overrides else cfg
