@@ -18,7 +18,7 @@ import numpy as np
 from .config import ExtractConfig
 from .device import resolve_device
 from .normalize import UNIT_HALF_EXTENT
-from .validation import check_padding
+from .validation import EXTRACT, check_padding, check_range
 from .result import FIELD_BATCH, FitResult, load_model
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,9 @@ def extract_mesh(
     trimesh.Trimesh
         In input coordinates, faces oriented outward.
     """
+    for name, value in (("resolution", resolution), ("level", level), ("padding", padding)):
+        if value is not None:  # before loading anything (the CLI's words)
+            check_range(name, value, EXTRACT[name])
     if not isinstance(result, FitResult):
         result = load_model(result)
     ec = mesh_settings(result, extract_config, resolution=resolution, level=level, padding=padding,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from surfrec.metrics import closest_points_on_triangles
+from helpers import naive_point_triangle_distance
 from surfrec.support import (
     OutlierConfig,
     SupportConfig,
@@ -39,10 +39,9 @@ def _grid_points(h: float, x_max: float) -> np.ndarray:
 
 def _naive_point_mesh(p, v, f):
     out = np.empty(len(p))
+    tri = v[f]
     for i, q in enumerate(p):
-        qq = np.repeat(q[None], len(f), 0)
-        c = closest_points_on_triangles(qq, v[f[:, 0]], v[f[:, 1]], v[f[:, 2]])
-        out[i] = np.linalg.norm(c - qq, axis=1).min()
+        out[i] = naive_point_triangle_distance(q, tri).min()
     return out
 
 
