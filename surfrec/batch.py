@@ -10,8 +10,9 @@ Executors:
 
 * ``workers == 1``: sequential, in this process.
 * ``workers > 1``: a process pool (one fresh process per scan, so memory and torch state do
-  not leak between scans); each worker gets ``cores // workers`` torch threads, so
-  workers × threads never exceeds the cores.
+  not leak between scans); each fit uses the config's fixed torch thread count (1 unless
+  ``--threads``), so a scan's mesh is the same whatever the number of workers or cores;
+  use ``workers`` up to the number of cores.
 * ``ray``: one Ray task per scan with declared resources (``num_cpus`` = threads,
   ``num_gpus`` = 1 for CUDA), on an existing cluster (address) or a local one. Workers
   write their outputs directly to OUT_DIR: on a multi-node cluster it must be shared
@@ -123,8 +124,6 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, *, ext: str = ".ply", save_
 
 def run_one(job: BatchJob, options: BatchOptions) -> dict:
     """Reconstruct one scan; never raises: failures become a record with status ``failed``."""
-    import torch
-
     from .errors import SurfrecError
 
     t0 = time.perf_counter()
@@ -136,10 +135,10 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
         from .pipeline import extract_mesh, mesh_settings
         from .result import save_model
 
-        if options.threads:
-            torch.set_num_threads(int(options.threads))
         cloud = load_points(job.input)
-        result = fit(cloud, preset=options.preset, device=options.device, **options.overrides)
+        # the thread count is part of the fit's config (results depend on it, not on the machine)
+        result = fit(cloud, preset=options.preset, device=options.device,
+                     **{"threads": options.threads, **options.overrides})
         # the mesh settings travel with the model (`surfrec mesh` replays them)
         result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
                                               components=options.components, refine=options.refine)

@@ -36,9 +36,12 @@ class ExtractConfig:
     narrowband_above: int = 64
     """``method="auto"`` uses the narrow band above this resolution (at 128 it is already
     ~7x faster than dense on 2 cores)."""
-    band_factor: float = 2.0
+    band_factor: float = 1.0
     """Narrow band: a coarse cell is refined when a corner has |F − c| ≤ band_factor × the
-    cell diagonal (or its corners change sign)."""
+    cell diagonal (or its corners change sign). No crossing is missed while |∇F| ≤
+    band_factor near the surface; the fitted F is close to a distance (|∇F| ≤ 0.48 measured
+    at the bench scans' points), and 1.0 gave the same armadillo mesh as 2.0 from 44% fewer
+    field evaluations (benchmarks/EXPERIMENTS.md, speed session 3 §5)."""
     components: str = "near-data"
     """``all``, ``largest`` or ``near-data`` (drop stray pieces of level set off the scan)."""
     near_fraction: float = 0.2
@@ -95,10 +98,13 @@ class ReconstructionConfig:
     """How :func:`surfrec.extract_mesh` refines the mesh onto the data (kept with the
     model, so a preset describes the whole pipeline)."""
     iterations: int = 6000
-    """Optimization steps (the fit stops earlier when ``time_budget`` runs out)."""
-    time_budget: float | None = 40.0
-    """Wall-clock limit of the optimization in seconds (None or 0: no limit; with
-    :func:`get_config` and ``fit(**overrides)``, where None means "not given", pass 0)."""
+    """Optimization steps: the fit stops after this many (the learning-rate schedule is
+    laid out over them), so the same seed gives the same model at any machine load."""
+    time_budget: float | None = None
+    """Opt-in wall-clock cap of the optimization in seconds (None or 0: none, the default).
+    When it binds, the schedule follows the clock, the result depends on the machine's
+    speed and load, and the fit reports that it was cut short (``FitResult.stopped_by``).
+    With :func:`get_config` and ``fit(**overrides)``, where None means "not given", pass 0."""
     lr: float = 5e-3
     """Peak Adam learning rate."""
     grid_lr: float = 2e-2
@@ -166,8 +172,12 @@ class ReconstructionConfig:
     """Seed of every random draw (reproducible fits on the same device)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    threads: int | None = None
-    """CPU threads for torch (None: torch's default)."""
+    threads: int | None = 1
+    """CPU threads for torch's operations during the fit. Fixed (not the machine's core
+    count) because the result depends on it; 1 is the default because a step's matrices are
+    small: 2 threads were 1.35x faster on 2 quiet cores but 7x slower with another process
+    busy on one of them, and 1 lets ``batch --workers 2`` use both cores (benchmarks/
+    EXPERIMENTS.md, session 4). None: torch's default (the machine's cores)."""
     log_every: int = 10
     """Record the history every this many steps."""
     max_seed_points: int = 500_000
@@ -235,16 +245,16 @@ FitConfig = ReconstructionConfig
 
 
 #: Named configurations, tuned for 2 CPU cores and ~50k points (benchmarks/RESULTS.md).
-#: ``iterations`` sets the schedule (reproducible on any machine); ``time_budget`` caps
-#: the wall clock on slow machines (the cosine schedule then follows the clock).
+#: Each stops on its step count (the same mesh for the same seed at any machine load);
+#: a wall-clock ``time_budget`` is opt-in only.
 PRESETS: dict[str, FitConfig] = {
-    # the field defaults of FitConfig are the default preset: 6000 steps (~35 s on two
-    # cores, capped at 40 s), then meshing and the refinement onto the data (2-6 s each)
+    # the field defaults of FitConfig are the default preset: 6000 steps on one thread,
+    # then meshing and the refinement onto the data (times: benchmarks/RESULTS.md)
     "default": FitConfig(),
-    # 1200 steps, ~7 s of fitting (+ 0.5 s of set-up); the refinement's neighbourhoods
+    # 1200 steps; the refinement's neighbourhoods
     # are capped at 48 points (noisy scans: time). lr 1e-2 was tried here: one armadillo
     # seed in three blew up (CD 3.6), see benchmarks/EXPERIMENTS.md round 5
-    "fast": FitConfig(iterations=1200, time_budget=7.5, refine=RefineConfig(max_neighbors=48)),
+    "fast": FitConfig(iterations=1200, refine=RefineConfig(max_neighbors=48)),
     # a 4x128 MLP with 2x larger batches: ~25 steps/s on 2 cores, a few minutes per scan
     "quality": FitConfig(
         model=ModelConfig(hidden_dim=128, n_hidden_layers=4),

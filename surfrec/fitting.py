@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import PRESETS, FitConfig, ReconstructionConfig, get_config
-from .device import resolve_device
+from .device import resolve_device, torch_threads
 from .errors import FitDivergedError, FitInterrupted, InputError
 from .index import NearestPoints, SpatialIndex
 from .levelset import draw_seeds, newton_iterate, seed_sigmas, value_and_grad
@@ -77,6 +77,8 @@ class FitData:
     """(N, 3) scan normals on the device, when the normal term uses them."""
     fingerprint: str
     """Hash of the scan (checkpoints)."""
+    timings: dict = field(default_factory=dict)
+    """Seconds of ``normalize`` and ``index`` (see :attr:`FitResult.timings`)."""
 
 
 @dataclass
@@ -97,6 +99,8 @@ class FitState:
     good_state: dict = None
     good_opt: list = None
     t0: float = 0.0
+    stopped_by: str = "iterations"
+    """What ended the loop: ``iterations``, ``time_budget`` or ``hook``."""
     loss: torch.Tensor | None = None
     """The last step's total loss (detached)."""
     terms: dict = field(default_factory=dict)
@@ -158,6 +162,7 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     unless the scan has more than ``cfg.extract.max_data_points``), so the fit's seeds
     and loss, and later the component filter and the refinement, share it.
     """
+    t0 = time.perf_counter()
     pts, nrm, source = _prepare_points(points, normals)
     fingerprint = _fingerprint(pts)
     if expect_fingerprint is not None and expect_fingerprint != fingerprint:
@@ -166,6 +171,7 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
         raise InputError(source, "all points are identical")
     norm, pts, nrm = _robust_normalization(pts, nrm, cfg, source)
     unit = norm.to_unit(pts).astype(np.float32)
+    t1 = time.perf_counter()
     n = len(unit)
     rng = np.random.default_rng(cfg.seed)
     seed_idx = rng.choice(n, size=min(n, cfg.max_seed_points), replace=False) if n > cfg.max_seed_points else None
@@ -179,12 +185,13 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     use_normals = cfg.normal_weight > 0 and nrm is not None
     if cfg.normal_weight > 0 and nrm is None:
         log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
+    timings = {"normalize": t1 - t0, "index": time.perf_counter() - t1}
     return FitData(
         normalization=norm, unit=unit, data_points=data_points, data_index=index if shared else None,
         nearest=NearestPoints(index), x_all=torch.from_numpy(unit).to(device),
         seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
         normals=torch.from_numpy(nrm.astype(np.float32)).to(device) if use_normals else None,
-        fingerprint=fingerprint)
+        fingerprint=fingerprint, timings=timings)
 
 
 # ------------------------------------------------------------------ the loop state
@@ -244,7 +251,8 @@ def _restore(st: FitState, saved: dict, device: torch.device, resume: Any, total
 def _out_of_time(cfg: ReconstructionConfig, st: FitState, elapsed: float) -> bool:
     """The one place the time budget is checked."""
     if cfg.time_budget is not None and elapsed >= cfg.time_budget:
-        log.info("time budget of %.1f s reached after %d steps", cfg.time_budget, st.step)
+        log.warning("time budget of %.1f s reached after %d of %d steps: the fit was cut short (its "
+                    "result depends on the machine's speed and load)", cfg.time_budget, st.step, cfg.iterations)
         return True
     return False
 
@@ -403,6 +411,7 @@ def train(cfg: ReconstructionConfig, data: FitData, st: FitState, *, callback=No
             _interrupt(cfg, data, st, checkpoint)
         elapsed = time.perf_counter() - st.t0
         if _out_of_time(cfg, st, elapsed):
+            st.stopped_by = "time_budget"
             break
         lr, schedule_total = _schedule(cfg, st, elapsed)
         res, ok = _project_samples(cfg, data, st)
@@ -416,6 +425,7 @@ def train(cfg: ReconstructionConfig, data: FitData, st: FitState, *, callback=No
             callback(st.step, schedule_total, rec)
         if on_step is not None and on_step(st):
             log.info("stopped by the step hook after %d steps", st.step)
+            st.stopped_by = "hook"
             break
 
 
@@ -430,7 +440,8 @@ def _finish(cfg: ReconstructionConfig, data: FitData, st: FitState) -> FitResult
     model = model.to("cpu")
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", st.step, seconds, st.step / max(seconds, 1e-9))
     return FitResult(model=model, normalization=data.normalization, config=cfg, history=st.history,
-                     seconds=seconds, steps=st.step, data_points=data.data_points, index=data.data_index)
+                     seconds=seconds, steps=st.step, data_points=data.data_points, index=data.data_index,
+                     stopped_by=st.stopped_by, timings={**data.timings, "fit": seconds})
 
 
 def fit(
@@ -485,15 +496,14 @@ def fit(
     cfg = ReconstructionConfig.from_dict(saved["config"]) if saved else get_config(
         config if config is not None else preset, **overrides)
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    data = prepare_data(points, normals, cfg, device, saved["fingerprint"] if saved else None, resume)
-    st = init_state(cfg, data, device)
-    st.t0 = time.perf_counter()
-    if saved:
-        _restore(st, saved, device, resume, cfg.iterations)
-    train(cfg, data, st, callback=callback, stop=stop, checkpoint=checkpoint, on_step=on_step)
-    return _finish(cfg, data, st)
+    with torch_threads(cfg.threads):
+        data = prepare_data(points, normals, cfg, device, saved["fingerprint"] if saved else None, resume)
+        st = init_state(cfg, data, device)
+        st.t0 = time.perf_counter()
+        if saved:
+            _restore(st, saved, device, resume, cfg.iterations)
+        train(cfg, data, st, callback=callback, stop=stop, checkpoint=checkpoint, on_step=on_step)
+        return _finish(cfg, data, st)
 
 
 # ------------------------------------------------------------------- checkpoints

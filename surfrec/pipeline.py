@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from typing import Any, Callable
 
 import numpy as np
 
 from .config import ExtractConfig
-from .device import resolve_device
+from .device import resolve_device, torch_threads
 from .normalize import UNIT_HALF_EXTENT
 from .validation import EXTRACT, check_padding, check_range
 from .result import FIELD_BATCH, FitResult, load_model
@@ -75,7 +76,8 @@ def extract_mesh(
     progress : callable, optional
         ``progress(done, total)`` for progress bars.
     report : dict, optional
-        Filled with what happened: ``refine`` (the refinement's report, or None).
+        Filled with what happened: ``refine`` (the refinement's report, or None) and
+        ``timings`` (seconds of ``extract``, ``filter`` and ``refine``).
 
     Returns
     -------
@@ -92,20 +94,26 @@ def extract_mesh(
                        close_at_box=close_at_box, refine=refine)
     check_padding(ec.padding, result.config.box)  # the model's own box (the CLI checks box 1)
     dev = resolve_device(device)
-    mesh, cell = _extract(result, ec, dev, progress)
+    timings: dict[str, float] = {}
+    with torch_threads(result.config.threads):  # the fit's fixed count: same mesh on any machine
+        mesh, cell = _extract(result, ec, dev, progress, timings)
     lvl = result.config.level if ec.level is None else float(ec.level)
     info = None
     if ec.refine and len(mesh.vertices) and result.data_points is not None and lvl == result.config.level:
         cfg = refine_config if refine_config is not None else result.config.refine
-        mesh, info = _refine_onto_data(mesh, result, dev, cell, cfg, normals_ready=ec.normals_from_gradient)
+        t0 = time.perf_counter()
+        with torch_threads(result.config.threads):
+            mesh, info = _refine_onto_data(mesh, result, dev, cell, cfg, normals_ready=ec.normals_from_gradient)
+        timings["refine"] = time.perf_counter() - t0
     elif ec.refine and lvl != result.config.level:
         log.info("refinement skipped: level %g is not the fitted level %g", lvl, result.config.level)
     if report is not None:
         report["refine"] = info
+        report["timings"] = timings
     return _to_scan(mesh, result, ec.normals_from_gradient)
 
 
-def _extract(result: FitResult, ec: ExtractConfig, dev, progress):
+def _extract(result: FitResult, ec: ExtractConfig, dev, progress, timings: dict | None = None):
     """Marching cubes and the component filter, in normalized coordinates; and the cell size."""
     from .mesh import extract_mesh_from_field, grid_step
 
@@ -122,7 +130,7 @@ def _extract(result: FitResult, ec: ExtractConfig, dev, progress):
         components=components, data_points=result.data_points, progress=progress,
         near_fraction=ec.near_fraction, band_factor=ec.band_factor, near_cells=ec.near_cells,
         near_diagonal=ec.near_diagonal, narrowband_above=ec.narrowband_above,
-        data_index=result.data_index() if components == "near-data" else None,
+        data_index=result.data_index() if components == "near-data" else None, timings=timings,
     )
     return mesh, grid_step(bounds, ec.resolution)
 

@@ -59,6 +59,12 @@ class FitResult:
     index : SpatialIndex or None
         The fit's spatial index over ``data_points`` (not saved; :meth:`data_index`
         builds one when missing).
+    stopped_by : str
+        What ended the fit: ``iterations`` (the step count: reproducible), ``time_budget``
+        (the opt-in wall-clock cap cut it short) or ``hook`` (an ``on_step`` criterion).
+    timings : dict[str, float]
+        Seconds of the fit's stages: ``normalize`` (load checks and the box), ``index``
+        (the spatial index and seed σ), ``fit`` (the optimization).
     """
 
     model: ImplicitMLP
@@ -69,6 +75,8 @@ class FitResult:
     steps: int
     data_points: np.ndarray | None = None
     index: "SpatialIndex | None" = dataclasses.field(default=None, repr=False, compare=False)
+    stopped_by: str = "iterations"
+    timings: dict = dataclasses.field(default_factory=dict)
 
     def data_index(self) -> "SpatialIndex | None":
         """The spatial index over ``data_points`` (the fit's, or built once here)."""
@@ -116,6 +124,7 @@ def save_model(result: FitResult, path: str | os.PathLike) -> Path:
         "history": result.history,
         "seconds": float(result.seconds),
         "steps": int(result.steps),
+        "stopped_by": str(result.stopped_by),
         "data_points": None if result.data_points is None else torch.from_numpy(
             np.asarray(result.data_points, dtype=np.float32)),
     }
@@ -151,5 +160,5 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
     return FitResult(
         model=model, normalization=Normalization.from_dict(payload["normalization"]), config=cfg,
         history=payload.get("history", {}), seconds=float(payload.get("seconds", 0.0)),
-        steps=int(payload.get("steps", 0)), data_points=None if dp is None else dp.numpy(),
+        steps=int(payload.get("steps", 0)), stopped_by=str(payload.get("stopped_by", "iterations")), data_points=None if dp is None else dp.numpy(),
     )

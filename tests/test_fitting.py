@@ -236,3 +236,27 @@ def test_adam_matches_torch_adam():
     again.load_state_dict(saved)
     assert again.state[0][0][0] == ours.state[0][0][0] == 30
     torch.testing.assert_close(again.state[0][1][2], ours.state[0][1][2])
+
+
+def test_presets_stop_on_step_count_with_a_fixed_thread_count():
+    # the result must not depend on how busy or how big the machine is (issue 15)
+    for name, cfg in PRESETS.items():
+        assert cfg.time_budget is None, name
+        assert cfg.threads, name
+
+
+def test_time_budget_is_opt_in_and_says_it_cut_the_fit_short(tmp_path):
+    pts = np.random.default_rng(0).normal(size=(500, 3))
+    full = fit(pts, iterations=20, seed=0, device="cpu")
+    assert full.stopped_by == "iterations" and full.steps == 20
+    assert set(full.timings) >= {"normalize", "index", "fit"}
+    cut = fit(pts, iterations=100_000, time_budget=0.5, seed=0, device="cpu")
+    assert cut.stopped_by == "time_budget" and cut.steps < 100_000
+
+
+def test_fit_restores_the_callers_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    fit(np.random.default_rng(1).normal(size=(300, 3)), iterations=2, threads=1, seed=0, device="cpu")
+    assert torch.get_num_threads() == before

@@ -36,13 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import BatchOptions, default_threads, run_batch, summary_table
+    from ..batch import BatchOptions, run_batch, summary_table
     from ..device import resolve_device
 
     device = str(resolve_device(args.device))
     overrides = {k: v for k, v in {"iterations": args.iters, "time_budget": args.time_budget,
                                    "seed": args.seed}.items() if v is not None}
-    threads = args.threads or (1 if args.ray else default_threads(args.workers))
+    threads = args.threads or 1  # the preset's fixed count: the same meshes on any machine
     opts = BatchOptions(preset=args.preset, overrides=overrides, resolution=args.resolution, level=args.level,
                         components=args.components, device=device, threads=threads, refine=args.refine)
     bar = Progress(None, "batch", args.quiet, unit="scan")
