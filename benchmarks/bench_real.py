@@ -4,16 +4,17 @@ For every scan in ``../shared/data/scans``, the 5 closed bench shapes (``--bench
 single-view partial scans generated here from bench shapes (one camera, z-buffer hidden
 point removal, light noise, fixed seed; nothing is written to the data folders):
 
-* ``surfrec``: today's default ``surfrec.fit`` + ``extract_mesh`` (closed);
-* ``surfrec-open``: the same fit, meshed with the open-surface prototype
-  (:func:`surfrec.support.extract_open`: the shell level set and the closed mesh, each
-  trimmed to the data, the one with the higher cover kept), seconds = fit + closed mesh +
-  this step (what ``surfrec fit --surface open`` does);
+* ``surfrec``: the default ``surfrec.fit`` + ``extract_mesh(surface="closed")``;
+* ``surfrec-open``: the same fit, meshed with ``extract_mesh(surface="open")`` (the surface
+  step, :func:`surfrec.support.extract_open`: the shell level set and the closed mesh, each
+  trimmed to the data, the one with the higher cover kept), seconds = fit + this meshing
+  (what ``surfrec fit --surface open`` does);
 * ``poisson-trim``: Open3D screened Poisson depth 9, estimated normals oriented by tangent
   plane (k=15), the tutorial density trim (drop the lowest 5% density vertices), no crop.
 
-Each mesh is scored with :func:`surfrec.support.measure_support`; the surfrec row also
-gives the auto decision (:func:`surfrec.support.decide_surface` on the closed mesh's phantom).
+Each mesh is scored with :func:`surfrec.support.measure_support` against the whole scan;
+the surfrec row also gives the auto decision (:func:`surfrec.support.decide_surface` on the
+closed mesh's phantom).
 Usage::
 
     python benchmarks/bench_real.py [--iters N] [--time-budget S] [--out out/real] [--json F]
@@ -98,7 +99,7 @@ def main() -> None:
     from surfrec.errors import EmptyLevelSetError
     from surfrec.baselines import poisson
     from surfrec.fitting import get_config
-    from surfrec.support import decide_surface, extract_open, measure_support, scan_spacing
+    from surfrec.support import decide_surface, measure_support, scan_spacing
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -112,13 +113,16 @@ def main() -> None:
         result = surfrec.fit(pts, config=cfg)
         t_fit = time.perf_counter() - t0
         try:
-            mesh = surfrec.extract_mesh(result)
+            mesh = surfrec.extract_mesh(result, surface="closed")
         except EmptyLevelSetError:  # F never crosses c: no closed surface (a sheet)
             mesh = trimesh.Trimesh()
         t_closed = time.perf_counter() - t0
-        open_mesh, info = extract_open(result, pts, spacing=s, closed_mesh=mesh if len(mesh.faces) else None)
-        q = info["shell_level"]
-        t_open = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        report: dict = {}
+        open_mesh = surfrec.extract_mesh(result, surface="open", report=report)
+        info = report["surface"]
+        q = info.get("shell_level")
+        t_open = t_fit + time.perf_counter() - t1
         t2 = time.perf_counter()
         pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
         t_poisson = time.perf_counter() - t2
@@ -134,7 +138,7 @@ def main() -> None:
                 row["decision"] = decide_surface(rep.phantom) if rep is not None else "open (no level set)"
             if method == "surfrec-open":
                 row["shell_level"] = q
-                row["open_source"] = info["source"]
+                row["open_source"] = info.get("source")
             rows.append(row)
             print(json.dumps(row), flush=True)
             if len(m.faces):

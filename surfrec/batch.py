@@ -142,9 +142,10 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
         # the mesh settings travel with the model (`surfrec mesh` replays them)
         result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
                                               components=options.components, refine=options.refine)
-        if job.model:
-            save_model(result, job.model)
-        mesh = extract_mesh(result, device=options.device)
+        report: dict = {}
+        mesh = extract_mesh(result, device=options.device, report=report)
+        if job.model:  # after meshing: the surface decision goes in too
+            save_model(result, job.model, surface=report["surface"])
         save_mesh(mesh, job.output, protect=(job.input,))
         rec.update(status="ok", steps=result.steps)
     except SurfrecError as exc:

@@ -36,9 +36,9 @@ _SCAN_EXTENSIONS = (".xyz", ".ply", ".pts", ".txt", ".npy", ".npz", ".pcd")
 COLUMNS = ("case", "method", "status", "seconds", "peak_mem_mb", "chamfer_l1", "chamfer_l2",
            "hausdorff", "normal_consistency", "fscore_0.005", "fscore_0.01", "n_faces", "watertight",
            "n_components", "steps", "stopped_by", "t_read", "t_normalize", "t_index", "t_fit", "t_extract",
-           "t_filter", "t_refine", "t_write", "error")
+           "t_filter", "t_refine", "t_surface", "t_write", "error")
 #: Stages of the time breakdown (``t_<stage>`` columns; ``seconds`` is read → written mesh).
-STAGES = ("read", "normalize", "index", "fit", "extract", "filter", "refine", "write")
+STAGES = ("read", "normalize", "index", "fit", "extract", "filter", "refine", "surface", "write")
 
 
 @dataclass

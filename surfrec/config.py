@@ -12,9 +12,10 @@ import copy
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .validation import EXTRACT, FIT, check_choice, check_fields
+from .validation import EXTRACT, FIT, SURFACES, check_choice, check_fields
 from .model import ModelConfig
 from .refine import RefineConfig
+from .support import SurfaceConfig
 
 #: Extraction methods and component modes (see :func:`surfrec.mesh.extract_mesh_from_field`).
 METHODS = ("auto", "dense", "narrowband")
@@ -63,12 +64,28 @@ class ExtractConfig:
     crossing_check_resolution: int = 24
     """Samples per axis of the coarse grid checking that F crosses c in the box."""
     max_data_points: int = 200_000
-    """Input points kept with the model (random subset) for the filter and refinement."""
+    """Input points kept with the model (random subset) for the filter, the refinement, the
+    surface step and the support map."""
+    surface: str = "auto"
+    """The surface step (after the refinement, at the fitted level, with data points):
+    ``closed`` keeps the watertight level set; ``open`` keeps only the part the data support
+    (the shell around the data or the closed mesh, trimmed); ``auto`` is open when more than
+    ``surface_config.open_phantom`` of the closed mesh's area lies farther than
+    ``surface_config.support.phantom_radius`` point spacings from the data."""
+    support_map: bool = True
+    """Attach the support map (``vertex_attributes["quality"]``: distance from each vertex
+    to the nearest data point in units of the data's spacing s, a PLY vertex property) and
+    measure the written mesh's cover / phantom (``report["support"]``, warnings)."""
+    surface_config: SurfaceConfig = field(default_factory=SurfaceConfig)
+    """Thresholds of the surface step and of the support measurement."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.surface_config, dict):
+            self.surface_config = SurfaceConfig(**self.surface_config)
         check_fields(self, EXTRACT)  # the ranges live in surfrec.validation (shared with the CLI)
         check_choice(f"{type(self).__name__}.method", self.method, METHODS)
         check_choice(f"{type(self).__name__}.components", self.components, COMPONENTS)
+        check_choice(f"{type(self).__name__}.surface", self.surface, SURFACES)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""The path of a scan: fit → extract → filter → refine → mesh in scan coordinates.
+"""The path of a scan: fit → extract → filter → refine → surface → support map → mesh in
+scan coordinates.
 
 :func:`reconstruct` runs the whole path on a scan; :func:`extract_mesh` the steps after
 the fit, from a :class:`~surfrec.result.FitResult` or a model file, with the settings
@@ -18,8 +19,9 @@ import numpy as np
 
 from .config import ExtractConfig
 from .device import resolve_device, torch_threads
+from .errors import EmptyLevelSetError
 from .normalize import UNIT_HALF_EXTENT
-from .validation import EXTRACT, check_padding, check_range
+from .validation import EXTRACT, SURFACES, check_choice, check_padding, check_range
 from .result import FIELD_BATCH, FitResult, load_model
 
 log = logging.getLogger(__name__)
@@ -54,20 +56,28 @@ def extract_mesh(
     progress: Callable[[int, int], None] | None = None,
     close_at_box: bool | None = None,
     refine: bool | None = None,
+    surface: str | None = None,
+    support_map: bool | None = None,
     refine_config=None,
     extract_config: ExtractConfig | None = None,
     report: dict | None = None,
 ):
-    """Marching cubes on a fitted model, filtered and refined, in the scan's coordinates.
+    """Marching cubes on a fitted model, filtered, refined, closed or opened, in the scan's
+    coordinates, with its support map.
 
     Every setting left at None comes from ``extract_config`` (default: the model's
     ``config.extract``, see :class:`~surfrec.config.ExtractConfig` for their meaning);
     the refinement's from ``refine_config`` (default: ``config.refine``).
 
+    Steps: extract → filter → refine → surface (``auto`` / ``closed`` / ``open``, measured
+    against ``result.data_points``) → support map (``vertex_attributes["quality"]``).
+    The surface step and the support map need the model's data points and run at the
+    fitted level only (another level keeps the closed level set, without support map).
+
     Parameters
     ----------
     result : FitResult or path of a model file
-    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine
+    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface, support_map
         Override the matching :class:`~surfrec.config.ExtractConfig` field. ``level``
         None: the fitted level; refinement runs only at the fitted level, and not when
         the model holds no data points; ``near-data`` becomes ``all`` then too.
@@ -76,8 +86,13 @@ def extract_mesh(
     progress : callable, optional
         ``progress(done, total)`` for progress bars.
     report : dict, optional
-        Filled with what happened: ``refine`` (the refinement's report, or None) and
-        ``timings`` (seconds of ``extract``, ``filter`` and ``refine``).
+        Filled with what happened: ``refine`` (the refinement's report, or None),
+        ``surface`` (the decision and its evidence: ``mode`` asked, ``surface`` chosen,
+        ``phantom_closed`` and ``open_phantom`` in auto mode, ``source``, ``shell_level``
+        and the candidates' cover when open, ``skipped`` when the step did not run),
+        ``support`` (:class:`~surfrec.support.SupportReport` of the mesh written, as a dict
+        in scan units, or None) and ``timings`` (seconds of ``extract``, ``filter``,
+        ``refine`` and ``surface``). Plain Python values (``result.save_model`` stores ``surface``).
 
     Returns
     -------
@@ -87,30 +102,116 @@ def extract_mesh(
     for name, value in (("resolution", resolution), ("level", level), ("padding", padding)):
         if value is not None:  # before loading anything (the CLI's words)
             check_range(name, value, EXTRACT[name])
+    if surface is not None:
+        check_choice("surface", surface, SURFACES)
     if not isinstance(result, FitResult):
         result = load_model(result)
     ec = mesh_settings(result, extract_config, resolution=resolution, level=level, padding=padding,
                        method=method, components=components, normals_from_gradient=normals_from_gradient,
-                       close_at_box=close_at_box, refine=refine)
+                       close_at_box=close_at_box, refine=refine, surface=surface, support_map=support_map)
     check_padding(ec.padding, result.config.box)  # the model's own box (the CLI checks box 1)
     dev = resolve_device(device)
     timings: dict[str, float] = {}
-    with torch_threads(result.config.threads):  # the fit's fixed count: same mesh on any machine
-        mesh, cell = _extract(result, ec, dev, progress, timings)
     lvl = result.config.level if ec.level is None else float(ec.level)
+    at_fit = lvl == result.config.level
+    data = result.data_points
+    skipped = ("the model holds no data points" if data is None or len(data) < 2 else
+               f"level {lvl:g} is not the fitted level {result.config.level:g}" if not at_fit else None)
+    try:
+        with torch_threads(result.config.threads):  # the fit's fixed count: same mesh on any machine
+            mesh, cell = _extract(result, ec, dev, progress, timings)
+    except EmptyLevelSetError:
+        if ec.surface == "closed" or skipped is not None:
+            raise
+        mesh, cell = None, None  # no closed level set: the open surface may still be there
     info = None
-    if ec.refine and len(mesh.vertices) and result.data_points is not None and lvl == result.config.level:
+    if mesh is not None and ec.refine and len(mesh.vertices) and data is not None and at_fit:
         cfg = refine_config if refine_config is not None else result.config.refine
         t0 = time.perf_counter()
         with torch_threads(result.config.threads):
             mesh, info = _refine_onto_data(mesh, result, dev, cell, cfg, normals_ready=ec.normals_from_gradient)
         timings["refine"] = time.perf_counter() - t0
-    elif ec.refine and lvl != result.config.level:
+    elif ec.refine and not at_fit:
         log.info("refinement skipped: level %g is not the fitted level %g", lvl, result.config.level)
+    if skipped is None:
+        t0 = time.perf_counter()
+        with torch_threads(result.config.threads):
+            mesh, decision, support = _surface_and_support(mesh, result, ec, dev)
+        timings["surface"] = time.perf_counter() - t0
+    else:
+        decision, support = {"mode": ec.surface, "surface": "closed", "skipped": skipped}, None
+        if ec.surface == "open":
+            log.warning("surface 'open' not applied (the closed level set is kept): %s", skipped)
+        elif ec.surface == "auto" or ec.support_map:
+            log.info("surface step and support map skipped: %s", skipped)
     if report is not None:
         report["refine"] = info
         report["timings"] = timings
+        report["surface"] = decision
+        report["support"] = support
     return _to_scan(mesh, result, ec.normals_from_gradient)
+
+
+def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
+    """The surface step and the support map (normalized coordinates; the support numbers
+    are returned in scan units).
+
+    Returns
+    -------
+    (trimesh.Trimesh, dict, dict or None)
+        The mesh to write (``vertex_attributes["quality"]`` set when ``ec.support_map``), the
+        surface decision with its evidence, and the support report of the mesh written.
+    """
+    from .support import SUPPORT_ATTRIBUTE, apply_surface_mode, measure_support, scan_spacing, vertex_support
+
+    sc = ec.surface_config
+    data = np.asarray(result.data_points, dtype=np.float64)
+    index = result.data_index()
+    s = scan_spacing(data, index)
+    shell_ec = dataclasses.replace(ec, components="all")
+
+    def extract_level(q: float):
+        return _extract(result, dataclasses.replace(shell_ec, level=q), dev, None)[0]
+
+    mesh, decision, measured = apply_surface_mode(mesh, data, ec.surface, sc, extract_level=extract_level,
+                                                  field=result.field(dev), tree=index, spacing=s)
+    decision = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in decision.items()}
+    log.debug("surface %s (%s%s)", decision["surface"], decision["mode"],
+             f": closed-mesh phantom {decision['phantom_closed']:.3f}" if "phantom_closed" in decision else "")
+    if not ec.support_map:
+        return mesh, decision, None
+    support = None
+    if len(mesh.faces):
+        rep = measure_support(mesh.vertices, mesh.faces, data, sc.support, seed=sc.seed, spacing=s, tree=index,
+                              surface_distances=measured)
+        support = _in_scan_units(rep.as_dict(), result.normalization.scale)
+        _warn(support, decision["surface"], sc)
+    mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = vertex_support(mesh.vertices, data, s, tree=index)
+    return mesh, decision, support
+
+
+def _in_scan_units(rep: dict, scale: float) -> dict:
+    """A support report measured in normalized coordinates, in scan units (shares and
+    ``_s`` values are scale-free)."""
+    out = dict(rep)
+    for key in ("spacing", "scan_to_mesh_mean", "mesh_to_scan_mean"):
+        out[key] = float(rep[key] * scale)
+    out["area"] = float(rep["area"] * scale * scale)
+    return out
+
+
+def _warn(support: dict, surface: str, sc) -> None:
+    """Warnings of a poorly supported mesh (thresholds: ``SurfaceConfig.warn_*``)."""
+    r = sc.support
+    if surface == "closed" and support["phantom"] > sc.warn_phantom:
+        log.warning("%.0f%% of the surface is farther than %.3g (%g point spacings) from every input point: "
+                    "the scan looks open (a single view, or holes); those parts are extrapolated",
+                    100 * support["phantom"], r.phantom_radius * support["spacing"], r.phantom_radius)
+    if support["missed"] > sc.warn_missed:
+        log.warning("%.0f%% of the input points are farther than %.3g (%g point spacings) from the mesh: the "
+                    "surface misses part of the scan (open, single-view scans are the usual cause: a closed "
+                    "surface fits them poorly); more iterations or a higher data weight may help",
+                    100 * support["missed"], r.miss_radius * support["spacing"], r.miss_radius)
 
 
 def _extract(result: FitResult, ec: ExtractConfig, dev, progress, timings: dict | None = None):
@@ -204,7 +305,8 @@ def _capped(field: Callable[[np.ndarray], np.ndarray], half: float, level: float
 
 def reconstruct(points: Any, config=None, *, preset: str | None = "default", device: str = "auto",
                 fit_kwargs: dict | None = None, report: dict | None = None):
-    """A scan in, a mesh out: normalize → index → fit → extract → filter → refine.
+    """A scan in, a mesh out: normalize → index → fit → extract → filter → refine → surface
+    → support map.
 
     Parameters
     ----------
@@ -216,7 +318,8 @@ def reconstruct(points: Any, config=None, *, preset: str | None = "default", dev
     fit_kwargs : dict, optional
         Passed to :func:`surfrec.fit` (callback, stop, checkpoint, overrides...).
     report : dict, optional
-        Filled with ``result`` (the FitResult) and ``refine`` (the refinement's report).
+        Filled with ``result`` (the FitResult) and :func:`extract_mesh`'s report
+        (``refine``, ``surface``, ``support``).
 
     Returns
     -------

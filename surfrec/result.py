@@ -65,6 +65,11 @@ class FitResult:
     timings : dict[str, float]
         Seconds of the fit's stages: ``normalize`` (load checks and the box), ``index``
         (the spatial index and seed σ), ``fit`` (the optimization).
+    surface : dict or None
+        The surface decision of a meshing and its evidence (``report["surface"]`` of
+        :func:`surfrec.extract_mesh`: ``mode``, ``surface``, ``phantom_closed`` ...), kept
+        in the model file; None when the model was saved before meshing (or by an older
+        surfrec).
     """
 
     model: ImplicitMLP
@@ -77,6 +82,7 @@ class FitResult:
     index: "SpatialIndex | None" = dataclasses.field(default=None, repr=False, compare=False)
     stopped_by: str = "iterations"
     timings: dict = dataclasses.field(default_factory=dict)
+    surface: dict | None = dataclasses.field(default=None, compare=False)
 
     def data_index(self) -> "SpatialIndex | None":
         """The spatial index over ``data_points`` (the fit's, or built once here)."""
@@ -109,11 +115,28 @@ class FitResult:
 
 
 # ------------------------------------------------------------------- model files
-def save_model(result: FitResult, path: str | os.PathLike) -> Path:
-    """Save weights, config, normalization, history and package version (atomically)."""
+def save_model(result: FitResult, path: str | os.PathLike, *, surface: dict | None = None) -> Path:
+    """Save weights, config, normalization, history, package version and the surface
+    decision (atomically).
+
+    Parameters
+    ----------
+    surface : dict, optional
+        The surface decision and its evidence (``report["surface"]`` of
+        :func:`surfrec.extract_mesh`; plain str / number / bool / None values); default:
+        ``result.surface``. Files without it (saved before meshing, or by an older
+        surfrec) load with ``surface`` None.
+    """
     from .io import atomic_path
 
     path = Path(path)
+    surface = result.surface if surface is None else surface
+    if surface is not None:
+        bad = {k: v for k, v in surface.items()
+               if not isinstance(k, str) or not (v is None or isinstance(v, (str, bool, int, float)))}
+        if bad:
+            raise ValueError(f"surface: values must be plain str / number / bool / None, got {bad!r}")
+        surface = {k: (float(v) if isinstance(v, float) else v) for k, v in surface.items()}
     payload = {
         "format": "surfrec-model",
         "format_version": MODEL_FORMAT,
@@ -127,6 +150,7 @@ def save_model(result: FitResult, path: str | os.PathLike) -> Path:
         "stopped_by": str(result.stopped_by),
         "data_points": None if result.data_points is None else torch.from_numpy(
             np.asarray(result.data_points, dtype=np.float32)),
+        "surface": surface,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -160,5 +184,6 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
     return FitResult(
         model=model, normalization=Normalization.from_dict(payload["normalization"]), config=cfg,
         history=payload.get("history", {}), seconds=float(payload.get("seconds", 0.0)),
-        steps=int(payload.get("steps", 0)), stopped_by=str(payload.get("stopped_by", "iterations")), data_points=None if dp is None else dp.numpy(),
+        steps=int(payload.get("steps", 0)), data_points=None if dp is None else dp.numpy(),
+        surface=payload.get("surface"),
     )

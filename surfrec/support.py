@@ -17,13 +17,19 @@ Measures that need no ground truth (issue 14), all relative to the scan's own sp
 Also the per-vertex **support map** (:func:`vertex_support`: distance to the nearest scan
 point in units of s, written as the PLY vertex property ``quality``), a report of stray
 points (:func:`find_outliers`), and trimming of unsupported faces (:func:`trim_unsupported`).
+
+The **surface step** of :func:`surfrec.extract_mesh` (:func:`apply_surface_mode`, settings
+in :class:`SurfaceConfig`): keep the closed mesh, or open it (:func:`extract_open`), by
+its phantom share. This module does not import the pipeline: the pipeline hands it the
+meshes, F and a function extracting a level set.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import field as dataclass_field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,12 +41,15 @@ SUPPORT_ATTRIBUTE = "quality"
 
 @dataclass(frozen=True)
 class SupportConfig:
-    """Radii and sampling of :func:`measure_support`."""
+    """Radii and sampling of :func:`measure_support` (ranges: ``surfrec.validation.SUPPORT``)."""
 
     cover_radius: float = 2.0
     """A scan point is covered when the mesh passes within this many spacings ``s`` of it."""
     phantom_radius: float = 4.0
     """Surface farther than this many spacings from every scan point is phantom (invented)."""
+    miss_radius: float = 5.0
+    """A scan point farther than this many spacings from the mesh is missed (``missed``:
+    the surface does not reach that part of the scan)."""
     samples_per_area: float = 4.0
     """Surface samples per ``s * s`` of mesh area for the phantom share and mesh -> scan."""
     min_samples: int = 50_000
@@ -49,14 +58,16 @@ class SupportConfig:
     """Most surface samples (bounds the time on huge meshes / dense scans)."""
 
     def __post_init__(self) -> None:
-        for name in ("cover_radius", "phantom_radius", "samples_per_area"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not 1 <= self.min_samples <= self.max_samples:
+        from .validation import SUPPORT, check_fields
+
+        check_fields(self, SUPPORT)
+        if not self.min_samples <= self.max_samples:
             raise ValueError(
-                f"need 1 <= min_samples <= max_samples, got {self.min_samples}, {self.max_samples}"
+                f"need min_samples <= max_samples, got {self.min_samples}, {self.max_samples}"
             )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class SupportReport:
     """Share of scan points within ``cover_radius * s`` of the mesh."""
     phantom: float
     """Share of mesh area farther than ``phantom_radius * s`` from every scan point."""
+    missed: float
+    """Share of scan points farther than ``miss_radius * s`` from the mesh."""
     scan_to_mesh_mean: float
     """Mean exact distance from a scan point to the mesh."""
     mesh_to_scan_mean: float
@@ -79,6 +92,7 @@ class SupportReport:
     """``mesh_to_scan_mean / s``."""
     cover_radius: float
     phantom_radius: float
+    miss_radius: float
     n_points: int
     n_samples: int
     area: float
@@ -130,7 +144,7 @@ def scan_spacing(points: Any, tree=None) -> float:
         duplicates raises ValueError (no spacing).
     """
     pts = _check_points(points)
-    tree = tree or _tree(pts)
+    tree = tree if tree is not None else _tree(pts)
     d, _ = tree.query(pts, k=2)
     s = float(np.median(d[:, 1]))
     if not s > 0:
@@ -199,7 +213,7 @@ def vertex_support(vertices: Any, points: Any, spacing: float | None = None, tre
     (V,) float32
     """
     pts = _check_points(points)
-    tree = tree or _tree(pts)
+    tree = tree if tree is not None else _tree(pts)
     s = scan_spacing(pts, tree) if spacing is None else float(spacing)
     if not s > 0:
         raise ValueError(f"spacing must be positive, got {spacing!r}")
@@ -218,6 +232,34 @@ def attach_support(mesh, points: Any, spacing: float | None = None) -> np.ndarra
     return q
 
 
+def surface_to_scan(vertices: Any, faces: Any, tree, spacing: float, config: SupportConfig | None = None,
+                    seed: int = 0) -> tuple[np.ndarray, float]:
+    """Distances from area-weighted surface samples to the nearest scan point.
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+    faces : (F, 3) int, F >= 1
+    tree : SpatialIndex or cKDTree over the scan points
+    spacing : float
+        s.
+
+    Returns
+    -------
+    ((n,) float64, float)
+        The distances (``samples_per_area`` per ``s * s``, clipped to the config's
+        ``[min_samples, max_samples]``) and the mesh's area.
+    """
+    cfg = config or SupportConfig()
+    v, f = _check_mesh(vertices, faces)
+    a, b, c = (v[f[:, i]] for i in range(3))
+    area = float(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+    n = int(np.clip(np.ceil(cfg.samples_per_area * area / (spacing * spacing)), cfg.min_samples, cfg.max_samples))
+    samples, _ = sample_area(v, f, n, seed)
+    d, _ = tree.query(samples, k=1)
+    return np.asarray(d, dtype=np.float64), area
+
+
 def measure_support(
     vertices: Any,
     faces: Any,
@@ -226,6 +268,8 @@ def measure_support(
     *,
     seed: int = 0,
     spacing: float | None = None,
+    tree=None,
+    surface_distances: tuple[np.ndarray, float] | None = None,
 ) -> SupportReport:
     """Cover, phantom and one-sided distances of a mesh against its scan (module docstring).
 
@@ -240,30 +284,33 @@ def measure_support(
         Seed of the surface samples.
     spacing : float, optional
         s, when already known.
+    tree : SpatialIndex or cKDTree over ``points``, optional
+        Built here when None.
+    surface_distances : optional
+        :func:`surface_to_scan`'s answer for this mesh, when already measured (then the
+        surface is not sampled again).
     """
     cfg = config or SupportConfig()
     pts = _check_points(points, "scan points")
     v, f = _check_mesh(vertices, faces)
-    tree = _tree(pts)
+    tree = tree if tree is not None else _tree(pts)
     s = scan_spacing(pts, tree) if spacing is None else float(spacing)
     d_s2m = point_mesh_distance(pts, v, f)
-    a, b, c = (v[f[:, i]] for i in range(3))
-    area = float(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
-    n = int(np.clip(np.ceil(cfg.samples_per_area * area / (s * s)), cfg.min_samples, cfg.max_samples))
-    samples, _ = sample_area(v, f, n, seed)
-    d_m2s, _ = tree.query(samples, k=1)
+    d_m2s, area = surface_distances if surface_distances is not None else surface_to_scan(v, f, tree, s, cfg, seed)
     return SupportReport(
         spacing=s,
         cover=float(np.mean(d_s2m <= cfg.cover_radius * s)),
         phantom=float(np.mean(d_m2s > cfg.phantom_radius * s)),
+        missed=float(np.mean(d_s2m > cfg.miss_radius * s)),
         scan_to_mesh_mean=float(d_s2m.mean()),
         mesh_to_scan_mean=float(d_m2s.mean()),
         scan_to_mesh_mean_s=float(d_s2m.mean() / s),
         mesh_to_scan_mean_s=float(d_m2s.mean() / s),
         cover_radius=cfg.cover_radius,
         phantom_radius=cfg.phantom_radius,
+        miss_radius=cfg.miss_radius,
         n_points=len(pts),
-        n_samples=n,
+        n_samples=len(d_m2s),
         area=area,
     )
 
@@ -331,7 +378,7 @@ def find_outliers(points: Any, config: OutlierConfig | None = None) -> np.ndarra
 # ----------------------------------------------------------------------------- trimming
 
 
-def trim_unsupported(mesh, points: Any, radius_s: float, spacing: float | None = None):
+def trim_unsupported(mesh, points: Any, radius_s: float, spacing: float | None = None, tree=None):
     """Drop the faces whose three vertices all lie farther than ``radius_s * s`` from every
     scan point, then unreferenced vertices; vertex attributes follow.
 
@@ -342,7 +389,7 @@ def trim_unsupported(mesh, points: Any, radius_s: float, spacing: float | None =
     """
     if not radius_s > 0:
         raise ValueError(f"radius_s must be positive, got {radius_s!r}")
-    q = vertex_support(mesh.vertices, points, spacing)
+    q = vertex_support(mesh.vertices, points, spacing, tree=tree)
     faces = np.asarray(mesh.faces)
     keep = (q[faces] <= radius_s).any(axis=1)
     out = mesh.copy()
@@ -354,30 +401,52 @@ def trim_unsupported(mesh, points: Any, radius_s: float, spacing: float | None =
 # ----------------------------------------------------------------------------- surface type
 
 
+def _decision_support() -> SupportConfig:
+    # the open/closed decision needs a share, not a picture: 200k samples give a standard
+    # error below 0.0012 and cost ~0.4 s on 2 cores
+    return SupportConfig(max_samples=200_000)
+
+
 @dataclass(frozen=True)
 class SurfaceConfig:
-    """Open/closed decision and the open-surface extraction (prototype, issue 14)."""
+    """The surface step of :func:`surfrec.extract_mesh` (``ExtractConfig.surface_config``):
+    the open/closed decision, the open-surface extraction, the support measurement of the
+    mesh written and its warnings (ranges: ``surfrec.validation.SURFACE``)."""
 
     open_phantom: float = 0.25
     """Auto mode: the scan is open when more than this share of the closed surface's area is
-    phantom (farther than ``phantom_radius`` spacings from every scan point). A closed
+    phantom (farther than ``support.phantom_radius`` spacings from every scan point). A closed
     object scanned from all sides leaves only occlusion holes unsupported; a single view
     leaves at least the back half of any closed surface around it unsupported."""
     shell_quantile: float = 0.9
     """Open mode: extract the level set F = q, q this quantile of F at the scan points (a
     field fitted to a sheet keeps F > c on both sides of it, so F = q wraps the sheet as a
     thin shell)."""
+    shell_points: int = 20_000
+    """Open mode: scan points (random subset) at which F is evaluated for q."""
     trim_radius: float = 2.0
     """Open mode: drop faces whose vertices all lie farther than this many spacings from
     every scan point."""
+    warn_phantom: float = 0.05
+    """Log a warning when more than this share of a closed mesh's area is phantom (the scan
+    looks open: those parts are extrapolated)."""
+    warn_missed: float = 0.05
+    """Log a warning when more than this share of the scan points is missed (farther than
+    ``support.miss_radius`` spacings from the mesh written)."""
+    seed: int = 0
+    """Seed of the surface samples and of the shell's point subset."""
+    support: SupportConfig = dataclass_field(default_factory=_decision_support)
+    """Radii and sampling of the measurements (decision and the mesh written)."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.open_phantom < 1:
-            raise ValueError(f"open_phantom must be in (0, 1), got {self.open_phantom}")
-        if not 0 < self.shell_quantile < 1:
-            raise ValueError(f"shell_quantile must be in (0, 1), got {self.shell_quantile}")
-        if not self.trim_radius > 0:
-            raise ValueError(f"trim_radius must be positive, got {self.trim_radius}")
+        from .validation import SURFACE, check_fields
+
+        if isinstance(self.support, dict):
+            object.__setattr__(self, "support", SupportConfig(**self.support))
+        check_fields(self, SURFACE)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def decide_surface(phantom: float, config: SurfaceConfig | None = None) -> str:
@@ -388,49 +457,50 @@ def decide_surface(phantom: float, config: SurfaceConfig | None = None) -> str:
     return "open" if phantom > cfg.open_phantom else "closed"
 
 
-def shell_level(result, points: Any, quantile: float, max_points: int = 20_000, seed: int = 0) -> float:
-    """The ``quantile`` of F (normalized units) at up to ``max_points`` scan points."""
+def shell_level(field: Callable[[np.ndarray], np.ndarray], points: Any, quantile: float,
+                max_points: int = 20_000, seed: int = 0) -> float:
+    """The ``quantile`` of ``field`` ((M, 3) float32 -> (M,)) at up to ``max_points`` of ``points``
+    (in the field's coordinates)."""
     pts = _check_points(points)
     if len(pts) > max_points:
         pts = pts[np.random.default_rng(seed).choice(len(pts), max_points, replace=False)]
-    x = result.normalization.to_unit(pts).astype(np.float32)
-    return float(np.quantile(result.field()(x), quantile))
+    return float(np.quantile(field(pts.astype(np.float32)), quantile))
 
 
-def extract_open(result, points: Any, config: SurfaceConfig | None = None, resolution: int = 256,
-                 spacing: float | None = None, closed_mesh=None, **extract_kwargs):
-    """Open-surface prototype (post-fit, no change to the fit).
+def extract_open(extract_level: Callable[[float], Any], field: Callable[[np.ndarray], np.ndarray], points: Any,
+                 config: SurfaceConfig | None = None, *, tree=None, spacing: float | None = None,
+                 closed_mesh=None):
+    """The open surface of a fitted field (post-fit, no change to the fit).
 
-    Candidates: the shell F = q around the data (:func:`shell_level`; every component, not
-    refined) and, when given, ``closed_mesh`` (the closed reconstruction); each is trimmed
-    to the faces with a vertex within ``trim_radius`` spacings of the scan, and the one that
-    covers more scan points is returned (the choice is measured, not a threshold).
+    Candidates: the shell F = q around the data (:func:`shell_level`; extracted by
+    ``extract_level(q)``) and, when given, ``closed_mesh`` (the closed reconstruction); each
+    is trimmed to the faces with a vertex within ``trim_radius`` spacings of the scan, and
+    the one that covers more scan points is returned (the choice is measured, not a
+    threshold). Meshes, points and ``field`` share one coordinate frame.
 
     Returns
     -------
     (trimesh.Trimesh, dict)
-        The trimmed mesh (scan coordinates) and what was chosen: ``source`` ("shell" or
-        "closed"), ``shell_level`` q and the cover of each candidate.
+        The trimmed mesh and what was chosen: ``source`` ("shell", "closed" or "none":
+        nothing survived trimming, the untrimmed shell is returned), ``shell_level`` q and
+        the cover of each candidate (``cover_shell``, ``cover_closed``).
     """
-    from .pipeline import extract_mesh
-
     cfg = config or SurfaceConfig()
     pts = _check_points(points)
-    tree = _tree(pts)
+    tree = tree if tree is not None else _tree(pts)
     s = scan_spacing(pts, tree) if spacing is None else float(spacing)
-    q = shell_level(result, pts, cfg.shell_quantile)
-    shell = extract_mesh(result, resolution=resolution, level=q, components="all", refine=False,
-                         **extract_kwargs)
+    q = shell_level(field, pts, cfg.shell_quantile, cfg.shell_points, cfg.seed)
+    shell = extract_level(q)
     candidates = {"shell": shell} if closed_mesh is None else {"closed": closed_mesh, "shell": shell}
     best, info = None, {"shell_level": q}
     for name, mesh in candidates.items():
         if len(mesh.faces) == 0:
             continue
-        trimmed, _ = trim_unsupported(mesh, pts, cfg.trim_radius, s)
+        trimmed, _ = trim_unsupported(mesh, pts, cfg.trim_radius, s, tree=tree)
         if len(trimmed.faces) == 0:
             continue
         d = point_mesh_distance(pts, trimmed.vertices, trimmed.faces)
-        cover = float(np.mean(d <= SupportConfig().cover_radius * s))
+        cover = float(np.mean(d <= cfg.support.cover_radius * s))
         info[f"cover_{name}"] = cover
         if best is None or cover > best[1]:
             best = (trimmed, cover, name)
@@ -440,43 +510,50 @@ def extract_open(result, points: Any, config: SurfaceConfig | None = None, resol
     return best[0], info
 
 
-def apply_surface_mode(mesh, result, points: Any, mode: str = "auto",
-                       config: SurfaceConfig | None = None, **extract_kwargs):
-    """``--surface``: keep the closed ``mesh``, or replace it by :func:`extract_open`'s open
-    surface; ``auto`` decides with :func:`decide_surface` on the closed mesh's phantom share.
-    ``mesh=None`` (F never crosses its level, so there is no closed surface) means open.
+def apply_surface_mode(mesh, points: Any, mode: str, config: SurfaceConfig | None = None, *,
+                       extract_level: Callable[[float], Any], field: Callable[[np.ndarray], np.ndarray],
+                       tree=None, spacing: float | None = None):
+    """The surface step: keep the closed ``mesh``, or replace it by :func:`extract_open`'s
+    open surface; ``auto`` decides with :func:`decide_surface` on the closed mesh's phantom
+    share. ``mesh=None`` (F never crosses its level, so there is no closed surface) means open.
 
     Returns
     -------
-    (trimesh.Trimesh, dict)
-        The mesh to write and the evidence: ``mode`` asked, ``surface`` chosen, ``phantom``
-        of the closed mesh (auto only), and :func:`extract_open`'s info when open.
+    (trimesh.Trimesh, dict, tuple or None)
+        The mesh to write; the evidence: ``mode`` asked, ``surface`` chosen, ``phantom_closed``
+        (phantom share of the closed mesh, auto only) and ``open_phantom`` (the threshold),
+        and :func:`extract_open`'s info when open; and the closed mesh's
+        :func:`surface_to_scan` answer when it was measured and the closed mesh is kept (so
+        the support report reuses it).
     """
-    if mode not in ("auto", "closed", "open"):
-        raise ValueError(f"surface mode must be auto, closed or open, got {mode!r}")
+    from .validation import SURFACES, check_choice
+
+    check_choice("surface", mode, SURFACES)
+    cfg = config or SurfaceConfig()
     info: dict[str, Any] = {"mode": mode}
     if mesh is None:  # F never crosses its level: no closed surface at all (a sheet)
         if mode == "closed":
             raise ValueError("no closed surface to keep (F never crosses its level)")
-        info.update(surface="open", phantom=1.0)
-        out, extra = extract_open(result, points, config, **extract_kwargs)
-        info.update(extra)
-        return out, info
+        out, extra = extract_open(extract_level, field, points, cfg, tree=tree, spacing=spacing)
+        info.update(surface="open", phantom_closed=1.0, **extra)
+        return out, info, None
     if mode == "closed" or len(mesh.faces) == 0:
         info["surface"] = "closed"
-        return mesh, info
+        return mesh, info, None
     pts = _check_points(points)
-    s = scan_spacing(pts)
+    tree = tree if tree is not None else _tree(pts)
+    s = scan_spacing(pts, tree) if spacing is None else float(spacing)
+    measured = None
     if mode == "auto":
-        rep = measure_support(mesh.vertices, mesh.faces, pts, spacing=s, config=SupportConfig(max_samples=200_000))
-        info["phantom"] = rep.phantom
-        info["surface"] = decide_surface(rep.phantom, config)
+        measured = surface_to_scan(mesh.vertices, mesh.faces, tree, s, cfg.support, cfg.seed)
+        phantom = float(np.mean(measured[0] > cfg.support.phantom_radius * s))
+        info.update(phantom_closed=phantom, open_phantom=cfg.open_phantom, surface=decide_surface(phantom, cfg))
         if info["surface"] == "closed":
-            return mesh, info
+            return mesh, info, measured
     info["surface"] = "open"
-    out, extra = extract_open(result, pts, config, spacing=s, closed_mesh=mesh, **extract_kwargs)
+    out, extra = extract_open(extract_level, field, pts, cfg, tree=tree, spacing=s, closed_mesh=mesh)
     info.update(extra)
-    return out, info
+    return out, info, None
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -525,20 +602,29 @@ def support_samples(mesh, values: Any, n: int, seed: int = 0):
     return pts, np.asarray(mesh.face_normals)[fi], support_colors(vals)
 
 
-def fit_summary(mesh, points: Any, config: SupportConfig | None = None,
-                surface: SurfaceConfig | None = None) -> str:
-    """Attach the support map to ``mesh`` and describe it in one line: cover, phantom, the
-    open/closed evidence (:func:`decide_surface` on the phantom share) and the stray points
-    (:func:`find_outliers`, reported, not removed)."""
-    pts = _check_points(points)
-    s = scan_spacing(pts)
-    attach_support(mesh, pts, s)
-    stray = int(find_outliers(pts).sum())
-    if len(mesh.faces) == 0:
-        return f"no faces; {stray} stray points"
-    rep = measure_support(mesh.vertices, mesh.faces, pts, config, spacing=s)
-    verdict = decide_surface(rep.phantom, surface)
-    return (f"cover {rep.cover:.3f}, phantom {rep.phantom:.3f} (scan spacing s {s:.4g}); the scan looks "
-            f"{verdict} (phantom {'>' if verdict == 'open' else '<='} {(surface or SurfaceConfig()).open_phantom:g}); "
-            f"{stray} stray points ({100 * stray / len(pts):.2f}%, kept); per-vertex distance to the scan in s "
-            f"is the PLY property '{SUPPORT_ATTRIBUTE}'")
+def summary_line(surface: dict | None, support: dict | None, stray: int | None = None,
+                 n_points: int | None = None) -> str:
+    """One line from :func:`surfrec.extract_mesh`'s report: the surface decision and its
+    evidence, cover and phantom of the mesh written, and the stray points (when counted)."""
+    parts = []
+    if surface:
+        evidence = []
+        if surface.get("phantom_closed") is not None:
+            evidence.append(f"closed-mesh phantom {surface['phantom_closed']:.3f}"
+                            + (f" {'>' if surface['surface'] == 'open' else '<='} {surface['open_phantom']:g}"
+                               if surface.get("open_phantom") is not None else ""))
+        if surface.get("source"):
+            evidence.append(f"open from the {surface['source']} candidate")
+        if surface.get("skipped"):
+            evidence.append(surface["skipped"])
+        parts.append(f"surface {surface['surface']} ({surface['mode']}" + (": " + "; ".join(evidence) if evidence else "")
+                     + ")")
+    if support:
+        parts.append(f"cover {support['cover']:.3f}, phantom {support['phantom']:.3f} "
+                     f"(scan spacing s {support['spacing']:.4g})")
+    if stray is not None:
+        share = f" ({100 * stray / n_points:.2f}%, kept)" if n_points else " (kept)"
+        parts.append(f"{stray} stray points{share}")
+    if support:
+        parts.append(f"per-vertex distance to the scan in s is the PLY property '{SUPPORT_ATTRIBUTE}'")
+    return "; ".join(parts)

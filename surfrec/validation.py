@@ -253,6 +253,30 @@ EXTRACT: dict[str, Range] = {
     "max_data_points": Range(1, None, integer=True),
 }
 
+#: Surface modes of :func:`surfrec.extract_mesh` (``ExtractConfig.surface``, ``--surface``).
+SURFACES = ("auto", "closed", "open")
+
+#: :class:`surfrec.support.SupportConfig` (cover / phantom measurement).
+SUPPORT: dict[str, Range] = {
+    "cover_radius": Range(0, None, lo_open=True),
+    "phantom_radius": Range(0, None, lo_open=True),
+    "miss_radius": Range(0, None, lo_open=True),
+    "samples_per_area": Range(0, None, lo_open=True),
+    "min_samples": Range(1, None, integer=True),
+    "max_samples": Range(1, None, integer=True),
+}
+
+#: :class:`surfrec.support.SurfaceConfig` (open/closed decision, open extraction, warnings).
+SURFACE: dict[str, Range] = {
+    "open_phantom": Range(0, 1, lo_open=True, hi_open=True),
+    "shell_quantile": Range(0, 1, lo_open=True, hi_open=True),
+    "shell_points": Range(1, None, integer=True),
+    "trim_radius": Range(0, None, lo_open=True),
+    "warn_phantom": Range(0, 1),
+    "warn_missed": Range(0, 1),
+    "seed": SEED,
+}
+
 #: :func:`surfrec.metrics.evaluate` (``surfrec eval``) and surface sampling (``info``, ``bench``).
 SAMPLES = Range(1, 10**8, integer=True)
 #: F-score thresholds as fractions of the largest side of the ground truth's box.

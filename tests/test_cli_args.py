@@ -107,6 +107,7 @@ ROWS: list[tuple] = [
     (_mesh("--device", BAD_CUDA), CUDA_MESSAGE, TORCH),
     (_mesh("--components", "none"), "--components: invalid choice: 'none'"),
     (_mesh("--method", "x"), "--method: invalid choice: 'x'"),
+    (_mesh("--surface", "sheet"), "--surface: invalid choice: 'sheet'"),
     (["mesh", "model.pt", "-o", "no_folder/out.ply"], "--output: got 'no_folder/out.ply', but the folder"),
     (["mesh", "model.pt"], "the following arguments are required: -o/--output"),
     # ---- info

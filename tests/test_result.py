@@ -74,3 +74,26 @@ def test_extract_settings_come_from_the_model_config():
     assert len(extract_mesh(res, resolution=32, device="cpu").vertices) > len(stored.vertices)  # override wins
     with pytest.raises(ValueError, match="resolution"):
         ExtractConfig(resolution=2)
+
+
+def test_model_file_keeps_the_surface_decision(tmp_path):
+    """save_model stores the surface decision (report["surface"] of extract_mesh); files
+    without it (older, or saved before meshing) load with surface None."""
+    from surfrec.fitting import fit
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(2000, 3))
+    res = fit(pts / np.linalg.norm(pts, axis=1, keepdims=True), preset="fast", iterations=3, n_samples=256,
+              batch_points=256, device="cpu", threads=1)
+    report: dict = {}
+    extract_mesh(res, resolution=32, device="cpu", refine=False, report=report)
+    assert report["surface"]["mode"] == "auto" and "phantom_closed" in report["surface"]
+    path = save_model(res, tmp_path / "m.pt", surface=report["surface"])
+    assert load_model(path).surface == report["surface"]
+    payload = torch.load(path, weights_only=True)
+    del payload["surface"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").surface is None
+    with pytest.raises(ValueError, match="surface"):
+        save_model(res, tmp_path / "bad.pt", surface={"phantom": np.float32(0.5)})
+    assert not (tmp_path / "bad.pt").exists()

@@ -168,27 +168,58 @@ def test_decide_surface():
         SurfaceConfig(open_phantom=0.0)
 
 
-def test_surface_mode_keeps_closed_scans_and_trims_single_views():
+def test_surface_step_keeps_closed_scans_and_trims_single_views():
+    """pipeline.extract_mesh's surface step on an exact sphere field: data on the whole sphere
+    stays closed (and the decision measures the closed mesh once), data on the upper half
+    becomes an open, trimmed surface; both carry the support map."""
     from surfrec.pipeline import extract_mesh
-    from surfrec.support import apply_surface_mode
+    from surfrec.support import SUPPORT_ATTRIBUTE
 
     result = _sphere_result()
-    closed = extract_mesh(result, resolution=48, device="cpu", refine=False, components="all")
-    full = _sphere_points(20_000)
-    mesh, info = apply_surface_mode(closed, result, full, "auto", resolution=48, device="cpu")
-    assert info["surface"] == "closed" and mesh is closed and info["phantom"] < 0.01
+    result.data_points = _sphere_points(20_000).astype(np.float32)
+    report: dict = {}
+    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, report=report)
+    assert report["surface"]["surface"] == "closed" and report["surface"]["phantom_closed"] < 0.01
+    assert mesh.is_watertight
+    assert report["support"]["phantom"] == report["surface"]["phantom_closed"]  # one measurement
+    q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
+    assert q.shape == (len(mesh.vertices),) and q.max() < 4.0  # within the phantom radius everywhere
 
     half = _sphere_points(20_000, upper_only=True)
-    mesh, info = apply_surface_mode(closed, result, half, "auto", resolution=48, device="cpu")
-    assert info["surface"] == "open" and info["phantom"] > 0.4
+    result.data_points = half.astype(np.float32)
+    result.index = None
+    report = {}
+    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, report=report)
+    assert report["surface"]["surface"] == "open" and report["surface"]["phantom_closed"] > 0.4
     assert not mesh.is_watertight
     rep = measure_support(mesh.vertices, mesh.faces, half)
     assert rep.cover > 0.95 and rep.phantom < 0.05
+    assert report["support"]["phantom"] == pytest.approx(rep.phantom, abs=0.02)
+    assert len(mesh.vertex_attributes[SUPPORT_ATTRIBUTE]) == len(mesh.vertices)
 
-    mesh, info = apply_surface_mode(closed, result, half, "closed")
-    assert mesh is closed and info == {"mode": "closed", "surface": "closed"}
-    with pytest.raises(ValueError):
-        apply_surface_mode(closed, result, half, "bogus")
+    report = {}
+    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", report=report)
+    assert mesh.is_watertight and report["surface"] == {"mode": "closed", "surface": "closed"}
+    assert report["support"]["phantom"] > 0.4  # the closed mesh measured as written
+    with pytest.raises(ValueError, match="surface: got 'bogus', expected one of auto, closed, open"):
+        extract_mesh(result, surface="bogus")
+    # another level: no surface step, no support map
+    report = {}
+    mesh = extract_mesh(result, resolution=32, level=0.05, device="cpu", report=report)
+    assert "skipped" in report["surface"] and report["support"] is None
+    assert SUPPORT_ATTRIBUTE not in mesh.vertex_attributes
+
+
+def test_surface_config_fields_are_checked():
+    from surfrec.config import ExtractConfig
+    from surfrec.support import SurfaceConfig
+
+    with pytest.raises(ValueError, match="SurfaceConfig.shell_quantile: got 1"):
+        SurfaceConfig(shell_quantile=1.0)
+    with pytest.raises(ValueError, match="ExtractConfig.surface: got 'flat'"):
+        ExtractConfig(surface="flat")
+    cfg = ExtractConfig(surface="open", surface_config=SurfaceConfig(open_phantom=0.5))
+    assert ExtractConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_render_support_colours_supported_green_and_phantom_red(tmp_path):
@@ -232,12 +263,52 @@ def test_evaluate_scan_reports_support():
     assert "phantom" in format_report(res)
 
 
-def test_surface_mode_without_a_closed_level_set_is_open():
-    from surfrec.support import apply_surface_mode
+def test_surface_step_without_a_closed_level_set_is_open():
+    """F never crosses the fitted level (-1 for ‖x‖ − 0.5): auto and open find the shell
+    around the data, closed is the empty-level-set error."""
+    from surfrec.errors import EmptyLevelSetError
+    from surfrec.fitting import get_config
+    from surfrec.pipeline import extract_mesh
 
     half = _sphere_points(20_000, upper_only=True)
-    mesh, info = apply_surface_mode(None, _sphere_result(), half, "auto", resolution=48, device="cpu")
-    assert info["surface"] == "open" and len(mesh.faces) > 0
-    assert measure_support(mesh.vertices, mesh.faces, half).cover > 0.95
-    with pytest.raises(ValueError):
-        apply_surface_mode(None, _sphere_result(), half, "closed")
+    result = _sphere_result()
+    result.config = get_config("fast", level=-1.0)
+    result.data_points = half.astype(np.float32)
+    for mode in ("auto", "open"):
+        report: dict = {}
+        mesh = extract_mesh(result, resolution=48, device="cpu", surface=mode, report=report)
+        assert report["surface"]["surface"] == "open" and len(mesh.faces) > 0
+        assert report["surface"]["phantom_closed"] == 1.0
+        assert measure_support(mesh.vertices, mesh.faces, half).cover > 0.95
+    with pytest.raises(EmptyLevelSetError, match="never crosses"):
+        extract_mesh(result, resolution=48, device="cpu", surface="closed")
+
+
+@pytest.mark.parametrize("shape", ["cap", "sphere"])
+def test_fitted_open_cap_is_opened_and_closed_sphere_stays_closed(shape):
+    """A tiny fit (60 steps) of a spherical cap (one view) and of a whole sphere:
+    extract_mesh decides open / closed, the open mesh invents little surface, the closed
+    one stays watertight, both carry the support map."""
+    from surfrec.fitting import fit
+    from surfrec.pipeline import extract_mesh
+    from surfrec.support import SUPPORT_ATTRIBUTE
+
+    p = np.random.default_rng(0).normal(size=(6000, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    pts = p[p[:, 2] > 0.2] if shape == "cap" else p[:3000]
+    res = fit(pts, preset="fast", iterations=60, time_budget=0, device="cpu", threads=1, seed=0)
+    report: dict = {}
+    mesh = extract_mesh(res, resolution=40, device="cpu", report=report)
+    if shape == "cap":
+        assert report["surface"]["surface"] == "open" and report["surface"]["phantom_closed"] > 0.3
+        assert not mesh.is_watertight and report["support"]["phantom"] < 0.05
+    else:
+        assert report["surface"]["surface"] == "closed" and report["surface"]["phantom_closed"] < 0.05
+        assert mesh.is_watertight
+    assert report["support"]["cover"] > 0.95
+    # the report's phantom is the written mesh's, against the scan itself (scan units)
+    rep = measure_support(mesh.vertices, mesh.faces, pts)
+    assert report["support"]["phantom"] == pytest.approx(rep.phantom, abs=0.02)
+    q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
+    assert q.shape == (len(mesh.vertices),) and q.dtype == np.float32
+    np.testing.assert_allclose(q, vertex_support(mesh.vertices, pts, rep.spacing), rtol=1e-4, atol=1e-4)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError
-from ..validation import EXTRACT
+from ..validation import EXTRACT, SURFACES
 from . import validate
 
 
@@ -33,6 +33,10 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
                         "exactly the level set of F; refinement is on by default at the fitted level)")
     g.add_argument("--method", choices=("auto", "dense", "narrowband"), default=None,
                    help="dense grid or narrow band refined around the surface (default: auto)")
+    g.add_argument("--surface", choices=SURFACES, default=None,
+                   help="closed: a watertight surface; open: only the part of the level set the data support "
+                        "(trimmed); auto (default): open when more than 25%% of the closed surface lies farther "
+                        "than 4 point spacings from the scan")
     parser.epilog = ((parser.epilog or "") + " Mesh options not given take the values stored with the model "
                      "(what `surfrec fit` used), else the defaults shown.").strip()
 
@@ -40,7 +44,8 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
 def mesh_overrides(args: argparse.Namespace) -> dict:
     """The mesh options given on the command line, as ExtractConfig fields (None: not given)."""
     return {"resolution": args.resolution, "level": args.level, "padding": args.padding,
-            "method": args.method, "components": args.components, "refine": args.refine}
+            "method": args.method, "components": args.components, "refine": args.refine,
+            "surface": args.surface}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,8 +126,9 @@ def describe_mesh(mesh) -> str:
             f"{closed}, {comps} component{'s' if comps != 1 else ''}{gtxt}")
 
 
-def extract_with_progress(result, args: argparse.Namespace):
-    """Mesh a fitted result with the mesh options of ``args`` and a progress bar.
+def extract_with_progress(result, args: argparse.Namespace, report: dict | None = None):
+    """Mesh a fitted result with the mesh options of ``args`` and a progress bar;
+    ``report`` (optional) gets :func:`surfrec.extract_mesh`'s report.
 
     Returns
     -------
@@ -134,7 +140,7 @@ def extract_with_progress(result, args: argparse.Namespace):
     bar = Progress(None, "mesh", args.quiet, unit="block")
     with timed() as t:
         try:
-            report: dict = {}
+            report = {} if report is None else report
             mesh = extract_mesh(result, **mesh_overrides(args), device=args.device,
                                 progress=lambda done, total: bar.update_to(done, total), report=report)
         finally:

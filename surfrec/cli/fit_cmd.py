@@ -28,15 +28,6 @@ from .render_cmd import png_path
 log = logging.getLogger("surfrec.cli")
 
 
-#: A surface point farther than this many mean point spacings from the scan is unsupported.
-OPEN_SCAN_RADIUS = 5.0
-#: Above this share of unsupported surface the scan is reported as open.
-OPEN_SCAN_FRACTION = 0.05
-#: Warn when more than this share of the input points lies farther than OPEN_SCAN_RADIUS
-#: spacings from the mesh (a surface that misses part of the scan).
-MISSED_SCAN_FRACTION = 0.05
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..validation import FIT
 
@@ -63,10 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue an interrupted fit from its checkpoint (its settings are used)")
     p.add_argument("--save-model", type=validate.out_path(), default=None, metavar="PATH",
                    help="also save the fitted model (weights, config, transform) for `surfrec mesh`")
-    p.add_argument("--surface", choices=("auto", "closed", "open"), default="auto",
-                   help="closed: a watertight surface; open: only the part of the level set the data support "
-                        "(trimmed, prototype); auto (default): open when more than 25%% of the closed surface "
-                        "lies farther than 4 point spacings from the scan")
     p.add_argument("--preview", type=png_path, default=None, metavar="PNG",
                    help="also write a picture of the mesh from 4 sides (see `surfrec render`)")
     add_common_arguments(p)
@@ -110,7 +97,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         out += ["--components", args.components]
     if args.refine is False:
         out += ["--no-refine"]
-    if getattr(args, "surface", "auto") != "auto":
+    if args.surface is not None:
         out += ["--surface", args.surface]
     if args.save_model is not None:
         out += ["--save-model", str(args.save_model)]
@@ -118,19 +105,21 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checks import cloud_shape, summarize, uncovered_fraction, unsupported_fraction
-    from ..errors import EmptyLevelSetError, FitInterrupted, InputError
+    from ..checks import cloud_shape
+    from ..errors import FitInterrupted, InputError
     from ..fitting import fit, get_config
     from ..io import load_points, save_mesh
     from ..pipeline import mesh_settings
     from ..render import render_png
     from ..result import save_model
+    from ..support import find_outliers, summary_line
 
     out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
     check_output_path(out, inputs=(args.scan,))
     if args.save_model is not None:
         check_output_path(args.save_model, inputs=(args.scan, out), kind="model")
-    cloud = load_points(args.scan)
+    with timed() as t_read:
+        cloud = load_points(args.scan)
     shape = cloud_shape(cloud.points)
     if shape["collinear"]:
         raise InputError(args.scan, "all points lie on one line (or coincide): no surface can be fitted")
@@ -162,42 +151,20 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     # the mesh options are part of the model's config (a resumed fit has the checkpoint's)
     result.config.extract = mesh_settings(result, **mesh_overrides(args))
-    if args.save_model is not None:
-        save_model(result, args.save_model)
-    try:
-        mesh, t_mesh = extract_with_progress(result, args)
-    except EmptyLevelSetError:
-        if args.surface == "closed":
-            raise
-        mesh, t_mesh = None, 0.0  # no closed level set: the open mode still finds the shell
-    from ..support import apply_surface_mode, fit_summary  # issue 14: open scans, support map, strays
-
-    with timed() as t_surface:
-        mesh, surface = apply_surface_mode(mesh, result, cloud.points, args.surface, resolution=args.resolution,
-                                            padding=args.padding, device=args.device)
-    t_mesh += t_surface[0]
-    support_line = f"surface {surface['surface']} ({args.surface}" + (
-        f": closed-mesh phantom {surface['phantom']:.3f}" if "phantom" in surface else "") + (
-        f"; open from the {surface['source']} candidate" if "source" in surface else "") + "); " + fit_summary(
-        mesh, cloud.points)
-    save_mesh(mesh, out, protect=(args.scan,))
-    spacing = summarize(cloud.points, max_samples=20_000)["mean_spacing"] or 0.0
-    if spacing > 0 and len(mesh.faces):
-        far = unsupported_fraction(mesh, cloud.points, OPEN_SCAN_RADIUS * spacing, samples=20_000)
-        if far > OPEN_SCAN_FRACTION:
-            log.warning("%.0f%% of the surface is farther than %.3g (%g point spacings) from every input point: "
-                        "the scan looks open (a single view, or holes); those parts are extrapolated",
-                        100 * far, OPEN_SCAN_RADIUS * spacing, OPEN_SCAN_RADIUS)
-        missed = uncovered_fraction(mesh, cloud.points, OPEN_SCAN_RADIUS * spacing)
-        if missed > MISSED_SCAN_FRACTION:
-            log.warning("%.0f%% of the input points are farther than %.3g (%g point spacings) from the mesh: the "
-                        "surface misses part of the scan (open, single-view scans are the usual cause: a closed surface "
-                        "fits them poorly); more --iters or a higher --data-weight may help", 100 * missed, OPEN_SCAN_RADIUS * spacing, OPEN_SCAN_RADIUS)
+    report: dict = {}
+    mesh, t_mesh = extract_with_progress(result, args, report)
+    if args.save_model is not None:  # after meshing: the surface decision goes in too
+        save_model(result, args.save_model, surface=report["surface"])
+    with timed() as t_write:
+        save_mesh(mesh, out, protect=(args.scan,))
+    stages = {"read": t_read[0], **result.timings, **report.get("timings", {}), "write": t_write[0]}
+    log.debug("time: %s", ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     if args.preview is not None:
         render_png(mesh, args.preview)
     print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
           f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh:.1f} s)"
           + (f"; model {args.save_model}" if args.save_model else ""))
     if not args.quiet:
-        print(f"surfrec: {support_line}")
+        stray = int(find_outliers(cloud.points).sum())  # reported, not removed
+        print(f"surfrec: {summary_line(report['surface'], report['support'], stray, len(cloud.points))}")
     return 0

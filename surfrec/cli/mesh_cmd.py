@@ -25,10 +25,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..io import save_mesh
     from ..result import load_model
+    from ..support import summary_line
 
     check_output_path(args.output, inputs=(args.model,))
     result = load_model(args.model)
-    mesh, seconds = extract_with_progress(result, args)
+    report: dict = {}
+    mesh, seconds = extract_with_progress(result, args, report)
     save_mesh(mesh, args.output, protect=(args.model,))
     print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {seconds:.1f} s")
+    if not args.quiet:
+        print(f"surfrec: {summary_line(report['surface'], report['support'])}")
     return 0
