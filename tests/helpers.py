@@ -41,3 +41,15 @@ def naive_point_triangle_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
 
     edge = np.minimum(np.minimum(seg(a, b), seg(b, c)), seg(c, a))
     return np.where(inside, np.abs(h), edge)
+
+
+def perturbed_mlp():
+    """A small float64 surfrec MLP (2×16), its weights nudged off the geometric init (seed 0)."""
+    from surfrec.model import ImplicitMLP, ModelConfig
+
+    torch.manual_seed(0)
+    m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2)).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return m

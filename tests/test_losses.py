@@ -2,16 +2,11 @@ import torch
 
 from surfrec.levelset import project_to_level_set
 from surfrec.losses import distance_sample_loss, sample_network, surface_sample_loss
-from surfrec.model import ImplicitMLP, ModelConfig
+from helpers import perturbed_mlp
 
 
-def _model() -> ImplicitMLP:
-    torch.manual_seed(0)
-    m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2)).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m
+def _model():
+    return perturbed_mlp()
 
 
 def test_sample_network_value_is_p_star():

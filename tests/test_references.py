@@ -9,16 +9,11 @@ import torch
 
 from surfrec.levelset import newton_iterate, project_to_level_set
 from surfrec.losses import sample_network
-from surfrec.model import ImplicitMLP, ModelConfig
+from helpers import perturbed_mlp
 
 
-def _model() -> ImplicitMLP:
-    torch.manual_seed(0)
-    m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2)).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m
+def _model():
+    return perturbed_mlp()
 
 
 def _bisect(fn, lo: torch.Tensor, hi: torch.Tensor, iters: int = 200) -> torch.Tensor:
