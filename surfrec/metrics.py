@@ -345,68 +345,75 @@ def evaluate(
     if thresholds is None:
         if box_side <= 0:
             raise InputError(ref.source, "bounding box has zero size: give thresholds")
-        if fractions is None:
-            fractions = list(DEFAULT_THRESHOLD_FRACTIONS)
+        fractions = list(DEFAULT_THRESHOLD_FRACTIONS) if fractions is None else fractions
         thresholds = [f * box_side for f in fractions]
 
     rec_s = _sample(rec_g, n_samples, seed)
     result: dict[str, Any] = {}
-    distance_kinds: dict[str, str] = {}
-
+    kinds: dict[str, str] = {}
+    n_gt = 0
     if gt_g is not None:
-        gt_s = _sample(gt_g, n_samples, seed + 1)
-        d_acc, n_acc = _distances(rec_s, gt_g, origin)
-        d_comp, n_comp = _distances(gt_s, rec_g, origin)
-        distance_kinds["rec_to_gt"] = _kind(gt_g)
-        distance_kinds["gt_to_rec"] = _kind(rec_g)
-        acc, comp = float(d_acc.mean()), float(d_comp.mean())
-        acc_l2, comp_l2 = float(np.mean(d_acc**2)), float(np.mean(d_comp**2))
-        nc_acc = _abs_cosine(rec_s.normals, n_acc)
-        nc_comp = _abs_cosine(gt_s.normals, n_comp)
-        result.update(
-            chamfer_l1=0.5 * (acc + comp),
-            chamfer_l2=0.5 * (acc_l2 + comp_l2),
-            acc=acc,
-            comp=comp,
-            acc_l2=acc_l2,
-            comp_l2=comp_l2,
-            hausdorff=float(max(d_acc.max(), d_comp.max())),
-            normal_consistency=(
-                None if nc_acc is None or nc_comp is None else 0.5 * (nc_acc + nc_comp)
-            ),
-        )
-        for t in thresholds:
-            precision = float(np.mean(d_acc < t))
-            recall = float(np.mean(d_comp < t))
-            f = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-            result[threshold_key("precision", t)] = precision
-            result[threshold_key("recall", t)] = recall
-            result[threshold_key("fscore", t)] = f
-        n_gt = len(gt_s.points)
-    else:
-        n_gt = 0
-
+        n_gt = _score_against_gt(rec_g, rec_s, gt_g, n_samples, seed, origin, thresholds, result, kinds)
     if scan_g is not None:
-        scan_s = _Samples(scan_g.points, scan_g.normals)
-        d_s2r, _ = _distances(scan_s, rec_g, origin)
-        d_r2s, _ = _to_points(rec_s.points, scan_g.points, None)
-        distance_kinds["scan_to_rec"] = _kind(rec_g)
-        distance_kinds["rec_to_scan"] = "nearest scan point (cKDTree)"
-        result.update(
-            scan_to_rec_mean=float(d_s2r.mean()),
-            scan_to_rec_max=float(d_s2r.max()),
-            rec_to_scan_mean=float(d_r2s.mean()),
-            rec_to_scan_max=float(d_r2s.max()),
-        )
-        if rec_g.is_mesh:  # issue 14: cover / phantom relative to the scan's spacing
-            from .support import measure_support
-
-            result["support"] = measure_support(
-                rec_g.mesh.vertices, rec_g.mesh.faces, scan_g.points, seed=seed
-            ).as_dict()
-
+        _score_against_scan(rec_g, rec_s, scan_g, origin, seed, result, kinds)
     elapsed = time.perf_counter() - t0
-    result["protocol"] = {
+    result["protocol"] = _protocol(rec_g, gt_g, scan_g, rec_s, n_gt, n_samples, seed, box_side, thresholds,
+                                   fractions, kinds, elapsed)
+    log.info("evaluated %s (%d samples) in %.2fs", rec_g.source, len(rec_s.points), elapsed)
+    return result
+
+
+def _score_against_gt(rec_g: _Geometry, rec_s: _Samples, gt_g: _Geometry, n_samples: int, seed: int,
+                      origin: np.ndarray, thresholds: list[float], result: dict, kinds: dict) -> int:
+    """Chamfer, Hausdorff, normal consistency and F-scores into ``result``; the gt sample count."""
+    gt_s = _sample(gt_g, n_samples, seed + 1)
+    d_acc, n_acc = _distances(rec_s, gt_g, origin)
+    d_comp, n_comp = _distances(gt_s, rec_g, origin)
+    kinds["rec_to_gt"] = _kind(gt_g)
+    kinds["gt_to_rec"] = _kind(rec_g)
+    acc, comp = float(d_acc.mean()), float(d_comp.mean())
+    acc_l2, comp_l2 = float(np.mean(d_acc**2)), float(np.mean(d_comp**2))
+    nc_acc = _abs_cosine(rec_s.normals, n_acc)
+    nc_comp = _abs_cosine(gt_s.normals, n_comp)
+    result.update(
+        chamfer_l1=0.5 * (acc + comp), chamfer_l2=0.5 * (acc_l2 + comp_l2), acc=acc, comp=comp,
+        acc_l2=acc_l2, comp_l2=comp_l2, hausdorff=float(max(d_acc.max(), d_comp.max())),
+        normal_consistency=None if nc_acc is None or nc_comp is None else 0.5 * (nc_acc + nc_comp),
+    )
+    for t in thresholds:
+        precision = float(np.mean(d_acc < t))
+        recall = float(np.mean(d_comp < t))
+        f = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        result[threshold_key("precision", t)] = precision
+        result[threshold_key("recall", t)] = recall
+        result[threshold_key("fscore", t)] = f
+    return len(gt_s.points)
+
+
+def _score_against_scan(rec_g: _Geometry, rec_s: _Samples, scan_g: _Geometry, origin: np.ndarray, seed: int,
+                        result: dict, kinds: dict) -> None:
+    """The one-sided SRB distances and, for a mesh, the support report into ``result``."""
+    scan_s = _Samples(scan_g.points, scan_g.normals)
+    d_s2r, _ = _distances(scan_s, rec_g, origin)
+    d_r2s, _ = _to_points(rec_s.points, scan_g.points, None)
+    kinds["scan_to_rec"] = _kind(rec_g)
+    kinds["rec_to_scan"] = "nearest scan point (cKDTree)"
+    result.update(
+        scan_to_rec_mean=float(d_s2r.mean()), scan_to_rec_max=float(d_s2r.max()),
+        rec_to_scan_mean=float(d_r2s.mean()), rec_to_scan_max=float(d_r2s.max()),
+    )
+    if rec_g.is_mesh:  # issue 14: cover / phantom relative to the scan's spacing
+        from .support import measure_support
+
+        result["support"] = measure_support(rec_g.mesh.vertices, rec_g.mesh.faces, scan_g.points,
+                                            seed=seed).as_dict()
+
+
+def _protocol(rec_g: _Geometry, gt_g: _Geometry | None, scan_g: _Geometry | None, rec_s: _Samples, n_gt: int,
+              n_samples: int, seed: int, box_side: float, thresholds: list[float], fractions, kinds: dict,
+              elapsed: float) -> dict:
+    """What was measured, how: units, box, sample counts, seeds, distance kinds, sources."""
+    return {
         "description": (
             f"{'uniform surface samples' if rec_g.is_mesh else 'points'} of rec vs "
             f"{'gt' if gt_g is not None else 'scan'}; exact point-to-triangle distances to "
@@ -423,7 +430,7 @@ def evaluate(
         "seeds": {"rec": int(seed), "gt": int(seed) + 1},
         "thresholds": [float(t) for t in thresholds],
         "threshold_fractions": fractions,
-        "distances": distance_kinds,
+        "distances": kinds,
         "sources": {
             "rec": rec_g.source,
             "gt": None if gt_g is None else gt_g.source,
@@ -431,10 +438,6 @@ def evaluate(
         },
         "seconds": round(elapsed, 3),
     }
-    log.info(
-        "evaluated %s (%d samples) in %.2fs", rec_g.source, len(rec_s.points), elapsed
-    )
-    return result
 
 
 def _check_thresholds(values: Sequence[float] | None, name: str) -> list[float] | None:
