@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Sequence
 
 from .errors import InputError
 from .resources import peak_rss_mb
-from .validation import BATCH, EXTRACT, check_fields, check_range
+from .validation import BATCH, EXTRACT, SURFACES, check_choice, check_fields, check_range
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class BatchOptions:
     """Mesh components to keep."""
     refine: bool = True
     """Refine the meshes onto the input points (:mod:`surfrec.refine`)."""
+    surface: str = "auto"
+    """``auto``, ``closed`` or ``open`` (:attr:`surfrec.config.ExtractConfig.surface`)."""
     device: str = "cpu"
     """Device of each fit."""
     threads: int = 1
@@ -72,6 +74,7 @@ class BatchOptions:
     def __post_init__(self) -> None:
         check_fields(self, {"resolution": EXTRACT["resolution"], "level": EXTRACT["level"],
                             "threads": BATCH["threads"]})
+        check_choice("BatchOptions.surface", self.surface, SURFACES)
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -141,7 +144,8 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
                      **{"threads": options.threads, **options.overrides})
         # the mesh settings travel with the model (`surfrec mesh` replays them)
         result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
-                                              components=options.components, refine=options.refine)
+                                              components=options.components, refine=options.refine,
+                                              surface=options.surface)
         report: dict = {}
         mesh = extract_mesh(result, device=options.device, report=report)
         if job.model:  # after meshing: the surface decision goes in too

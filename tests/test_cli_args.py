@@ -172,6 +172,7 @@ ROWS: list[tuple] = [
     (["batch", EXAMPLE, "-o", "outdir", "--device", BAD_CUDA], CUDA_MESSAGE, TORCH),
     (["batch", EXAMPLE, "-o", "outdir", "--format", "vtk"], "--format: invalid choice: 'vtk'"),
     (["batch", EXAMPLE, "-o", "outdir", "--components", "x"], "--components: invalid choice: 'x'"),
+    (["batch", EXAMPLE, "-o", "outdir", "--surface", "x"], "--surface: invalid choice: 'x'"),
     # ---- render
     (["render", EXAMPLE, "-o", "p.png", "--views", "0"], "--views: got 0, expected an integer in 1..64"),
     (["render", EXAMPLE, "-o", "p.png", "--views", "65"], "--views: got 65, expected an integer in 1..64"),

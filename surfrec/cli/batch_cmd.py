@@ -14,8 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="scan files, folders (their point-cloud files) or glob patterns")
     p.add_argument("-o", "--out-dir", type=Path, required=True, help="output folder (meshes and manifest.json)")
     p.add_argument("--workers", type=validate.number(BATCH["workers"]), default=1,
-                   help="local worker processes (default: 1 = sequential); threads per worker = cores // workers")
-    p.add_argument("--threads", type=validate.number(BATCH["threads"]), default=None, help="torch threads per worker (default: cores // workers)")
+                   help="local worker processes (default: 1 = sequential); use up to one per core")
+    p.add_argument("--threads", type=validate.number(BATCH["threads"]), default=None, help="torch threads per fit (default: 1; the result depends on it)")
     p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
                    help="run one Ray task per scan: 'auto' joins a running cluster or starts a local one, "
                         "'local' starts one, or a cluster address (needs pip install 'surfrec[ray]')")
@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pieces to keep (default: near-data)")
     p.add_argument("--no-refine", dest="refine", action="store_false",
                    help="no refinement of the meshes onto the input points")
+    p.add_argument("--surface", choices=("auto", "closed", "open"), default="auto",
+                   help="closed, open (only the part the data support) or auto (default; see surfrec fit --help)")
     p.add_argument("--device", type=validate.device, default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                                    "seed": args.seed}.items() if v is not None}
     threads = args.threads or 1  # the preset's fixed count: the same meshes on any machine
     opts = BatchOptions(preset=args.preset, overrides=overrides, resolution=args.resolution, level=args.level,
-                        components=args.components, device=device, threads=threads, refine=args.refine)
+                        components=args.components, device=device, threads=threads, refine=args.refine,
+                        surface=args.surface)
     bar = Progress(None, "batch", args.quiet, unit="scan")
 
     def on_progress(done: int, total: int, rec: dict | None) -> None:
