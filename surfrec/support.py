@@ -418,6 +418,12 @@ class SurfaceConfig:
     phantom (farther than ``support.phantom_radius`` spacings from every scan point). A closed
     object scanned from all sides leaves only occlusion holes unsupported; a single view
     leaves at least the back half of any closed surface around it unsupported."""
+    open_missed: float = 0.5
+    """Auto mode: the scan is also open when more than this share of the scan points lies
+    farther than ``support.miss_radius`` spacings from the closed surface. A closed surface
+    fitted to a closed object passes near nearly all its points; one that leaves half of
+    the scan far away failed to enclose it (on a single view F may have no inside, and the
+    closed level set is a small blob with little phantom: milk_carton, 6000 steps)."""
     shell_quantile: float = 0.9
     """Open mode: extract the level set F = q, q this quantile of F at the scan points (a
     field fitted to a sheet keeps F > c on both sides of it, so F = q wraps the sheet as a
@@ -449,12 +455,14 @@ class SurfaceConfig:
         return asdict(self)
 
 
-def decide_surface(phantom: float, config: SurfaceConfig | None = None) -> str:
-    """``"open"`` or ``"closed"`` from the phantom share of a closed reconstruction."""
+def decide_surface(phantom: float, config: SurfaceConfig | None = None, missed: float = 0.0) -> str:
+    """``"open"`` or ``"closed"`` from the phantom share of a closed reconstruction (share
+    of its area far from the scan) and its missed share (share of the scan far from it)."""
     cfg = config or SurfaceConfig()
-    if not 0.0 <= phantom <= 1.0:
-        raise ValueError(f"phantom must be a share in [0, 1], got {phantom!r}")
-    return "open" if phantom > cfg.open_phantom else "closed"
+    for name, v in (("phantom", phantom), ("missed", missed)):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be a share in [0, 1], got {v!r}")
+    return "open" if phantom > cfg.open_phantom or missed > cfg.open_missed else "closed"
 
 
 def shell_level(field: Callable[[np.ndarray], np.ndarray], points: Any, quantile: float,
@@ -515,13 +523,14 @@ def apply_surface_mode(mesh, points: Any, mode: str, config: SurfaceConfig | Non
                        tree=None, spacing: float | None = None):
     """The surface step: keep the closed ``mesh``, or replace it by :func:`extract_open`'s
     open surface; ``auto`` decides with :func:`decide_surface` on the closed mesh's phantom
-    share. ``mesh=None`` (F never crosses its level, so there is no closed surface) means open.
+    and missed shares. ``mesh=None`` (F never crosses its level, so there is no closed surface) means open.
 
     Returns
     -------
     (trimesh.Trimesh, dict, tuple or None)
         The mesh to write; the evidence: ``mode`` asked, ``surface`` chosen, ``phantom_closed``
-        (phantom share of the closed mesh, auto only) and ``open_phantom`` (the threshold),
+        (phantom share of the closed mesh, auto only), ``missed_closed`` (share of the scan
+        far from it) and the thresholds ``open_phantom`` / ``open_missed``,
         and :func:`extract_open`'s info when open; and the closed mesh's
         :func:`surface_to_scan` answer when it was measured and the closed mesh is kept (so
         the support report reuses it).
@@ -547,7 +556,9 @@ def apply_surface_mode(mesh, points: Any, mode: str, config: SurfaceConfig | Non
     if mode == "auto":
         measured = surface_to_scan(mesh.vertices, mesh.faces, tree, s, cfg.support, cfg.seed)
         phantom = float(np.mean(measured[0] > cfg.support.phantom_radius * s))
-        info.update(phantom_closed=phantom, open_phantom=cfg.open_phantom, surface=decide_surface(phantom, cfg))
+        missed = float(np.mean(point_mesh_distance(pts, mesh.vertices, mesh.faces) > cfg.support.miss_radius * s))
+        info.update(phantom_closed=phantom, open_phantom=cfg.open_phantom, missed_closed=missed,
+                    open_missed=cfg.open_missed, surface=decide_surface(phantom, cfg, missed))
         if info["surface"] == "closed":
             return mesh, info, measured
     info["surface"] = "open"
@@ -602,6 +613,11 @@ def support_samples(mesh, values: Any, n: int, seed: int = 0):
     return pts, np.asarray(mesh.face_normals)[fi], support_colors(vals)
 
 
+def _share_vs(what: str, value: float, threshold: float | None) -> str:
+    """``closed-mesh phantom 0.012 <= 0.25``: a measured share and its threshold."""
+    return f"{what} {value:.3f}" + ("" if threshold is None else f" {'>' if value > threshold else '<='} {threshold:g}")
+
+
 def summary_line(surface: dict | None, support: dict | None, stray: int | None = None,
                  n_points: int | None = None) -> str:
     """One line from :func:`surfrec.extract_mesh`'s report: the surface decision and its
@@ -610,9 +626,9 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
     if surface:
         evidence = []
         if surface.get("phantom_closed") is not None:
-            evidence.append(f"closed-mesh phantom {surface['phantom_closed']:.3f}"
-                            + (f" {'>' if surface['surface'] == 'open' else '<='} {surface['open_phantom']:g}"
-                               if surface.get("open_phantom") is not None else ""))
+            evidence.append(_share_vs("closed-mesh phantom", surface["phantom_closed"], surface.get("open_phantom")))
+        if surface.get("missed_closed") is not None:
+            evidence.append(_share_vs("scan missed by it", surface["missed_closed"], surface.get("open_missed")))
         if surface.get("source"):
             evidence.append(f"open from the {surface['source']} candidate")
         if surface.get("skipped"):

@@ -269,6 +269,7 @@ SUPPORT: dict[str, Range] = {
 #: :class:`surfrec.support.SurfaceConfig` (open/closed decision, open extraction, warnings).
 SURFACE: dict[str, Range] = {
     "open_phantom": Range(0, 1, lo_open=True, hi_open=True),
+    "open_missed": Range(0, 1, lo_open=True, hi_open=True),
     "shell_quantile": Range(0, 1, lo_open=True, hi_open=True),
     "shell_points": Range(1, None, integer=True),
     "trim_radius": Range(0, None, lo_open=True),

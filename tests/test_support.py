@@ -162,6 +162,9 @@ def test_decide_surface():
     assert decide_surface(0.01) == "closed"
     assert decide_surface(0.5) == "open"
     assert decide_surface(0.2, SurfaceConfig(open_phantom=0.1)) == "open"
+    # a closed blob that leaves most of the scan far away is not the surface either
+    assert decide_surface(0.01, missed=0.9) == "open"
+    assert decide_surface(0.01, missed=0.1) == "closed"
     with pytest.raises(ValueError):
         decide_surface(1.5)
     with pytest.raises(ValueError):
