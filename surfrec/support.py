@@ -419,11 +419,14 @@ class SurfaceConfig:
     object scanned from all sides leaves only occlusion holes unsupported; a single view
     leaves at least the back half of any closed surface around it unsupported."""
     open_missed: float = 0.5
-    """Auto mode: the scan is also open when more than this share of the scan points lies
-    farther than ``support.miss_radius`` spacings from the closed surface. A closed surface
-    fitted to a closed object passes near nearly all its points; one that leaves half of
-    the scan far away failed to enclose it (on a single view F may have no inside, and the
-    closed level set is a small blob with little phantom: milk_carton, 6000 steps)."""
+    """Auto mode: when more than this share of the scan points lies farther than
+    ``support.miss_radius`` spacings from the closed surface, the open surface is tried
+    too (on a single view F may have no inside, and the closed level set is then a small
+    blob with little phantom: milk_carton at 6000 steps misses 96% of its points)."""
+    open_cover_gain: float = 0.25
+    """Auto mode, after such a try: the open surface is kept only when it covers at least
+    this much larger a share of the scan than the closed one (a noisy closed scan that the
+    fit matches poorly, abc00994122_simscan, gains nothing from opening: 0.164 vs ~0.15)."""
     shell_quantile: float = 0.9
     """Open mode: extract the level set F = q, q this quantile of F at the scan points (a
     field fitted to a sheet keeps F > c on both sides of it, so F = q wraps the sheet as a
@@ -556,11 +559,21 @@ def apply_surface_mode(mesh, points: Any, mode: str, config: SurfaceConfig | Non
     if mode == "auto":
         measured = surface_to_scan(mesh.vertices, mesh.faces, tree, s, cfg.support, cfg.seed)
         phantom = float(np.mean(measured[0] > cfg.support.phantom_radius * s))
-        missed = float(np.mean(point_mesh_distance(pts, mesh.vertices, mesh.faces) > cfg.support.miss_radius * s))
+        d = point_mesh_distance(pts, mesh.vertices, mesh.faces)
+        missed = float(np.mean(d > cfg.support.miss_radius * s))
         info.update(phantom_closed=phantom, open_phantom=cfg.open_phantom, missed_closed=missed,
                     open_missed=cfg.open_missed, surface=decide_surface(phantom, cfg, missed))
         if info["surface"] == "closed":
             return mesh, info, measured
+        if phantom <= cfg.open_phantom:  # opened only for the missed share: keep what covers more
+            out, extra = extract_open(extract_level, field, pts, cfg, tree=tree, spacing=s, closed_mesh=mesh)
+            cover_closed = float(np.mean(d <= cfg.support.cover_radius * s))
+            gain = max(extra.get("cover_shell", 0.0), extra.get("cover_closed", 0.0)) - cover_closed
+            info.update(cover_closed_untrimmed=cover_closed, open_cover_gain=cfg.open_cover_gain, **extra)
+            if gain < cfg.open_cover_gain:
+                info["surface"] = "closed"
+                return mesh, info, measured
+            return out, info, None
     info["surface"] = "open"
     out, extra = extract_open(extract_level, field, pts, cfg, tree=tree, spacing=s, closed_mesh=mesh)
     info.update(extra)
@@ -629,7 +642,12 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
             evidence.append(_share_vs("closed-mesh phantom", surface["phantom_closed"], surface.get("open_phantom")))
         if surface.get("missed_closed") is not None:
             evidence.append(_share_vs("scan missed by it", surface["missed_closed"], surface.get("open_missed")))
-        if surface.get("source"):
+        if surface.get("cover_closed_untrimmed") is not None:
+            best = max(surface.get("cover_shell", 0.0), surface.get("cover_closed", 0.0))
+            evidence.append(f"open surface tried: cover {best:.3f} vs closed {surface['cover_closed_untrimmed']:.3f}"
+                            + (" (gain below " if surface["surface"] == "closed" else " (gain at least ")
+                            + f"{surface['open_cover_gain']:g})")
+        if surface.get("source") and surface["surface"] == "open":
             evidence.append(f"open from the {surface['source']} candidate")
         if surface.get("skipped"):
             evidence.append(surface["skipped"])

@@ -270,6 +270,7 @@ SUPPORT: dict[str, Range] = {
 SURFACE: dict[str, Range] = {
     "open_phantom": Range(0, 1, lo_open=True, hi_open=True),
     "open_missed": Range(0, 1, lo_open=True, hi_open=True),
+    "open_cover_gain": Range(0, 1),
     "shell_quantile": Range(0, 1, lo_open=True, hi_open=True),
     "shell_points": Range(1, None, integer=True),
     "trim_radius": Range(0, None, lo_open=True),
