@@ -27,7 +27,7 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
     r = surfrec("fit", str(EXAMPLE), "-o", str(out), "--iters", "40", "--resolution", "48",
                 "--save-model", str(model), "--quiet", "--device", "cpu", "--threads", "1")
     assert r.returncode == 0, r.stderr
-    assert "wrote" in r.stdout and str(out) in r.stdout
+    assert r.stdout == "" and out.is_file() and model.is_file()  # --quiet: errors only
     return out, model
 
 

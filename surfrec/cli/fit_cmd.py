@@ -161,10 +161,10 @@ def run(args: argparse.Namespace) -> int:
     log.debug("time: %s", ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     if args.preview is not None:
         render_png(mesh, args.preview)
-    print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
-          f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh:.1f} s)"
-          + (f"; model {args.save_model}" if args.save_model else ""))
-    if not args.quiet:
+    if not args.quiet:  # --quiet: errors only
+        print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
+              f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh:.1f} s)"
+              + (f"; model {args.save_model}" if args.save_model else ""))
         stray = int(find_outliers(cloud.points).sum())  # reported, not removed
         print(f"surfrec: {summary_line(report['surface'], report['support'], stray, len(cloud.points))}")
     return 0

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {}
     mesh, seconds = extract_with_progress(result, args, report)
     save_mesh(mesh, args.output, protect=(args.model,))
-    print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {seconds:.1f} s")
-    if not args.quiet:
+    if not args.quiet:  # --quiet: errors only
+        print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {seconds:.1f} s")
         print(f"surfrec: {summary_line(report['surface'], report['support'])}")
     return 0
