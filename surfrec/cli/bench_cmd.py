@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -47,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
                          timeout=args.timeout, progress=on_progress)
     finally:
         bar.close()
-    print((args.out / "RESULTS.md").read_text())
     failed = [r for r in rows if r.get("status") != "ok"]
-    print(f"surfrec: {len(rows) - len(failed)} runs ok, {len(failed)} failed; results in {args.out}/")
+    if not args.quiet:  # --quiet: errors only
+        print((args.out / "RESULTS.md").read_text())
+        print(f"surfrec: {len(rows) - len(failed)} runs ok, {len(failed)} failed; results in {args.out}/")
+    else:
+        for r in failed:
+            print(f"surfrec bench: {r.get('case')} {r.get('method')} failed: {r.get('error')}", file=sys.stderr)
     return 1 if failed else 0
