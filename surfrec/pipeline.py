@@ -183,7 +183,7 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
     support = None
     if len(mesh.faces):
         rep = measure_support(mesh.vertices, mesh.faces, data, sc.support, seed=sc.seed, spacing=s, tree=index,
-                              surface_distances=measured)
+                              **(measured or {}))
         support = _in_scan_units(rep.as_dict(), result.normalization.scale)
         _warn(support, decision["surface"], sc)
     mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = vertex_support(mesh.vertices, data, s, tree=index)

@@ -270,6 +270,7 @@ def measure_support(
     spacing: float | None = None,
     tree=None,
     surface_distances: tuple[np.ndarray, float] | None = None,
+    scan_distances: np.ndarray | None = None,
 ) -> SupportReport:
     """Cover, phantom and one-sided distances of a mesh against its scan (module docstring).
 
@@ -289,13 +290,15 @@ def measure_support(
     surface_distances : optional
         :func:`surface_to_scan`'s answer for this mesh, when already measured (then the
         surface is not sampled again).
+    scan_distances : (N,) float, optional
+        :func:`point_mesh_distance` of ``points`` to this mesh, when already measured.
     """
     cfg = config or SupportConfig()
     pts = _check_points(points, "scan points")
     v, f = _check_mesh(vertices, faces)
     tree = tree if tree is not None else _tree(pts)
     s = scan_spacing(pts, tree) if spacing is None else float(spacing)
-    d_s2m = point_mesh_distance(pts, v, f)
+    d_s2m = point_mesh_distance(pts, v, f) if scan_distances is None else np.asarray(scan_distances, np.float64)
     d_m2s, area = surface_distances if surface_distances is not None else surface_to_scan(v, f, tree, s, cfg, seed)
     return SupportReport(
         spacing=s,
@@ -530,13 +533,14 @@ def apply_surface_mode(mesh, points: Any, mode: str, config: SurfaceConfig | Non
 
     Returns
     -------
-    (trimesh.Trimesh, dict, tuple or None)
+    (trimesh.Trimesh, dict, dict or None)
         The mesh to write; the evidence: ``mode`` asked, ``surface`` chosen, ``phantom_closed``
         (phantom share of the closed mesh, auto only), ``missed_closed`` (share of the scan
         far from it) and the thresholds ``open_phantom`` / ``open_missed``,
-        and :func:`extract_open`'s info when open; and the closed mesh's
-        :func:`surface_to_scan` answer when it was measured and the closed mesh is kept (so
-        the support report reuses it).
+        and :func:`extract_open`'s info when open; and the measurements of the closed mesh
+        when it is kept in auto mode (``surface_distances``
+        and ``scan_distances``: keyword arguments of :func:`measure_support`, which then
+        measures nothing again), else None.
     """
     from .validation import SURFACES, check_choice
 
@@ -557,9 +561,10 @@ def apply_surface_mode(mesh, points: Any, mode: str, config: SurfaceConfig | Non
     s = scan_spacing(pts, tree) if spacing is None else float(spacing)
     measured = None
     if mode == "auto":
-        measured = surface_to_scan(mesh.vertices, mesh.faces, tree, s, cfg.support, cfg.seed)
-        phantom = float(np.mean(measured[0] > cfg.support.phantom_radius * s))
+        m2s = surface_to_scan(mesh.vertices, mesh.faces, tree, s, cfg.support, cfg.seed)
+        phantom = float(np.mean(m2s[0] > cfg.support.phantom_radius * s))
         d = point_mesh_distance(pts, mesh.vertices, mesh.faces)
+        measured = {"surface_distances": m2s, "scan_distances": d}  # reused by the support report
         missed = float(np.mean(d > cfg.support.miss_radius * s))
         info.update(phantom_closed=phantom, open_phantom=cfg.open_phantom, missed_closed=missed,
                     open_missed=cfg.open_missed, surface=decide_surface(phantom, cfg, missed))

@@ -185,6 +185,7 @@ def test_surface_step_keeps_closed_scans_and_trims_single_views():
     assert report["surface"]["surface"] == "closed" and report["surface"]["phantom_closed"] < 0.01
     assert mesh.is_watertight
     assert report["support"]["phantom"] == report["surface"]["phantom_closed"]  # one measurement
+    assert report["support"]["missed"] == report["surface"]["missed_closed"]  # scan distances measured once too
     q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
     assert q.shape == (len(mesh.vertices),) and q.max() < 4.0  # within the phantom radius everywhere
 
