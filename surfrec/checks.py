@@ -2,9 +2,9 @@
 
 * :func:`cloud_shape`: is the cloud degenerate (all points on a line or a plane)?
 * :func:`summarize`: point count, box, duplicates, point spacing (``surfrec info``).
-* :func:`unsupported_fraction`: how much of a reconstructed surface has no input point
-  nearby — high for open scans (a single range view, holes), whose missing parts the
-  implicit surface closes by extrapolation.
+
+How much of a reconstructed surface has no input point nearby (phantom) and how much of the
+scan a surface misses are measured by :func:`surfrec.support.measure_support`.
 """
 
 from __future__ import annotations
@@ -48,62 +48,6 @@ def cloud_shape(points: np.ndarray) -> dict:
         "collinear": bool(identical or rel[1] < FLAT_TOLERANCE),
         "planar": bool(identical or rel[2] < FLAT_TOLERANCE),
     }
-
-
-def unsupported_fraction(mesh, points: np.ndarray, radius: float, *, samples: int = 50_000, seed: int = 0) -> float:
-    """Share of the mesh's area farther than ``radius`` from every input point.
-
-    Parameters
-    ----------
-    mesh : trimesh.Trimesh
-    points : (N, 3) float
-        The scan, in the mesh's coordinates.
-    radius : float
-        Support radius (e.g. a few times the scan's point spacing).
-
-    Returns
-    -------
-    float in [0, 1]
-    """
-    import trimesh
-    from scipy.spatial import cKDTree
-
-    if len(mesh.faces) == 0:
-        return 0.0
-    s, _ = trimesh.sample.sample_surface(mesh, samples, seed=seed)
-    d, _ = cKDTree(np.asarray(points, dtype=np.float64)).query(s, k=1, workers=-1)
-    return float(np.mean(d > radius))
-
-
-def uncovered_fraction(mesh, points: np.ndarray, radius: float, *, samples: int = 200_000,
-                       max_points: int = 50_000, seed: int = 0) -> float:
-    """Share of the input points farther than ``radius`` from the mesh (the scan the surface misses).
-
-    Distances go to ``samples`` area-uniform surface samples (an upper bound on the
-    point-to-mesh distance, close to it when the samples are denser than ``radius``).
-
-    Parameters
-    ----------
-    mesh : trimesh.Trimesh
-    points : (N, 3) float
-        The scan, in the mesh's coordinates (a random subset of ``max_points`` is used).
-    radius : float
-
-    Returns
-    -------
-    float in [0, 1] (1 for a mesh without faces)
-    """
-    import trimesh
-    from scipy.spatial import cKDTree
-
-    pts = np.asarray(points, dtype=np.float64)
-    if len(mesh.faces) == 0:
-        return 1.0
-    if len(pts) > max_points:
-        pts = pts[np.random.default_rng(seed).choice(len(pts), max_points, replace=False)]
-    s, _ = trimesh.sample.sample_surface(mesh, samples, seed=seed)
-    d, _ = cKDTree(s).query(pts, k=1, workers=-1)
-    return float(np.mean(d > radius))
 
 
 #: The mean spacing is estimated on at most this many points (queried against all points).

@@ -1,7 +1,8 @@
 import numpy as np
 import trimesh
 
-from surfrec.checks import cloud_shape, summarize, unsupported_fraction
+from surfrec.checks import cloud_shape
+from surfrec.support import SupportConfig, measure_support
 
 
 def test_cloud_shape_detects_lines_and_planes():
@@ -16,23 +17,20 @@ def test_cloud_shape_detects_lines_and_planes():
     assert cloud_shape(np.ones((20, 3)))["identical"]
 
 
-def test_unsupported_fraction_is_high_for_open_scans():
+def test_phantom_share_is_high_for_open_scans():
+    # (formerly checks.unsupported_fraction, superseded by support.measure_support)
     sphere = trimesh.creation.icosphere(subdivisions=4)
     full = np.asarray(trimesh.sample.sample_surface(sphere, 20_000, seed=0)[0])
     half = full[full[:, 2] > 0]
-    spacing = summarize(full)["mean_spacing"]
-    assert unsupported_fraction(sphere, full, 5 * spacing) < 0.01
-    assert 0.4 < unsupported_fraction(sphere, half, 5 * spacing) < 0.6
+    cfg = SupportConfig(phantom_radius=5.0)
+    assert measure_support(sphere.vertices, sphere.faces, full, cfg).phantom < 0.01
+    assert 0.4 < measure_support(sphere.vertices, sphere.faces, half, cfg).phantom < 0.6
 
 
-def test_uncovered_fraction_counts_points_the_mesh_misses():
-    import trimesh
-
-    from surfrec.checks import uncovered_fraction
-
+def test_missed_share_counts_points_the_mesh_misses():
+    # (formerly checks.uncovered_fraction)
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
     on = trimesh.sample.sample_surface(sphere, 3000, seed=0)[0]
-    off = on * 1.5  # 0.5 away from the sphere
-    assert uncovered_fraction(sphere, on, 0.05) == 0.0
-    assert abs(uncovered_fraction(sphere, np.vstack([on, off]), 0.05) - 0.5) < 1e-9
-    assert uncovered_fraction(trimesh.Trimesh(), on, 0.05) == 1.0
+    off = on * 1.5  # 0.5 away from the sphere, far beyond miss_radius spacings
+    assert measure_support(sphere.vertices, sphere.faces, on).missed == 0.0
+    assert abs(measure_support(sphere.vertices, sphere.faces, np.vstack([on, off])).missed - 0.5) < 1e-9
