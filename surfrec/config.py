@@ -179,6 +179,30 @@ class ReconstructionConfig:
     """Weight of (‖∇F‖ − 1)² on distance samples (second derivatives: slower)."""
     normal_weight: float = 0.0
     """Weight of the normal-alignment term, used only when the scan has normals."""
+    side_weight: float = 1.0
+    """Open surfaces only (``extract.surface="open"``, or ``"auto"`` on a scan whose
+    oriented normals do not close, :mod:`surfrec.orient`): weight of the side term, which
+    gives the signed field a side at a sheet. A single view has no inside, so a field
+    fitted with the data term alone settles in a valley above c and its level set misses
+    most of the scan (benchmarks/EXPERIMENTS.md, "Open scans"). The term asks
+    F(x + δn) ≥ c + m·δ and F(x − δn) ≤ c − m·δ at scan points x with oriented normals n
+    (hinges: zero once the sides are right, so the surface is still placed by the data
+    and sample terms)."""
+    side_offset: float = 1.0
+    """δ of the side term, in units of each point's seed σ (distance to its ``seed_k``-th
+    neighbour)."""
+    side_margin: float = 0.1
+    """m of the side term: the smallest mean slope of F across the sheet it asks for (the
+    fitted F has |∇F| ≈ 0.2–0.5 at the data)."""
+    side_points: int = 512
+    """Scan points per step in the side term (each adds two points to the forward pass)."""
+    open_sample_radius: float = 3.0
+    """Open surfaces only: level-set samples farther than this many median seed σ from
+    every scan point are left out of the sample term. A sheet's inside must be closed off
+    somewhere away from the data; pulling that part of the level set onto the data (what
+    removes stray surface on a closed scan) would remove the inside the side term asks for.
+    It is trimmed off after meshing instead."""
+    """Scan points per step in the side term (each adds two points to the forward pass)."""
     level: float = 0.0
     """The level c of the surface being fitted."""
     eps: float = 1e-8

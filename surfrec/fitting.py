@@ -36,6 +36,7 @@ from .losses import (
     eikonal_loss,
     normal_loss,
     sample_network,
+    side_loss,
     surface_sample_loss,
 )
 from .model import build_model
@@ -78,7 +79,25 @@ class FitData:
     fingerprint: str
     """Hash of the scan (checkpoints)."""
     timings: dict = field(default_factory=dict)
-    """Seconds of ``normalize`` and ``index`` (see :attr:`FitResult.timings`)."""
+    """Seconds of ``normalize``, ``index`` and ``orient`` (see :attr:`FitResult.timings`)."""
+    shape: dict = field(default_factory=dict)
+    """The surface decided before the fit and its evidence (:func:`decide_shape`)."""
+    sides: "SideData | None" = None
+    """Oriented scan points of the side term (an open surface), else None."""
+
+
+@dataclass
+class SideData:
+    """Scan points with oriented normals for the side term of an open surface."""
+
+    points: torch.Tensor
+    """(K, 3) scan points (normalized)."""
+    normals: torch.Tensor
+    """(K, 3) their oriented unit normals."""
+    delta: torch.Tensor
+    """(K,) offset δ of each point (``side_offset`` × its k-th neighbour distance)."""
+    sample_radius: float
+    """Level-set samples farther than this from the scan are left out of the sample term."""
 
 
 @dataclass
@@ -185,13 +204,54 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     use_normals = cfg.normal_weight > 0 and nrm is not None
     if cfg.normal_weight > 0 and nrm is None:
         log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
-    timings = {"normalize": t1 - t0, "index": time.perf_counter() - t1}
-    return FitData(
+    t2 = time.perf_counter()
+    shape, sides = decide_shape(data_points, cfg, index if shared else None, device)
+    timings = {"normalize": t1 - t0, "index": t2 - t1, "orient": time.perf_counter() - t2}
+    return FitData(shape=shape, sides=sides,
         normalization=norm, unit=unit, data_points=data_points, data_index=index if shared else None,
         nearest=NearestPoints(index), x_all=torch.from_numpy(unit).to(device),
         seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
         normals=torch.from_numpy(nrm.astype(np.float32)).to(device) if use_normals else None,
         fingerprint=fingerprint, timings=timings)
+
+
+def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIndex | None,
+                 device: torch.device) -> tuple[dict, SideData | None]:
+    """Closed or open, before the fit, from the scan's oriented normals (:mod:`surfrec.orient`).
+
+    ``extract.surface="closed"`` skips the measurement; ``"open"`` fits an open surface
+    whatever it says; ``"auto"`` opens when the closure exceeds ``open_closure``.
+
+    Parameters
+    ----------
+    points : (K, 3) float32
+        Scan points (normalized), those kept with the model.
+    index : SpatialIndex over ``points`` (same order), or None
+
+    Returns
+    -------
+    (dict, SideData or None)
+        The evidence (``fit_surface``, ``closure``, ``open_closure``, ``pieces``; plain
+        Python values) and the side term's points when the fit is open.
+    """
+    from .orient import scan_orientation
+
+    mode, sc = cfg.extract.surface, cfg.extract.surface_config
+    if mode == "closed":
+        return {"fit_surface": "closed"}, None
+    normals, clos, pieces = scan_orientation(points, sc.normal_k, sc.orient_k, index)
+    fit_surface = "open" if mode == "open" or clos > sc.open_closure else "closed"
+    shape = {"fit_surface": fit_surface, "closure": round(clos, 4), "open_closure": sc.open_closure,
+             "pieces": pieces}
+    log.info("scan closure %.3f (open above %g, %d piece%s): fitting a%s %s surface", clos, sc.open_closure,
+             pieces, "" if pieces == 1 else "s", "n" if fit_surface == "open" else "", fit_surface)
+    if fit_surface == "closed" or cfg.side_weight == 0:
+        return shape, None
+    kth = seed_sigmas(points, cfg.seed_k, tree=index).astype(np.float32)
+    return shape, SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
+                           normals=torch.from_numpy(normals).to(device),
+                           delta=torch.from_numpy(cfg.side_offset * kth).to(device),
+                           sample_radius=float(cfg.open_sample_radius * np.median(kth)))
 
 
 # ------------------------------------------------------------------ the loop state
@@ -317,13 +377,30 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
     xb = data.x_all[bidx]
     q = _distance_samples(cfg, data, st.gen) if cfg.distance_weight > 0 or cfg.eikonal_weight > 0 else xb[:0]
     use_dist = cfg.distance_weight > 0 and q.shape[0] > 0
-    f_all = model(torch.cat([ps, xb, q if use_dist else q[:0]]))
-    f_s, f_x, f_q = torch.split(f_all, [ps.shape[0], xb.shape[0], f_all.shape[0] - ps.shape[0] - xb.shape[0]])
+    sides = data.sides
+    if sides is not None:
+        sidx = torch.randint(0, sides.points.shape[0], (min(cfg.side_points, sides.points.shape[0]),),
+                             generator=st.gen).to(dev)
+        off = sides.normals[sidx] * sides.delta[sidx, None]
+        xs = torch.cat([sides.points[sidx] + off, sides.points[sidx] - off])
+    else:
+        xs = xb[:0]
+    q = q if use_dist else q[:0]
+    f_all = model(torch.cat([ps, xb, xs, q]))
+    f_s, f_x, f_side, f_q = torch.split(f_all, [ps.shape[0], xb.shape[0], xs.shape[0], q.shape[0]])
     terms: dict[str, tuple[float, torch.Tensor]] = {}
     if use_surf:
         p_theta = sample_network(model, ps, st.f_buf[ok], st.g_buf[ok], eps=cfg.eps, f=f_s)
-        terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, data.nearest(ps)))
+        target = data.nearest(ps)
+        if sides is not None:  # an open surface: the level set away from the data closes the inside
+            near = (ps - target).norm(dim=1) <= sides.sample_radius
+            p_theta, target = p_theta[near], target[near]
+        if target.shape[0]:
+            terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, target))
     terms["data"] = (cfg.data_weight, (f_x - lvl).abs().mean())
+    if sides is not None:
+        front, back = f_side.chunk(2)
+        terms["side"] = (cfg.side_weight, side_loss(front, back, sides.delta[sidx], lvl, cfg.side_margin))
     if use_dist:
         fq, gq = value_and_grad(model, q)
         p_q = sample_network(model, q, fq, gq, eps=cfg.eps, f=f_q)
@@ -441,7 +518,7 @@ def _finish(cfg: ReconstructionConfig, data: FitData, st: FitState) -> FitResult
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", st.step, seconds, st.step / max(seconds, 1e-9))
     return FitResult(model=model, normalization=data.normalization, config=cfg, history=st.history,
                      seconds=seconds, steps=st.step, data_points=data.data_points, index=data.data_index,
-                     stopped_by=st.stopped_by, timings={**data.timings, "fit": seconds})
+                     stopped_by=st.stopped_by, timings={**data.timings, "fit": seconds}, shape=data.shape or None)
 
 
 def fit(

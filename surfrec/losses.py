@@ -144,3 +144,29 @@ def normal_loss(model: torch.nn.Module, x: torch.Tensor, normals: torch.Tensor) 
     _, g = model.gradient(x, create_graph=True)
     cos = torch.nn.functional.cosine_similarity(g, normals, dim=1, eps=1e-8)
     return (1.0 - cos.abs()).mean()
+
+
+def side_loss(f_front: torch.Tensor, f_back: torch.Tensor, delta: torch.Tensor, level: float = 0.0,
+              margin: float = 0.1) -> torch.Tensor:
+    """Mean hinge asking F to cross ``level`` at a sheet of points with oriented normals.
+
+    With ``f_front`` = F(x + δn) and ``f_back`` = F(x − δn)::
+
+        mean relu(c + m·δ − F(x + δn)) + relu(F(x − δn) − c + m·δ)
+
+    Zero once F is above c + mδ in front of the sheet and below c − mδ behind it, so it
+    gives an open scan an inside without placing the surface (the data and sample terms do).
+
+    Parameters
+    ----------
+    f_front, f_back : (B,) tensors
+        F at the points moved along and against their normals.
+    delta : (B,) tensor
+        The offsets δ (normalized units).
+
+    Returns
+    -------
+    scalar tensor
+    """
+    m = margin * delta
+    return (torch.relu(level + m - f_front) + torch.relu(f_back - level + m)).mean()

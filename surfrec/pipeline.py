@@ -173,8 +173,11 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
     def extract_level(q: float):
         return _extract(result, dataclasses.replace(shell_ec, level=q), dev, None)[0]
 
-    mesh, decision, measured = apply_surface_mode(mesh, data, ec.surface, sc, extract_level=extract_level,
+    shape = result.shape or {}
+    mode = "open" if ec.surface == "auto" and shape.get("fit_surface") == "open" else ec.surface
+    mesh, decision, measured = apply_surface_mode(mesh, data, mode, sc, extract_level=extract_level,
                                                   field=result.field(dev), tree=index, spacing=s)
+    decision = {**decision, "mode": ec.surface, **{k: v for k, v in shape.items() if k != "fit_surface"}}
     decision = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in decision.items()}
     log.debug("surface %s (%s%s)", decision["surface"], decision["mode"],
              f": closed-mesh phantom {decision['phantom_closed']:.3f}" if "phantom_closed" in decision else "")

@@ -70,6 +70,11 @@ class FitResult:
         :func:`surfrec.extract_mesh`: ``mode``, ``surface``, ``phantom_closed`` ...), kept
         in the model file; None when the model was saved before meshing (or by an older
         surfrec).
+    shape : dict or None
+        The surface decided before the fit and its evidence (``fit_surface`` "open" or
+        "closed", ``closure`` of the scan's oriented normals, ``open_closure`` threshold,
+        ``pieces``; :func:`surfrec.fitting.decide_shape`), kept in the model file; None for
+        files of an older surfrec.
     """
 
     model: ImplicitMLP
@@ -83,6 +88,7 @@ class FitResult:
     stopped_by: str = "iterations"
     timings: dict = dataclasses.field(default_factory=dict)
     surface: dict | None = dataclasses.field(default=None, compare=False)
+    shape: dict | None = dataclasses.field(default=None, compare=False)
 
     def data_index(self) -> "SpatialIndex | None":
         """The spatial index over ``data_points`` (the fit's, or built once here)."""
@@ -130,13 +136,8 @@ def save_model(result: FitResult, path: str | os.PathLike, *, surface: dict | No
     from .io import atomic_path
 
     path = Path(path)
-    surface = result.surface if surface is None else surface
-    if surface is not None:
-        bad = {k: v for k, v in surface.items()
-               if not isinstance(k, str) or not (v is None or isinstance(v, (str, bool, int, float)))}
-        if bad:
-            raise ValueError(f"surface: values must be plain str / number / bool / None, got {bad!r}")
-        surface = {k: (float(v) if isinstance(v, float) else v) for k, v in surface.items()}
+    surface = _plain("surface", result.surface if surface is None else surface)
+    shape = _plain("shape", result.shape)
     payload = {
         "format": "surfrec-model",
         "format_version": MODEL_FORMAT,
@@ -151,10 +152,22 @@ def save_model(result: FitResult, path: str | os.PathLike, *, surface: dict | No
         "data_points": None if result.data_points is None else torch.from_numpy(
             np.asarray(result.data_points, dtype=np.float32)),
         "surface": surface,
+        "shape": shape,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def _plain(name: str, d: dict | None) -> dict | None:
+    """``d`` with plain str / number / bool / None values (what a model file may hold)."""
+    if d is None:
+        return None
+    bad = {k: v for k, v in d.items()
+           if not isinstance(k, str) or not (v is None or isinstance(v, (str, bool, int, float)))}
+    if bad:
+        raise ValueError(f"{name}: values must be plain str / number / bool / None, got {bad!r}")
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in d.items()}
 
 
 def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
@@ -185,5 +198,5 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
         model=model, normalization=Normalization.from_dict(payload["normalization"]), config=cfg,
         history=payload.get("history", {}), seconds=float(payload.get("seconds", 0.0)),
         steps=int(payload.get("steps", 0)), data_points=None if dp is None else dp.numpy(),
-        surface=payload.get("surface"),
+        surface=payload.get("surface"), shape=payload.get("shape"),
     )

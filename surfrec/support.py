@@ -416,6 +416,18 @@ class SurfaceConfig:
     the open/closed decision, the open-surface extraction, the support measurement of the
     mesh written and its warnings (ranges: ``surfrec.validation.SURFACE``)."""
 
+    open_closure: float = 0.2
+    """Auto mode, before the fit: the scan is open when the closure of its oriented normals
+    (:func:`surfrec.orient.closure`, |Σ a n| / Σ a: 0 for any closed surface, 0.5 for a
+    hemisphere, 1 for a plane) exceeds this; the fit then gives F a side at the sheet
+    (``side_weight``). Measured: closed scans ≤ 0.053, single views ≥ 0.37
+    (benchmarks/RESULTS_REAL.md). A closed object with an unscanned base stays closed while
+    its hole's projected area is under ~20% of its surface."""
+    normal_k: int = 16
+    """Neighbours of the plane fit of each point's normal (:func:`surfrec.orient.estimate_normals`)."""
+    orient_k: int = 10
+    """Neighbours of the graph along which normals are oriented, and of the area weights
+    of the closure."""
     open_phantom: float = 0.25
     """Auto mode: the scan is open when more than this share of the closed surface's area is
     phantom (farther than ``support.phantom_radius`` spacings from every scan point). A closed
@@ -643,6 +655,9 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
     parts = []
     if surface:
         evidence = []
+        if surface.get("closure") is not None:
+            evidence.append(f"{_share_vs('closure of the scan normals', surface['closure'], surface.get('open_closure'))}"
+                            + (f", {surface['pieces']} pieces" if surface.get("pieces", 1) > 1 else ""))
         if surface.get("phantom_closed") is not None:
             evidence.append(_share_vs("closed-mesh phantom", surface["phantom_closed"], surface.get("open_phantom")))
         if surface.get("missed_closed") is not None:

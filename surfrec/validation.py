@@ -176,6 +176,11 @@ FIT: dict[str, Range] = {
     "distance_nn_eps": Range(0, None),
     "eikonal_weight": Range(0, None),
     "normal_weight": Range(0, None),
+    "side_weight": Range(0, None),
+    "side_offset": Range(0, None, lo_open=True),
+    "side_margin": Range(0, None),
+    "side_points": Range(1, None, integer=True),
+    "open_sample_radius": Range(0, None, lo_open=True),
     "level": Range(),
     "eps": Range(0, None, lo_open=True),
     "box": Range(UNIT_HALF_EXTENT, None, note=f"the scan fills ±{UNIT_HALF_EXTENT}"),
@@ -268,6 +273,9 @@ SUPPORT: dict[str, Range] = {
 
 #: :class:`surfrec.support.SurfaceConfig` (open/closed decision, open extraction, warnings).
 SURFACE: dict[str, Range] = {
+    "open_closure": Range(0, 1, hi_open=True),
+    "normal_k": Range(3, 1000, integer=True),
+    "orient_k": Range(1, 1000, integer=True),
     "open_phantom": Range(0, 1, lo_open=True, hi_open=True),
     "open_missed": Range(0, 1, lo_open=True, hi_open=True),
     "open_cover_gain": Range(0, 1),
