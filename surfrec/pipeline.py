@@ -125,6 +125,10 @@ def extract_mesh(
             raise
         mesh, cell = None, None  # no closed level set: the open surface may still be there
     info = None
+    if mesh is not None and skipped is None and _opens(result, ec):
+        t0 = time.perf_counter()
+        mesh = _pretrim(mesh, result, ec)
+        timings["pretrim"] = time.perf_counter() - t0
     if mesh is not None and ec.refine and len(mesh.vertices) and data is not None and at_fit:
         cfg = refine_config if refine_config is not None else result.config.refine
         t0 = time.perf_counter()
@@ -152,6 +156,26 @@ def extract_mesh(
     return _to_scan(mesh, result, ec.normals_from_gradient)
 
 
+def _opens(result: FitResult, ec: ExtractConfig) -> bool:
+    """Whether the surface step will open the mesh of a field fitted as an open surface."""
+    open_fit = (result.shape or {}).get("fit_surface") == "open"
+    return open_fit and ec.surface in ("auto", "open")
+
+
+def _pretrim(mesh, result: FitResult, ec: ExtractConfig):
+    """An open fit's mesh without the faces far from the scan (``pretrim_radius``), before
+    the refinement (normalized coordinates)."""
+    from .support import scan_spacing, trim_unsupported
+
+    sc = ec.surface_config
+    index = result.data_index()
+    trimmed, keep = trim_unsupported(mesh, result.data_points, sc.pretrim_radius,
+                                     scan_spacing(result.data_points, index), tree=index)
+    log.debug("open fit: %d of %d faces within %g spacings of the scan kept for the refinement",
+              int(keep.sum()), len(keep), sc.pretrim_radius)
+    return trimmed if len(trimmed.faces) else mesh
+
+
 def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
     """The surface step and the support map (normalized coordinates; the support numbers
     are returned in scan units).
@@ -174,8 +198,10 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
         return _extract(result, dataclasses.replace(shell_ec, level=q), dev, None)[0]
 
     shape = result.shape or {}
-    mode = "open" if ec.surface == "auto" and shape.get("fit_surface") == "open" else ec.surface
-    mesh, decision, measured = apply_surface_mode(mesh, data, mode, sc, extract_level=extract_level,
+    open_fit = shape.get("fit_surface") == "open"
+    mode = "open" if ec.surface == "auto" and open_fit else ec.surface
+    shell = None if open_fit and mesh is not None and len(mesh.faces) else extract_level
+    mesh, decision, measured = apply_surface_mode(mesh, data, mode, sc, extract_level=shell,
                                                   field=result.field(dev), tree=index, spacing=s)
     decision = {**decision, "mode": ec.surface, **{k: v for k, v in shape.items() if k != "fit_surface"}}
     decision = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in decision.items()}

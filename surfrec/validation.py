@@ -282,6 +282,7 @@ SURFACE: dict[str, Range] = {
     "shell_quantile": Range(0, 1, lo_open=True, hi_open=True),
     "shell_points": Range(1, None, integer=True),
     "trim_radius": Range(0, None, lo_open=True),
+    "pretrim_radius": Range(0, None, lo_open=True),
     "warn_phantom": Range(0, 1),
     "warn_missed": Range(0, 1),
     "seed": SEED,
