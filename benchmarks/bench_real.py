@@ -4,25 +4,23 @@ For every scan in ``../shared/data/scans``, the 5 closed bench shapes (``--bench
 single-view partial scans generated here from bench shapes (one camera, z-buffer hidden
 point removal, light noise, fixed seed; nothing is written to the data folders):
 
-* ``surfrec``: the default ``surfrec.fit`` + ``extract_mesh(surface="closed")``;
-* ``surfrec-open``: the same fit, meshed with ``extract_mesh(surface="open")`` (the surface
-  step, :func:`surfrec.support.extract_open`: the shell level set and the closed mesh, each
-  trimmed to the data, the one with the higher cover kept), seconds = fit + this meshing
-  (what ``surfrec fit --surface open`` does);
+* ``surfrec``: the default ``surfrec.fit`` + ``extract_mesh`` with ``--surface`` (auto by
+  default: the scan's closure decides before the fit whether it is fitted as an open
+  surface, :mod:`surfrec.orient`); seconds = read-to-mesh (fit + meshing);
 * ``poisson-trim``: Open3D screened Poisson depth 9, estimated normals oriented by tangent
   plane (k=15), the tutorial density trim (drop the lowest 5% density vertices), no crop.
 
-Each mesh is scored with :func:`surfrec.support.measure_support` against the whole scan;
-the surfrec row also gives the auto decision (:func:`surfrec.support.decide_surface` on the
-closed mesh's phantom).
+Each mesh is scored with :func:`surfrec.support.measure_support` against the whole scan.
 Usage::
 
-    python benchmarks/bench_real.py [--iters N] [--time-budget S] [--out out/real] [--json F]
+    python benchmarks/bench_real.py [--iters N] [--surface auto|open|closed] [--bench] [--only NAME ...]
+                                    [--out out/real] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -87,19 +85,18 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bench", action="store_true", help="also the 5 closed bench shapes")
+    ap.add_argument("--surface", choices=("auto", "open", "closed"), default="auto")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", type=Path, default=Path("out/real"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
     import torch
-    import trimesh
 
     import surfrec
-    from surfrec.errors import EmptyLevelSetError
     from surfrec.baselines import poisson
     from surfrec.fitting import get_config
-    from surfrec.support import decide_surface, measure_support, scan_spacing
+    from surfrec.support import measure_support, scan_spacing
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -109,25 +106,17 @@ def main() -> None:
             continue
         s = scan_spacing(pts)
         cfg = get_config("default", iterations=args.iters, time_budget=args.time_budget, threads=args.threads)
+        cfg.extract = dataclasses.replace(cfg.extract, surface=args.surface)
         t0 = time.perf_counter()
         result = surfrec.fit(pts, config=cfg)
-        t_fit = time.perf_counter() - t0
-        try:
-            mesh = surfrec.extract_mesh(result, surface="closed")
-        except EmptyLevelSetError:  # F never crosses c: no closed surface (a sheet)
-            mesh = trimesh.Trimesh()
-        t_closed = time.perf_counter() - t0
-        t1 = time.perf_counter()
         report: dict = {}
-        open_mesh = surfrec.extract_mesh(result, surface="open", report=report)
+        mesh = surfrec.extract_mesh(result, report=report)
+        t_surfrec = time.perf_counter() - t0
         info = report["surface"]
-        q = info.get("shell_level")
-        t_open = t_fit + time.perf_counter() - t1
         t2 = time.perf_counter()
         pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
         t_poisson = time.perf_counter() - t2
-        for method, m, sec in (("surfrec", mesh, t_closed), ("surfrec-open", open_mesh, t_open),
-                               ("poisson-trim", pmesh, t_poisson)):
+        for method, m, sec in (("surfrec", mesh, t_surfrec), ("poisson-trim", pmesh, t_poisson)):
             rep = measure_support(m.vertices, m.faces, pts, spacing=s) if len(m.faces) else None
             row = dict(case=name, method=method, n_points=len(pts), seconds=round(sec, 1),
                        faces=len(m.faces), watertight=bool(m.is_watertight) if len(m.faces) else False)
@@ -135,22 +124,21 @@ def main() -> None:
                 row.update(cover=rep.cover, phantom=rep.phantom, s2m_s=rep.scan_to_mesh_mean_s,
                            m2s_s=rep.mesh_to_scan_mean_s, s2m=rep.scan_to_mesh_mean, m2s=rep.mesh_to_scan_mean)
             if method == "surfrec":
-                row["decision"] = decide_surface(rep.phantom) if rep is not None else "open (no level set)"
-            if method == "surfrec-open":
-                row["shell_level"] = q
-                row["open_source"] = info.get("source")
+                row.update(decision=info.get("surface"), closure=info.get("closure"), steps=result.steps,
+                           timings={k: round(v, 2) for k, v in {**result.timings, **report["timings"]}.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
             if len(m.faces):
                 m.export(args.out / f"{name}__{method}.ply")
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
-    print("| case | method | cover | phantom | scan→mesh (s) | mesh→scan (s) | watertight | seconds | auto |")
+    print("| case | method | cover | phantom | scan→mesh (s) | mesh→scan (s) | watertight | seconds | surface (closure) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        closure = "" if r.get("closure") is None else f" ({r['closure']:.3f})"
         print(f"| {r['case']} | {r['method']} | {r.get('cover', float('nan')):.3f} | {r.get('phantom', float('nan')):.3f} | "
               f"{r.get('s2m_s', float('nan')):.2f} | {r.get('m2s_s', float('nan')):.2f} | {r['watertight']} | "
-              f"{r['seconds']} | {r.get('decision', '')} |")
+              f"{r['seconds']} | {r.get('decision') or ''}{closure} |")
 
 
 if __name__ == "__main__":

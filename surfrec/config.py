@@ -197,11 +197,13 @@ class ReconstructionConfig:
     side_points: int = 512
     """Scan points per step in the side term (each adds two points to the forward pass)."""
     open_sample_radius: float = 3.0
-    """Open surfaces only: level-set samples farther than this many median seed σ from
-    every scan point are left out of the sample term. A sheet's inside must be closed off
-    somewhere away from the data; pulling that part of the level set onto the data (what
-    removes stray surface on a closed scan) would remove the inside the side term asks for.
-    It is trimmed off after meshing instead."""
+    """Open surfaces only: the sample term pulls only the sheet, the level-set samples
+    within this many median seed σ of the scan whose ∇F faces the same way as the nearest
+    point's oriented normal. A sheet's inside must be closed off somewhere, behind it or
+    away from the data; pulling that part of the level set onto the data (what removes
+    stray surface on a closed scan) would remove the inside the side term asks for (a
+    wavy sheet fitted without the facing test lost its inside after 600 steps). That
+    part is trimmed off after meshing instead."""
     """Scan points per step in the side term (each adds two points to the forward pass)."""
     level: float = 0.0
     """The level c of the surface being fitted."""

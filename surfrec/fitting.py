@@ -98,6 +98,8 @@ class SideData:
     """(K,) offset δ of each point (``side_offset`` × its k-th neighbour distance)."""
     sample_radius: float
     """Level-set samples farther than this from the scan are left out of the sample term."""
+    nearest: NearestPoints
+    """Index of the nearest of ``points`` (the targets of the sample term, and their normals)."""
 
 
 @dataclass
@@ -239,6 +241,7 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     mode, sc = cfg.extract.surface, cfg.extract.surface_config
     if mode == "closed":
         return {"fit_surface": "closed"}, None
+    index = index if index is not None else SpatialIndex(points)
     normals, clos, pieces = scan_orientation(points, sc.normal_k, sc.orient_k, index)
     fit_surface = "open" if mode == "open" or clos > sc.open_closure else "closed"
     shape = {"fit_surface": fit_surface, "closure": round(clos, 4), "open_closure": sc.open_closure,
@@ -251,7 +254,8 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     return shape, SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
                            normals=torch.from_numpy(normals).to(device),
                            delta=torch.from_numpy(cfg.side_offset * kth).to(device),
-                           sample_radius=float(cfg.open_sample_radius * np.median(kth)))
+                           sample_radius=float(cfg.open_sample_radius * np.median(kth)),
+                           nearest=NearestPoints(index))
 
 
 # ------------------------------------------------------------------ the loop state
@@ -391,10 +395,14 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
     terms: dict[str, tuple[float, torch.Tensor]] = {}
     if use_surf:
         p_theta = sample_network(model, ps, st.f_buf[ok], st.g_buf[ok], eps=cfg.eps, f=f_s)
-        target = data.nearest(ps)
-        if sides is not None:  # an open surface: the level set away from the data closes the inside
-            near = (ps - target).norm(dim=1) <= sides.sample_radius
-            p_theta, target = p_theta[near], target[near]
+        if sides is None:
+            target = data.nearest(ps)
+        else:  # an open surface: only its sheet is pulled, not the level set closing the inside
+            nn = torch.from_numpy(sides.nearest.indices(ps)).to(dev)
+            target = sides.points[nn]
+            sheet = ((ps - target).norm(dim=1) <= sides.sample_radius) & (
+                (st.g_buf[ok] * sides.normals[nn]).sum(dim=1) > 0)
+            p_theta, target = p_theta[sheet], target[sheet]
         if target.shape[0]:
             terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, target))
     terms["data"] = (cfg.data_weight, (f_x - lvl).abs().mean())

@@ -98,8 +98,8 @@ class NearestPoints:
             spacing = float(self.coarse.query(probe, k=2)[0][:, 1].mean())
             self.near = COARSE_NN_NEAR * spacing
 
-    def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-        """(M, D) tensor → the nearest input point of each row, same device and dtype."""
+    def indices(self, q: torch.Tensor, eps: float = 0.0) -> np.ndarray:
+        """(M, D) tensor → (M,) int64 index of the nearest input point of each row."""
         qn = q.detach().float().cpu().numpy()
         if self.coarse is None:
             _, idx = self.index.query(qn, k=1, eps=eps)
@@ -109,4 +109,8 @@ class NearestPoints:
             near = dc < self.near
             if near.any():
                 idx[near] = self.index.query(qn[near], k=1, eps=eps)[1]
-        return torch.from_numpy(self.points[idx]).to(q.device, q.dtype)
+        return np.asarray(idx, dtype=np.int64)
+
+    def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+        """(M, D) tensor → the nearest input point of each row, same device and dtype."""
+        return torch.from_numpy(self.points[self.indices(q, eps)]).to(q.device, q.dtype)

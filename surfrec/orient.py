@@ -4,8 +4,8 @@ Used before a fit (issue 14) to decide between a closed and an open surface from
 alone, and, for an open surface, to give the signed field a side: a single view is a
 sheet, and a field that is negative inside needs an inside.
 
-* :func:`estimate_normals`: unoriented normals, a plane through each point's ``k`` nearest
-  neighbours (``point_cloud_utils.estimate_point_cloud_normals_knn``).
+* :func:`estimate_normals`: unoriented normals, the least-squares plane through each
+  point's ``k`` nearest neighbours.
 * :func:`orient_normals`: one consistent sign per connected piece, propagated along the
   minimum spanning tree of the k-nearest-neighbour graph weighted by ``1 − |n_i · n_j|``
   (Hoppe et al. 1992; scipy's sparse graph routines). The global sign of each piece is
@@ -42,21 +42,24 @@ def _points(points: Any) -> np.ndarray:
     return pts
 
 
-def estimate_normals(points: Any, k: int = 16) -> np.ndarray:
+def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None) -> np.ndarray:
     """(N, 3) points -> (N, 3) unit normals of the least-squares plane through each point's
-    ``k`` nearest neighbours (the point included); the sign is arbitrary."""
-    import point_cloud_utils as pcu
+    ``k`` nearest points (itself included): the eigenvector of the smallest eigenvalue of
+    their covariance; the sign is arbitrary.
 
+    Written here on the fit's own index rather than taken from point-cloud-utils: its
+    ``estimate_point_cloud_normals_knn`` builds a second tree and differed from the exact
+    plane fit by up to 13° on a 600-point ellipsoid (tests/test_orient.py).
+    """
     pts = _points(points)
     if k < 3:
         raise ValueError(f"k must be >= 3, got {k}")
-    k = min(k, len(pts))
-    idx, n = pcu.estimate_point_cloud_normals_knn(np.ascontiguousarray(pts), k, num_threads=1)
-    out = np.zeros_like(pts)
-    out[np.asarray(idx).ravel()] = n  # pcu drops nothing without view directions; keep it explicit
-    missing = np.linalg.norm(out, axis=1) == 0
-    out[missing] = (0.0, 0.0, 1.0)
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+    index = index if index is not None else SpatialIndex(pts)
+    _, idx = index.query(pts, k=min(k, len(pts)))
+    nb = pts[idx]
+    nb -= nb.mean(axis=1, keepdims=True)
+    _, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
+    return vec[:, :, 0]
 
 
 def knn_graph(points: np.ndarray, k: int, index: SpatialIndex | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,6 +130,7 @@ def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
     (N, 3) float32 oriented normals, closure in [0, 1], number of pieces.
     """
     pts = _points(points)
-    n = estimate_normals(pts, normal_k)
+    index = index if index is not None else SpatialIndex(pts)
+    n = estimate_normals(pts, normal_k, index)
     n, pieces = orient_normals(pts, n, orient_k, index)
     return n.astype(np.float32), closure(pts, n, orient_k, index), pieces

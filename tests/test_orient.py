@@ -1,0 +1,154 @@
+"""Normals, their orientation and the closure test (surfrec.orient), against naive references,
+and the open fit they drive (issue 14)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from surfrec.orient import closure, estimate_normals, orient_normals, scan_orientation
+
+
+def _sphere(n: int, seed: int = 0) -> np.ndarray:
+    p = np.random.default_rng(seed).normal(size=(n, 3))
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def _naive_normals(p: np.ndarray, k: int) -> np.ndarray:
+    """Smallest principal direction of each point's k nearest points (itself included), brute force."""
+    d = np.linalg.norm(p[:, None] - p[None], axis=2)
+    out = np.empty_like(p)
+    for i in range(len(p)):
+        nb = p[np.argsort(d[i])[:k]]
+        w, v = np.linalg.eigh(np.cov((nb - nb.mean(0)).T))
+        out[i] = v[:, 0]
+    return out
+
+
+def _naive_closure(p: np.ndarray, n: np.ndarray, k: int) -> float:
+    d = np.sort(np.linalg.norm(p[:, None] - p[None], axis=2), axis=1)[:, k]  # k-th other point
+    a = d ** 2
+    return float(np.linalg.norm((n * a[:, None]).sum(0)) / a.sum())
+
+
+def test_normals_match_naive_plane_fit():
+    p = _sphere(600, seed=1) * [1.0, 0.7, 0.5]
+    n = estimate_normals(p, k=12)
+    ref = _naive_normals(p, 12)
+    assert np.allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-6)
+    assert np.abs(np.einsum("ij,ij->i", n, ref)).min() > 0.999  # same line, any sign
+
+
+def test_orientation_is_consistent_on_a_sphere_and_a_saddle():
+    p = _sphere(3000)
+    flips = np.where(np.random.default_rng(2).random(len(p)) < 0.5, -1.0, 1.0)
+    n, pieces = orient_normals(p, p * flips[:, None], k=10)
+    assert pieces == 1
+    s = np.sign(np.einsum("ij,ij->i", n, p))
+    assert abs(s.sum()) == len(p)  # all outward or all inward
+    # a saddle patch z = x² − y² (open, curved both ways): one sign relative to the true normal
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-1, 1, size=(4000, 2))
+    q = np.column_stack([xy, xy[:, 0] ** 2 - xy[:, 1] ** 2])
+    true = np.column_stack([-2 * xy[:, 0], 2 * xy[:, 1], np.ones(len(q))])
+    true /= np.linalg.norm(true, axis=1, keepdims=True)
+    n, _ = orient_normals(q, estimate_normals(q, 16), k=10)
+    s = np.sign(np.einsum("ij,ij->i", n, true))
+    assert abs(s.sum()) == len(q)
+
+
+def test_closure_is_zero_for_closed_and_half_for_a_hemisphere():
+    p = _sphere(4000)
+    cap = p[p[:, 2] > 0]
+    plane = np.column_stack([np.random.default_rng(4).uniform(-1, 1, size=(2000, 2)), np.zeros(2000)])
+    assert closure(p, p, k=10) < 0.03
+    assert closure(cap, cap, k=10) == pytest.approx(0.5, abs=0.05)
+    assert closure(plane, np.tile([0.0, 0.0, 1.0], (2000, 1)), k=10) == pytest.approx(1.0, abs=1e-9)
+    # against the brute-force formula on an uneven sample (density must not weigh)
+    q = cap[:800]
+    assert closure(q, q, k=10) == pytest.approx(_naive_closure(q, q, 10), rel=1e-9)
+    dense = np.concatenate([cap[cap[:, 0] > 0], _sphere(20000, seed=5)])  # half of the cap 10x denser
+    dense = dense[dense[:, 2] > 0]
+    assert closure(dense, dense, k=10) == pytest.approx(0.5, abs=0.06)
+
+
+def test_scan_orientation_separates_closed_and_single_view():
+    p = _sphere(5000)
+    _, c_closed, _ = scan_orientation(p)
+    _, c_view, _ = scan_orientation(p[p[:, 2] > 0.1])
+    assert c_closed < 0.05 and c_view > 0.35
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        closure(np.zeros((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        estimate_normals(np.full((10, 3), np.nan))
+    with pytest.raises(ValueError, match="normals must have"):
+        orient_normals(_sphere(20), np.zeros((19, 3)))
+
+
+def test_side_loss_matches_naive():
+    import torch
+
+    from surfrec.losses import side_loss
+
+    g = torch.Generator().manual_seed(0)
+    front, back, delta = torch.randn(50, generator=g), torch.randn(50, generator=g), torch.rand(50, generator=g)
+    ref = np.mean([max(0.0, 0.3 + 0.2 * d - f) + max(0.0, b - 0.3 + 0.2 * d)
+                   for f, b, d in zip(front.tolist(), back.tolist(), delta.tolist())])
+    assert float(side_loss(front, back, delta, level=0.3, margin=0.2)) == pytest.approx(ref, rel=1e-6)
+    # satisfied sides cost nothing
+    assert float(side_loss(torch.ones(5), -torch.ones(5), torch.full((5,), 0.1))) == 0.0
+
+
+def _wavy_sheet(n: int, seed: int = 0) -> np.ndarray:
+    xy = np.random.default_rng(seed).uniform(-1, 1, size=(n, 2))
+    return np.column_stack([xy, 0.25 * np.sin(2.5 * xy[:, 0]) * np.cos(2 * xy[:, 1])])
+
+
+def test_single_view_sheet_is_fitted_open_and_covered():
+    """A wavy open sheet (a terrain-like single view): decided open before the fit, the field
+    crosses its level at the sheet, and the written mesh covers the scan with no invented
+    surface; the decision and its evidence are in the report and the model file."""
+    from surfrec.fitting import fit
+    from surfrec.pipeline import extract_mesh
+    from surfrec.result import load_model, save_model
+    from surfrec.support import measure_support, summary_line
+
+    pts = _wavy_sheet(4000)
+    res = fit(pts, preset="fast", iterations=300, device="cpu", threads=1, seed=0)
+    assert res.shape["fit_surface"] == "open" and res.shape["closure"] > 0.8
+    assert "orient" in res.timings
+    report: dict = {}
+    mesh = extract_mesh(res, resolution=64, device="cpu", report=report)
+    assert report["surface"]["surface"] == "open" and report["surface"]["closure"] == res.shape["closure"]
+    assert not mesh.is_watertight
+    rep = measure_support(mesh.vertices, mesh.faces, pts)
+    assert rep.cover > 0.97 and rep.phantom < 0.03
+    assert "closure of the scan normals" in summary_line(report["surface"], report["support"])
+
+
+def test_open_fit_model_file_keeps_the_decision(tmp_path):
+    from surfrec.fitting import fit
+    from surfrec.result import load_model, save_model
+
+    res = fit(_wavy_sheet(1500), preset="fast", iterations=5, device="cpu", threads=1, seed=0)
+    save_model(res, tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt").shape == res.shape
+
+
+def test_closed_scan_fit_is_unchanged_by_the_decision():
+    """A closed scan takes the closed path: the same model as with the decision off."""
+    import torch
+
+    from surfrec.fitting import fit
+
+    p = _sphere(2000) * 0.7
+    a = fit(p, preset="fast", iterations=40, device="cpu", threads=1, seed=0)
+    b = fit(p, preset="fast", iterations=40, device="cpu", threads=1, seed=0,
+            extract={"surface": "closed"})
+    assert a.shape["fit_surface"] == "closed" and a.shape["closure"] < 0.05
+    assert b.shape == {"fit_surface": "closed"}
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
