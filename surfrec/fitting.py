@@ -385,8 +385,8 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
     if sides is not None:
         sidx = torch.randint(0, sides.points.shape[0], (min(cfg.side_points, sides.points.shape[0]),),
                              generator=st.gen).to(dev)
-        off = sides.normals[sidx] * sides.delta[sidx, None]
-        xs = torch.cat([sides.points[sidx] + off, sides.points[sidx] - off])
+        side = torch.randint(0, 2, (sidx.shape[0],), generator=st.gen).to(dev) * 2.0 - 1.0
+        xs = sides.points[sidx] + (side * sides.delta[sidx])[:, None] * sides.normals[sidx]
     else:
         xs = xb[:0]
     q = q if use_dist else q[:0]
@@ -407,8 +407,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
             terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, target))
     terms["data"] = (cfg.data_weight, (f_x - lvl).abs().mean())
     if sides is not None:
-        front, back = f_side.chunk(2)
-        terms["side"] = (cfg.side_weight, side_loss(front, back, sides.delta[sidx], lvl, cfg.side_margin))
+        terms["side"] = (cfg.side_weight, side_loss(f_side, side, sides.delta[sidx], lvl, cfg.side_margin))
     if use_dist:
         fq, gq = value_and_grad(model, q)
         p_q = sample_network(model, q, fq, gq, eps=cfg.eps, f=f_q)

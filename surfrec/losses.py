@@ -146,21 +146,23 @@ def normal_loss(model: torch.nn.Module, x: torch.Tensor, normals: torch.Tensor) 
     return (1.0 - cos.abs()).mean()
 
 
-def side_loss(f_front: torch.Tensor, f_back: torch.Tensor, delta: torch.Tensor, level: float = 0.0,
+def side_loss(f: torch.Tensor, side: torch.Tensor, delta: torch.Tensor, level: float = 0.0,
               margin: float = 0.1) -> torch.Tensor:
     """Mean hinge asking F to cross ``level`` at a sheet of points with oriented normals.
 
-    With ``f_front`` = F(x + δn) and ``f_back`` = F(x − δn)::
+    With ``f`` = F(x + s·δ·n), s = ±1 the side each point was moved to::
 
-        mean relu(c + m·δ − F(x + δn)) + relu(F(x − δn) − c + m·δ)
+        mean relu(m·δ − s·(F(x + s·δ·n) − c))
 
     Zero once F is above c + mδ in front of the sheet and below c − mδ behind it, so it
     gives an open scan an inside without placing the surface (the data and sample terms do).
 
     Parameters
     ----------
-    f_front, f_back : (B,) tensors
-        F at the points moved along and against their normals.
+    f : (B,) tensor
+        F at the moved points.
+    side : (B,) tensor
+        s = +1 (moved along the normal) or −1 (against it).
     delta : (B,) tensor
         The offsets δ (normalized units).
 
@@ -168,5 +170,4 @@ def side_loss(f_front: torch.Tensor, f_back: torch.Tensor, delta: torch.Tensor, 
     -------
     scalar tensor
     """
-    m = margin * delta
-    return (torch.relu(level + m - f_front) + torch.relu(f_back - level + m)).mean()
+    return torch.relu(margin * delta - side * (f - level)).mean()

@@ -94,12 +94,13 @@ def test_side_loss_matches_naive():
     from surfrec.losses import side_loss
 
     g = torch.Generator().manual_seed(0)
-    front, back, delta = torch.randn(50, generator=g), torch.randn(50, generator=g), torch.rand(50, generator=g)
-    ref = np.mean([max(0.0, 0.3 + 0.2 * d - f) + max(0.0, b - 0.3 + 0.2 * d)
-                   for f, b, d in zip(front.tolist(), back.tolist(), delta.tolist())])
-    assert float(side_loss(front, back, delta, level=0.3, margin=0.2)) == pytest.approx(ref, rel=1e-6)
+    f, delta = torch.randn(50, generator=g), torch.rand(50, generator=g)
+    side = torch.randint(0, 2, (50,), generator=g) * 2.0 - 1.0
+    ref = np.mean([max(0.0, 0.2 * d - s * (v - 0.3)) if s > 0 else max(0.0, v - 0.3 + 0.2 * d)
+                   for v, s, d in zip(f.tolist(), side.tolist(), delta.tolist())])
+    assert float(side_loss(f, side, delta, level=0.3, margin=0.2)) == pytest.approx(ref, rel=1e-6)
     # satisfied sides cost nothing
-    assert float(side_loss(torch.ones(5), -torch.ones(5), torch.full((5,), 0.1))) == 0.0
+    assert float(side_loss(torch.tensor([1.0, -1.0]), torch.tensor([1.0, -1.0]), torch.full((2,), 0.1))) == 0.0
 
 
 def _wavy_sheet(n: int, seed: int = 0) -> np.ndarray:
