@@ -42,7 +42,23 @@ def _points(points: Any) -> np.ndarray:
     return pts
 
 
-def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None) -> np.ndarray:
+def neighbors(points: np.ndarray, k: int, index: SpatialIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and indices of each point's ``k`` nearest points, itself first: (N, k) each
+    (one query that :func:`estimate_normals`, :func:`orient_normals` and :func:`closure`
+    can share through their ``knn`` argument)."""
+    index = index if index is not None else SpatialIndex(points)
+    return index.query(np.asarray(points), k=min(k, len(points)))
+
+
+def _knn(points: np.ndarray, k: int, index: SpatialIndex | None, knn: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """``knn`` cut to ``k`` columns when it has them, else a new query."""
+    k = min(k, len(points))
+    if knn is not None and knn[1].shape[1] >= k:
+        return knn[0][:, :k], knn[1][:, :k]
+    return neighbors(points, k, index)
+
+
+def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None, knn: tuple | None = None) -> np.ndarray:
     """(N, 3) points -> (N, 3) unit normals of the least-squares plane through each point's
     ``k`` nearest points (itself included): the eigenvector of the smallest eigenvalue of
     their covariance; the sign is arbitrary.
@@ -54,30 +70,30 @@ def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None
     pts = _points(points)
     if k < 3:
         raise ValueError(f"k must be >= 3, got {k}")
-    index = index if index is not None else SpatialIndex(pts)
-    _, idx = index.query(pts, k=min(k, len(pts)))
+    _, idx = _knn(pts, k, index, knn)
     nb = pts[idx]
     nb -= nb.mean(axis=1, keepdims=True)
     _, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
     return vec[:, :, 0]
 
 
-def knn_graph(points: np.ndarray, k: int, index: SpatialIndex | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def knn_graph(points: np.ndarray, k: int, index: SpatialIndex | None = None,
+              knn: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` nearest other points of each point: (N·k,) rows, (N·k,) cols, (N,) squared
     distance to the k-th neighbour."""
-    index = index if index is not None else SpatialIndex(points)
     k = min(k, len(points) - 1)
-    d, idx = index.query(np.asarray(index.points), k=k + 1)
+    d, idx = _knn(points, k + 1, index, knn)
     rows = np.repeat(np.arange(len(points)), k)
     return rows, idx[:, 1:].ravel(), d[:, -1] ** 2
 
 
-def orient_normals(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None = None) -> tuple[np.ndarray, int]:
+def orient_normals(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None = None,
+                   knn: tuple | None = None) -> tuple[np.ndarray, int]:
     """Flip ``normals`` ((N, 3), unit) to one consistent sign per connected piece of the
     ``k``-nearest-neighbour graph, along its minimum spanning tree under ``1 − |n_i · n_j|``
     (smooth regions first, so a flip never crosses a sharp crease when a smooth path exists).
 
-    ``index``, when given, must be built over ``points`` in the same order.
+    ``index``, when given, must be built over ``points``; ``knn``: :func:`neighbors` of them.
 
     Returns
     -------
@@ -90,31 +106,40 @@ def orient_normals(points: Any, normals: Any, k: int = 10, index: SpatialIndex |
     n = np.array(normals, dtype=np.float64)
     if n.shape != pts.shape:
         raise ValueError(f"normals must have the points' shape {pts.shape}, got {n.shape}")
-    rows, cols, _ = knn_graph(pts, k, index)
+    rows, cols, _ = knn_graph(pts, k, index, knn)
     w = 1.0 - np.abs(np.einsum("ij,ij->i", n[rows], n[cols])) + 1e-6  # > 0: zero weights vanish in sparse
     g = coo_matrix((w, (rows, cols)), shape=(len(pts), len(pts))).tocsr()
-    mst = minimum_spanning_tree(g.maximum(g.T))
-    mst = mst + mst.T
+    mst = minimum_spanning_tree(g.maximum(g.T)).tocoo()
     n_pieces, labels = connected_components(mst, directed=False)
-    first = np.unique(labels, return_index=True)[1]
-    for root in first:
-        order, pred = breadth_first_order(mst, int(root), directed=False)
-        # parents come before children in BFS order: flip children in that order
-        sign = np.ones(len(pts))
-        for i in order[1:]:
-            p = pred[i]
-            sign[i] = sign[p] * (1.0 if n[i] @ n[p] >= 0 else -1.0)
-        n[order] *= sign[order, None]
+    roots = np.unique(labels, return_index=True)[1]
+    # one tree over all pieces: a virtual node N joined to each piece's first point
+    m = len(pts)
+    tree = coo_matrix((np.ones(len(mst.data) + n_pieces),
+                       (np.concatenate([mst.row, np.full(n_pieces, m)]), np.concatenate([mst.col, roots]))),
+                      shape=(m + 1, m + 1)).tocsr()
+    _, pred = breadth_first_order(tree, m, directed=False)
+    parent = pred[:m].copy()
+    parent[roots] = roots
+    # sign of each point relative to its parent, then pointer jumping to the piece's root
+    rel = np.where(np.einsum("ij,ij->i", n, n[parent]) >= 0, 1.0, -1.0)
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            break
+        rel *= rel[parent]
+        parent = grand
+    n *= rel[:, None]
     return n, int(n_pieces)
 
 
-def closure(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None = None) -> float:
+def closure(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None = None,
+            knn: tuple | None = None) -> float:
     """``|Σ a_i n_i| / Σ a_i`` for oriented unit ``normals`` ((N, 3)), ``a_i`` ∝ the squared
     distance to the ``k``-th neighbour (the area a point stands for, so density does not
     weigh): ≈ 0 for a scan all around a closed object, ≈ 0.5 for one view, 1 for a plane."""
     pts = _points(points)
     n = np.asarray(normals, dtype=np.float64)
-    _, _, area = knn_graph(pts, k, index)
+    _, _, area = knn_graph(pts, k, index, knn)
     total = float(area.sum())
     if total <= 0:
         return 1.0  # every point on top of its neighbours: no area, nothing enclosed
@@ -130,7 +155,7 @@ def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
     (N, 3) float32 oriented normals, closure in [0, 1], number of pieces.
     """
     pts = _points(points)
-    index = index if index is not None else SpatialIndex(pts)
-    n = estimate_normals(pts, normal_k, index)
-    n, pieces = orient_normals(pts, n, orient_k, index)
-    return n.astype(np.float32), closure(pts, n, orient_k, index), pieces
+    knn = neighbors(pts, max(normal_k, orient_k + 1), index)
+    n = estimate_normals(pts, normal_k, knn=knn)
+    n, pieces = orient_normals(pts, n, orient_k, knn=knn)
+    return n.astype(np.float32), closure(pts, n, orient_k, knn=knn), pieces

@@ -46,6 +46,12 @@ def test_orientation_is_consistent_on_a_sphere_and_a_saddle():
     assert pieces == 1
     s = np.sign(np.einsum("ij,ij->i", n, p))
     assert abs(s.sum()) == len(p)  # all outward or all inward
+    # two far-apart spheres: two pieces, each consistent on its own
+    two = np.concatenate([p[:1500], p[1500:] + 5.0])
+    n, pieces = orient_normals(two, (two - np.repeat([[0.0] * 3, [5.0] * 3], 1500, axis=0)) * flips[:, None], k=10)
+    assert pieces == 2
+    for part, c in ((slice(0, 1500), 0.0), (slice(1500, 3000), 5.0)):
+        assert abs(np.sign(np.einsum("ij,ij->i", n[part], two[part] - c)).sum()) == 1500
     # a saddle patch z = x² − y² (open, curved both ways): one sign relative to the true normal
     rng = np.random.default_rng(3)
     xy = rng.uniform(-1, 1, size=(4000, 2))
