@@ -226,6 +226,13 @@ class ReconstructionConfig:
     """Record the history every this many steps."""
     max_seed_points: int = 500_000
     """Seeds and σ use a random subset of at most this many input points (huge scans)."""
+    remove_stray: bool = False
+    """Drop the stray points :func:`surfrec.support.find_outliers` flags (flying pixels,
+    isolated specks: a point whose 8th-neighbour distance is 3x its neighbourhood's) before
+    the fit; they are then neither fitted nor used by the support map. Off by default: the
+    count is reported either way (``surfrec fit`` prints it), and the near-data filter and
+    the trimming already keep single strays from making surface (benchmarks/RESULTS_REAL.md,
+    stray points)."""
     outlier_percentile: float = 0.1
     """Robust box: the [p, 100 − p] percentile box of the scan. When the exact box is more
     than ``outlier_box_ratio`` times larger, the robust box is used and the few points

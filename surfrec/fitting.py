@@ -84,6 +84,8 @@ class FitData:
     """The surface decided before the fit and its evidence (:func:`decide_shape`)."""
     sides: "SideData | None" = None
     """Oriented scan points of the side term (an open surface), else None."""
+    removed: int = 0
+    """Stray points dropped before the fit (``remove_stray``)."""
 
 
 @dataclass
@@ -186,6 +188,15 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     t0 = time.perf_counter()
     pts, nrm, source = _prepare_points(points, normals)
     fingerprint = _fingerprint(pts)
+    removed = 0
+    if cfg.remove_stray:
+        from .support import find_outliers
+
+        stray = find_outliers(pts)
+        removed = int(stray.sum())
+        if removed and len(pts) - removed >= 3:
+            pts, nrm = pts[~stray], (nrm[~stray] if nrm is not None else None)
+            log.info("%d stray points removed before the fit (%.2f%%)", removed, 100.0 * removed / len(stray))
     if expect_fingerprint is not None and expect_fingerprint != fingerprint:
         raise InputError(resume, f"checkpoint was made from another scan than {source}")
     if float(np.ptp(pts, axis=0).max()) == 0.0:
@@ -209,7 +220,7 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     t2 = time.perf_counter()
     shape, sides = decide_shape(data_points, cfg, index if shared else None, device)
     timings = {"normalize": t1 - t0, "index": t2 - t1, "orient": time.perf_counter() - t2}
-    return FitData(shape=shape, sides=sides,
+    return FitData(shape=shape, sides=sides, removed=removed,
         normalization=norm, unit=unit, data_points=data_points, data_index=index if shared else None,
         nearest=NearestPoints(index), x_all=torch.from_numpy(unit).to(device),
         seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
@@ -525,7 +536,8 @@ def _finish(cfg: ReconstructionConfig, data: FitData, st: FitState) -> FitResult
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", st.step, seconds, st.step / max(seconds, 1e-9))
     return FitResult(model=model, normalization=data.normalization, config=cfg, history=st.history,
                      seconds=seconds, steps=st.step, data_points=data.data_points, index=data.data_index,
-                     stopped_by=st.stopped_by, timings={**data.timings, "fit": seconds}, shape=data.shape or None)
+                     stopped_by=st.stopped_by, timings={**data.timings, "fit": seconds}, shape=data.shape or None,
+                     removed=data.removed)
 
 
 def fit(

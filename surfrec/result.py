@@ -75,6 +75,8 @@ class FitResult:
         "closed", ``closure`` of the scan's oriented normals, ``open_closure`` threshold,
         ``pieces``; :func:`surfrec.fitting.decide_shape`), kept in the model file; None for
         files of an older surfrec.
+    removed : int
+        Stray points dropped before the fit (``config.remove_stray``; not saved).
     """
 
     model: ImplicitMLP
@@ -89,6 +91,7 @@ class FitResult:
     timings: dict = dataclasses.field(default_factory=dict)
     surface: dict | None = dataclasses.field(default=None, compare=False)
     shape: dict | None = dataclasses.field(default=None, compare=False)
+    removed: int = dataclasses.field(default=0, compare=False)
 
     def data_index(self) -> "SpatialIndex | None":
         """The spatial index over ``data_points`` (the fit's, or built once here)."""

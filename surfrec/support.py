@@ -667,7 +667,7 @@ def _share_vs(what: str, value: float, threshold: float | None) -> str:
 
 
 def summary_line(surface: dict | None, support: dict | None, stray: int | None = None,
-                 n_points: int | None = None) -> str:
+                 n_points: int | None = None, removed: bool = False) -> str:
     """One line from :func:`surfrec.extract_mesh`'s report: the surface decision and its
     evidence, cover and phantom of the mesh written, and the stray points (when counted)."""
     parts = []
@@ -695,7 +695,8 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
         parts.append(f"cover {support['cover']:.3f}, phantom {support['phantom']:.3f} "
                      f"(scan spacing s {support['spacing']:.4g})")
     if stray is not None:
-        share = f" ({100 * stray / n_points:.2f}%, kept)" if n_points else " (kept)"
+        kept = "removed" if removed else "kept"
+        share = f" ({100 * stray / n_points:.2f}%, {kept})" if n_points else f" ({kept})"
         parts.append(f"{stray} stray points{share}")
     if support:
         parts.append(f"per-vertex distance to the scan in s is the PLY property '{SUPPORT_ATTRIBUTE}'")

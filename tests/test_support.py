@@ -317,3 +317,23 @@ def test_fitted_open_cap_is_opened_and_closed_sphere_stays_closed(shape):
     q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
     assert q.shape == (len(mesh.vertices),) and q.dtype == np.float32
     np.testing.assert_allclose(q, vertex_support(mesh.vertices, pts, rep.spacing), rtol=1e-4, atol=1e-4)
+
+
+def test_remove_stray_drops_flying_pixels_before_the_fit():
+    """``remove_stray``: the points find_outliers flags are not fitted and not kept as data
+    points; off (the default), every point is kept."""
+    from surfrec.fitting import fit
+
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(3000, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    strays = p[:12] * rng.uniform(1.5, 1.9, size=(12, 1))  # flying pixels outside the sphere
+    pts = np.concatenate([p, strays])
+    flagged = find_outliers(pts)
+    assert flagged[-12:].all()
+    res = fit(pts, preset="fast", iterations=3, device="cpu", threads=1, remove_stray=True)
+    assert res.removed == int(flagged.sum()) and len(res.data_points) == len(pts) - res.removed
+    radii = np.linalg.norm(res.normalization.to_input(res.data_points), axis=1)
+    assert radii.max() < 1.01
+    keep = fit(pts, preset="fast", iterations=3, device="cpu", threads=1)
+    assert keep.removed == 0 and len(keep.data_points) == len(pts)

@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of |F - c| on the input points (default: the preset's, 1); higher values pull the "
                         "surface onto the points harder (can help open, single-view scans; on closed scans 3 was "
                         "worse, benchmarks/EXPERIMENTS.md)")
+    p.add_argument("--remove-stray", action="store_true", default=None,
+                   help="drop stray points (flying pixels, isolated specks) before fitting; they are always "
+                        "counted and reported")
     p.add_argument("--seed", type=validate.number(FIT["seed"]), default=None, help="random seed (default: 0)")
     p.add_argument("--threads", type=validate.number(FIT["threads"]), default=None, help="CPU threads for torch")
     p.add_argument("--checkpoint", type=validate.out_path(), default=None, metavar="PATH",
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if shape["planar"]:
         log.warning("%s: all points lie in one plane; the result is a thin closed slab around it", args.scan)
     cfg = get_config(args.preset, iterations=args.iters, time_budget=args.time_budget, lr=args.lr,
-                     data_weight=args.data_weight,
+                     data_weight=args.data_weight, remove_stray=args.remove_stray,
                      seed=args.seed, device=args.device, threads=args.threads)
     cfg.extract = dataclasses.replace(cfg.extract, **{k: v for k, v in mesh_overrides(args).items() if v is not None})
     if not args.quiet:
@@ -165,6 +168,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"surfrec: wrote {out} ({describe_mesh(mesh)}) in {t_fit[0] + t_mesh:.1f} s "
               f"(fit {t_fit[0]:.1f} s, {result.steps} steps; mesh {t_mesh:.1f} s)"
               + (f"; model {args.save_model}" if args.save_model else ""))
-        stray = int(find_outliers(cloud.points).sum())  # reported, not removed
-        print(f"surfrec: {summary_line(report['surface'], report['support'], stray, len(cloud.points))}")
+        stray = result.removed if result.config.remove_stray else int(find_outliers(cloud.points).sum())
+        print(f"surfrec: {summary_line(report['surface'], report['support'], stray, len(cloud.points), removed=result.config.remove_stray)}")
     return 0
