@@ -97,7 +97,7 @@ def orient_normals(points: Any, normals: Any, k: int = 10, index: SpatialIndex |
 
     Returns
     -------
-    (N, 3) oriented normals and the number of connected pieces.
+    (N, 3) oriented normals and (N,) int the connected piece of each point (0, 1, ...).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
@@ -129,21 +129,25 @@ def orient_normals(points: Any, normals: Any, k: int = 10, index: SpatialIndex |
         rel *= rel[parent]
         parent = grand
     n *= rel[:, None]
-    return n, int(n_pieces)
+    return n, labels
 
 
 def closure(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None = None,
-            knn: tuple | None = None) -> float:
-    """``|Σ a_i n_i| / Σ a_i`` for oriented unit ``normals`` ((N, 3)), ``a_i`` ∝ the squared
-    distance to the ``k``-th neighbour (the area a point stands for, so density does not
-    weigh): ≈ 0 for a scan all around a closed object, ≈ 0.5 for one view, 1 for a plane."""
+            knn: tuple | None = None, pieces: np.ndarray | None = None) -> float:
+    """``Σ_p |Σ_{i in p} a_i n_i| / Σ a_i`` for oriented unit ``normals`` ((N, 3)), summed over
+    the connected ``pieces`` ((N,) labels; one piece when None) because each piece's sign is
+    arbitrary; ``a_i`` ∝ the squared distance to the ``k``-th neighbour (the area a point
+    stands for, so density does not weigh): ≈ 0 for a scan all around a closed object (every
+    piece of it closed), ≈ 0.5 for one view, 1 for a plane."""
     pts = _points(points)
     n = np.asarray(normals, dtype=np.float64)
     _, _, area = knn_graph(pts, k, index, knn)
     total = float(area.sum())
     if total <= 0:
         return 1.0  # every point on top of its neighbours: no area, nothing enclosed
-    return float(np.linalg.norm((n * area[:, None]).sum(axis=0)) / total)
+    labels = np.zeros(len(pts), dtype=np.int64) if pieces is None else np.asarray(pieces)
+    sums = np.stack([np.bincount(labels, weights=n[:, j] * area) for j in range(3)], axis=1)
+    return float(np.linalg.norm(sums, axis=1).sum() / total)
 
 
 def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
@@ -157,5 +161,5 @@ def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
     pts = _points(points)
     knn = neighbors(pts, max(normal_k, orient_k + 1), index)
     n = estimate_normals(pts, normal_k, knn=knn)
-    n, pieces = orient_normals(pts, n, orient_k, knn=knn)
-    return n.astype(np.float32), closure(pts, n, orient_k, knn=knn), pieces
+    n, labels = orient_normals(pts, n, orient_k, knn=knn)
+    return n.astype(np.float32), closure(pts, n, orient_k, knn=knn, pieces=labels), int(labels.max()) + 1

@@ -42,14 +42,14 @@ def test_normals_match_naive_plane_fit():
 def test_orientation_is_consistent_on_a_sphere_and_a_saddle():
     p = _sphere(3000)
     flips = np.where(np.random.default_rng(2).random(len(p)) < 0.5, -1.0, 1.0)
-    n, pieces = orient_normals(p, p * flips[:, None], k=10)
-    assert pieces == 1
+    n, labels = orient_normals(p, p * flips[:, None], k=10)
+    assert labels.max() == 0
     s = np.sign(np.einsum("ij,ij->i", n, p))
     assert abs(s.sum()) == len(p)  # all outward or all inward
     # two far-apart spheres: two pieces, each consistent on its own
     two = np.concatenate([p[:1500], p[1500:] + 5.0])
-    n, pieces = orient_normals(two, (two - np.repeat([[0.0] * 3, [5.0] * 3], 1500, axis=0)) * flips[:, None], k=10)
-    assert pieces == 2
+    n, labels = orient_normals(two, (two - np.repeat([[0.0] * 3, [5.0] * 3], 1500, axis=0)) * flips[:, None], k=10)
+    assert labels.max() == 1 and len(set(labels[:1500])) == 1
     for part, c in ((slice(0, 1500), 0.0), (slice(1500, 3000), 5.0)):
         assert abs(np.sign(np.einsum("ij,ij->i", n[part], two[part] - c)).sum()) == 1500
     # a saddle patch z = x² − y² (open, curved both ways): one sign relative to the true normal
@@ -73,6 +73,12 @@ def test_closure_is_zero_for_closed_and_half_for_a_hemisphere():
     # against the brute-force formula on an uneven sample (density must not weigh)
     q = cap[:800]
     assert closure(q, q, k=10) == pytest.approx(_naive_closure(q, q, 10), rel=1e-9)
+    # two caps far apart, one with its normals flipped (each piece's sign is arbitrary)
+    caps = np.concatenate([cap, cap + 5.0])
+    signs = np.repeat([1.0, -1.0], len(cap))[:, None]
+    labels = np.repeat([0, 1], len(cap))
+    assert closure(caps, np.concatenate([cap, cap]) * signs, k=10, pieces=labels) == pytest.approx(0.5, abs=0.05)
+    assert closure(caps, np.concatenate([cap, cap]) * signs, k=10) < 0.05  # as one piece they cancel
     dense = np.concatenate([cap[cap[:, 0] > 0], _sphere(20000, seed=5)])  # half of the cap 10x denser
     dense = dense[dense[:, 2] > 0]
     assert closure(dense, dense, k=10) == pytest.approx(0.5, abs=0.06)
