@@ -15,8 +15,8 @@ Usage::
     python benchmarks/bench_post.py --before /tmp/base --after . \\
         --scans /work/shared/data/bench/{armadillo,spot_noisy,fandisk}.xyz --repeats 3
 
-Models are fitted once (``--steps`` iterations, seed 0, by the ``--after`` tree) and cached
-in ``--cache``.
+Models are fitted once (``--steps`` iterations, seed 0, by the ``--before`` tree: a model
+file of a newer surfrec may hold config fields an older one refuses) and cached in ``--cache``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def _run(tree: Path, code: str, *args: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, check=True,
                          capture_output=True, text=True)
-    return out.stdout.strip().splitlines()[-1]
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def main() -> None:
@@ -101,7 +102,8 @@ def main() -> None:
         case = Path(scan).name.split(".")[0]
         model = args.cache / f"{case}_{args.steps}.pt"
         if not model.exists():
-            _run(trees["after"], _FIT, str(Path(scan).resolve()), str(model), str(args.steps))
+            # the older tree fits: newer code reads older model files, not always the reverse
+            _run(trees["before"], _FIT, str(Path(scan).resolve()), str(model), str(args.steps))
         runs: dict[str, list] = {"before": [], "after": []}
         for _ in range(args.repeats):
             for name, tree in trees.items():
