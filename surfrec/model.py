@@ -219,6 +219,18 @@ class ImplicitMLP(nn.Module):
             return nn.functional.softplus(z, beta=b, threshold=20.0)
         return nn.functional.softplus((z * b).clamp(min=-SOFTPLUS_FLOOR), threshold=20.0) / b
 
+    def _act_(self, z: torch.Tensor) -> torch.Tensor:
+        """:meth:`_act` without autograd, in place on ``z`` (``z`` is consumed): the same
+        values bit for bit (same ops, same order), without the temporaries of ``z * β``,
+        the clamp and the division (grid evaluation: 1.1x of the whole pass)."""
+        if self.config.activation == "relu":
+            return torch.relu_(z)
+        b = self.config.softplus_beta
+        if z.dtype == torch.float64:
+            return nn.functional.softplus(z, beta=b, threshold=20.0)
+        t = z.mul_(b).clamp_(min=-SOFTPLUS_FLOOR)
+        return nn.functional.softplus(t, threshold=20.0).div_(b)
+
     def _act_grad(self, z: torch.Tensor) -> torch.Tensor:
         if self.config.activation == "relu":
             return (z > 0).to(z.dtype)
@@ -261,6 +273,28 @@ class ImplicitMLP(nn.Module):
                 h = torch.cat([h, x], dim=-1) * skip_scale
             h = self._act(lin(h))
         return self.out(h).squeeze(-1)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) without autograd: :meth:`forward`'s values (bit for bit), activations in
+        place. For inference only (grids, the surface step); the result is computed as if
+        under ``torch.no_grad``.
+
+        Parameters
+        ----------
+        x : (M, 3) float tensor
+
+        Returns
+        -------
+        (M,) tensor
+        """
+        with torch.no_grad():
+            h = self._input(x)
+            skip_scale = 1.0 / math.sqrt(2.0)
+            for i, lin in enumerate(self.layers):
+                if i in self.config.skip_layers:
+                    h = torch.cat([h, x], dim=-1) * skip_scale
+                h = self._act_(lin(h))
+            return self.out(h).squeeze(-1)
 
     def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """F(x) and ∇ₓF(x) in closed form: one forward pass, one reverse sweep, no autograd.

@@ -226,6 +226,7 @@ REFINE: dict[str, Range] = {
     "max_spacing": Range(0, None, lo_open=True),
     "noise_samples": Range(10, None, integer=True),
     "chunk_size": Range(1, None, integer=True),
+    "chunk_neighbors": Range(1, None, integer=True),
     "seed": SEED,
 }
 

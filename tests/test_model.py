@@ -152,3 +152,43 @@ def test_closed_form_value_and_grad_against_float64_autograd(cfg):
     scale = float(g_ref.abs().max())
     torch.testing.assert_close(f32.double(), f_ref.detach(), rtol=0, atol=2e-5)
     torch.testing.assert_close(g32.double(), g_ref, rtol=0, atol=2e-5 * max(1.0, scale))
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(hidden_dim=64, n_hidden_layers=3),
+    ModelConfig(hidden_dim=32, n_hidden_layers=5, skip_layers=(2,)),
+    ModelConfig(hidden_dim=32, activation="relu"),
+    ModelConfig(hidden_dim=16, n_hidden_layers=2, **GRID),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inplace_value_equals_forward_bit_for_bit(cfg, dtype):
+    # value() is forward() under no_grad with the activation in place: the same numbers exactly
+    m = _perturbed(cfg).to(dtype)
+    x = (torch.rand(3000, 3) * 2.4 - 1.2).to(dtype)
+    with torch.no_grad():
+        ref = m(x)
+    got = m.value(x)
+    assert torch.equal(got, ref) and not got.requires_grad
+    with torch.inference_mode():
+        assert torch.equal(m.value(x), ref)
+    z = torch.linspace(-1.0, 1.0, 5001, dtype=dtype)
+    with torch.no_grad():
+        assert torch.equal(m._act_(z.clone()), m._act(z))
+
+
+def test_field_is_the_same_at_any_batch_size(monkeypatch):
+    # FIELD_BATCH is a speed setting only: each point's value does not depend on its batch
+    import numpy as np
+
+    from surfrec import result as result_mod
+    from surfrec.normalize import Normalization
+
+    m = _perturbed(ModelConfig(hidden_dim=64, n_hidden_layers=3))
+    res = result_mod.FitResult(model=m, normalization=Normalization.identity(), config=None, history={},
+                               seconds=0.0, steps=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (20_000, 3)).astype(np.float32)
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x)).numpy()
+    for batch in (1000, 4096, 16_384):
+        monkeypatch.setattr(result_mod, "FIELD_BATCH", batch)
+        np.testing.assert_array_equal(res.field()(x), ref)
