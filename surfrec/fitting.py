@@ -409,10 +409,11 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
         if sides is None:
             target = data.nearest(ps)
         else:  # an open surface: only its sheet is pulled, not the level set closing the inside
-            nn = torch.from_numpy(sides.nearest.indices(ps)).to(dev)
+            nn = torch.from_numpy(sides.nearest.indices(ps, upto=sides.sample_radius)).to(dev)
+            near = nn >= 0
+            nn = nn.clamp(min=0)
             target = sides.points[nn]
-            sheet = ((ps - target).norm(dim=1) <= sides.sample_radius) & (
-                (st.g_buf[ok] * sides.normals[nn]).sum(dim=1) > 0)
+            sheet = near & ((st.g_buf[ok] * sides.normals[nn]).sum(dim=1) > 0)
             p_theta, target = p_theta[sheet], target[sheet]
         if target.shape[0]:
             terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, target))

@@ -98,17 +98,21 @@ class NearestPoints:
             spacing = float(self.coarse.query(probe, k=2)[0][:, 1].mean())
             self.near = COARSE_NN_NEAR * spacing
 
-    def indices(self, q: torch.Tensor, eps: float = 0.0) -> np.ndarray:
-        """(M, D) tensor → (M,) int64 index of the nearest input point of each row."""
+    def indices(self, q: torch.Tensor, eps: float = 0.0, upto: float = np.inf) -> np.ndarray:
+        """(M, D) tensor → (M,) int64 index of the nearest input point of each row; −1 where
+        none lies within ``upto`` (the search stops there: far queries are the slow ones)."""
         qn = q.detach().float().cpu().numpy()
         if self.coarse is None:
-            _, idx = self.index.query(qn, k=1, eps=eps)
+            _, idx = self.index.query(qn, k=1, eps=eps, distance_upper_bound=upto)
+            idx = np.where(idx >= len(self.points), -1, idx)
         else:
             dc, ic = self.coarse.query(qn, k=1)
             idx = self.coarse_idx[ic]
             near = dc < self.near
             if near.any():
                 idx[near] = self.index.query(qn[near], k=1, eps=eps)[1]
+            if np.isfinite(upto):
+                idx = np.where(np.linalg.norm(self.points[idx] - qn, axis=1) <= upto, idx, -1)
         return np.asarray(idx, dtype=np.int64)
 
     def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
