@@ -266,12 +266,16 @@ class ImplicitMLP(nn.Module):
         -------
         (M,) tensor
         """
+        return self._pass(x, self._act)
+
+    def _pass(self, x: torch.Tensor, act) -> torch.Tensor:
+        """The layers with activation ``act``: (M, 3) -> (M,)."""
         h = self._input(x)
         skip_scale = 1.0 / math.sqrt(2.0)
         for i, lin in enumerate(self.layers):
             if i in self.config.skip_layers:
                 h = torch.cat([h, x], dim=-1) * skip_scale
-            h = self._act(lin(h))
+            h = act(lin(h))
         return self.out(h).squeeze(-1)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
@@ -288,13 +292,7 @@ class ImplicitMLP(nn.Module):
         (M,) tensor
         """
         with torch.no_grad():
-            h = self._input(x)
-            skip_scale = 1.0 / math.sqrt(2.0)
-            for i, lin in enumerate(self.layers):
-                if i in self.config.skip_layers:
-                    h = torch.cat([h, x], dim=-1) * skip_scale
-                h = self._act_(lin(h))
-            return self.out(h).squeeze(-1)
+            return self._pass(x, self._act_)
 
     def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """F(x) and ∇ₓF(x) in closed form: one forward pass, one reverse sweep, no autograd.

@@ -14,10 +14,11 @@ def sphere_points(n: int, r: float = 0.5, seed: int = 0) -> np.ndarray:
     return r * d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
-def naive_height(center, normal, points, k):
-    """One plain weighted least-squares quadric, written out (robust_iterations=0)."""
-    d = np.linalg.norm(points - center, axis=1)
-    nb = points[np.argsort(d)[:k]] - center
+def naive_frame(center, normal, points, k):
+    """The k nearest points in the tangent frame of ``normal`` at ``center``, written out:
+    (neighbour order, heights s, tangent coordinates u, w, r² = u² + w², h² = lower median of r²)."""
+    order = np.argsort(np.linalg.norm(points - center, axis=1))[:k]
+    nb = points[order] - center
     n = normal / np.linalg.norm(normal)
     helper = np.array([1.0, 0, 0]) if abs(n[0]) < 0.9 else np.array([0, 1.0, 0])
     t1 = np.cross(n, helper)
@@ -25,7 +26,12 @@ def naive_height(center, normal, points, k):
     t2 = np.cross(n, t1)
     s, u, w = nb @ n, nb @ t1, nb @ t2
     r2 = u * u + w * w
-    h2 = np.sort(r2)[(k - 1) // 2]  # the lower median (torch.median)
+    return order, s, u, w, r2, np.sort(r2)[(k - 1) // 2]  # the lower median (torch.median)
+
+
+def naive_height(center, normal, points, k):
+    """One plain weighted least-squares quadric, written out (robust_iterations=0)."""
+    _, s, u, w, r2, h2 = naive_frame(center, normal, points, k)
     un, wn = u / np.sqrt(h2), w / np.sqrt(h2)
     A = np.stack([np.ones(k), un, wn, un * un, un * wn, wn * wn], 1)
     wt = np.exp(-0.5 * r2 / h2)
@@ -163,16 +169,8 @@ def naive_robust_height(center, normal, points, k, point_normals, robust_iterati
                         agreement=0.5, min_support=6):
     """local_heights' whole recipe for one centre, written out in float64: neighbours facing
     away get weight 1e-6, reweighting by the residual over 3 robust (MAD) scales."""
-    order = np.argsort(np.linalg.norm(points - center, axis=1))[:k]
-    nb = points[order] - center
+    order, s, u, w, r2, h2 = naive_frame(center, normal, points, k)
     n = normal / np.linalg.norm(normal)
-    helper = np.array([1.0, 0, 0]) if abs(n[0]) < 0.9 else np.array([0, 1.0, 0])
-    t1 = np.cross(n, helper)
-    t1 /= np.linalg.norm(t1)
-    t2 = np.cross(n, t1)
-    s, u, w = nb @ n, nb @ t1, nb @ t2
-    r2 = u * u + w * w
-    h2 = np.sort(r2)[(k - 1) // 2]
     h = np.sqrt(h2)
     A = np.stack([np.ones(k), u / h, w / h, (u / h) ** 2, u * w / h2, (w / h) ** 2], 1)
     pn = point_normals[order] / np.linalg.norm(point_normals[order], axis=1, keepdims=True)
