@@ -253,7 +253,7 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     if mode == "closed":
         return {"fit_surface": "closed"}, None
     index = index if index is not None else SpatialIndex(points)
-    normals, clos, pieces = scan_orientation(points, sc.normal_k, sc.orient_k, index)
+    normals, clos, pieces = scan_orientation(points, sc.normal_k, sc.orient_k, index, sc.closure_area_clip)
     fit_surface = "open" if mode == "open" or clos > sc.open_closure else "closed"
     shape = {"fit_surface": fit_surface, "closure": round(clos, 4), "open_closure": sc.open_closure,
              "pieces": pieces}

@@ -425,9 +425,13 @@ class SurfaceConfig:
     """Auto mode, before the fit: the scan is open when the closure of its oriented normals
     (:func:`surfrec.orient.closure`, |Σ a n| / Σ a: 0 for any closed surface, 0.5 for a
     hemisphere, 1 for a plane) exceeds this; the fit then gives F a side at the sheet
-    (``side_weight``). Measured: closed scans ≤ 0.053, single views ≥ 0.37
-    (benchmarks/RESULTS_REAL.md). A closed object with an unscanned base stays closed while
-    its hole's projected area is under ~20% of its surface."""
+    (``side_weight``). Measured: closed scans ≤ 0.080, single views ≥ 0.51
+    (benchmarks/RESULTS_REAL.md); 0.2 is their geometric mean. A closed object with an
+    unscanned base stays closed while its hole's projected area is under ~20% of its
+    surface."""
+    closure_area_clip: float = 1.0
+    """The area weight of a point in the closure is capped at this many times the median
+    (:func:`surfrec.orient.closure`)."""
     normal_k: int = 16
     """Neighbours of the plane fit of each point's normal (:func:`surfrec.orient.estimate_normals`)."""
     orient_k: int = 10

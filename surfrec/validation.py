@@ -275,6 +275,7 @@ SUPPORT: dict[str, Range] = {
 #: :class:`surfrec.support.SurfaceConfig` (open/closed decision, open extraction, warnings).
 SURFACE: dict[str, Range] = {
     "open_closure": Range(0, 1, hi_open=True),
+    "closure_area_clip": Range(0, None, lo_open=True),
     "normal_k": Range(3, 1000, integer=True),
     "orient_k": Range(1, 1000, integer=True),
     "open_phantom": Range(0, 1, lo_open=True, hi_open=True),

@@ -25,9 +25,9 @@ def _naive_normals(p: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _naive_closure(p: np.ndarray, n: np.ndarray, k: int) -> float:
+def _naive_closure(p: np.ndarray, n: np.ndarray, k: int, clip: float = np.inf) -> float:
     d = np.sort(np.linalg.norm(p[:, None] - p[None], axis=2), axis=1)[:, k]  # k-th other point
-    a = d ** 2
+    a = np.minimum(d ** 2, clip * np.median(d ** 2))
     return float(np.linalg.norm((n * a[:, None]).sum(0)) / a.sum())
 
 
@@ -72,7 +72,15 @@ def test_closure_is_zero_for_closed_and_half_for_a_hemisphere():
     assert closure(plane, np.tile([0.0, 0.0, 1.0], (2000, 1)), k=10) == pytest.approx(1.0, abs=1e-9)
     # against the brute-force formula on an uneven sample (density must not weigh)
     q = cap[:800]
-    assert closure(q, q, k=10) == pytest.approx(_naive_closure(q, q, 10), rel=1e-9)
+    assert closure(q, q, k=10) == pytest.approx(_naive_closure(q, q, 10, clip=1.0), rel=1e-9)
+    assert closure(q, q, k=10, area_clip=1e9) == pytest.approx(_naive_closure(q, q, 10), rel=1e-9)
+    # sparse points with wrong normals (leaking through at silhouettes) do not outweigh the rest
+    rng = np.random.default_rng(6)
+    leak = np.column_stack([rng.uniform(-1, 1, size=(40, 2)), np.full(40, -0.3)])  # sparse: big areas
+    view = np.concatenate([cap, leak])
+    normals = np.concatenate([cap, np.tile([0.0, 0.0, -1.0], (40, 1))])
+    assert closure(view, normals, k=10) > 0.45
+    assert closure(view, normals, k=10, area_clip=1e9) < 0.3  # uncapped they would
     # two caps far apart, one with its normals flipped (each piece's sign is arbitrary)
     caps = np.concatenate([cap, cap + 5.0])
     signs = np.repeat([1.0, -1.0], len(cap))[:, None]
