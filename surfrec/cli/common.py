@@ -36,7 +36,7 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--surface", choices=SURFACES, default=None,
                    help="closed: a watertight surface; open: only the part of the level set the data support "
                         "(fitted with a side at the sheet, then trimmed); auto (default): open when the scan's "
-                        "oriented normals do not close (a single view: closure > 0.2; closed scans measure < 0.06), "
+                        "oriented normals do not close (closure > 0.2: single views measured >= 0.51, closed scans <= 0.08), "
                         "or when more than 25%% of a closed fit lies farther than 4 point spacings from the scan")
     parser.epilog = ((parser.epilog or "") + " Mesh options not given take the values stored with the model "
                      "(what `surfrec fit` used), else the defaults shown.").strip()
