@@ -20,7 +20,8 @@ from pathlib import Path
 
 BENCH = Path(os.environ.get("SURFREC_BENCH", "/work/shared/data/bench"))
 FIELDS = ["case", "steps", "seed", "overrides", "fit_wall_s", "fit_cpu_s", "extract_wall_s", "extract_cpu_s",
-          "cd_x1000", "normal_consistency", "n_faces", "final_surface", "final_data"]
+          "cd_x1000", "normal_consistency", "n_faces", "final_surface", "final_data",
+          "acc_x1000", "comp_x1000", "hausdorff_x1000", "surface_mode"]
 
 
 def _patch_open3d() -> None:
@@ -48,7 +49,7 @@ def _patch_open3d() -> None:
     metrics._to_mesh = to_mesh
 
 
-def run_one(case: str, steps: int, seed: int, overrides: dict) -> tuple[dict, dict]:
+def run_one(case: str, steps: int, seed: int, overrides: dict, mesh_out: Path | None = None) -> tuple[dict, dict]:
     import surfrec
 
     _patch_open3d()
@@ -56,16 +57,23 @@ def run_one(case: str, steps: int, seed: int, overrides: dict) -> tuple[dict, di
     w0, c0 = time.perf_counter(), time.process_time()
     res = surfrec.fit(str(scan), iterations=steps, time_budget=0, seed=seed, **overrides)
     w1, c1 = time.perf_counter(), time.process_time()
-    mesh = surfrec.extract_mesh(res, resolution=256)
+    report: dict = {}
+    mesh = surfrec.extract_mesh(res, resolution=256, report=report)
     w2, c2 = time.perf_counter(), time.process_time()
     ev = surfrec.evaluate(mesh, str(gt))
+    if mesh_out is not None:
+        mesh_out.parent.mkdir(parents=True, exist_ok=True)
+        mesh.export(mesh_out)
     h = res.history
     row = {"case": case, "steps": res.steps, "seed": seed, "overrides": json.dumps(overrides, sort_keys=True),
            "fit_wall_s": round(w1 - w0, 2), "fit_cpu_s": round(c1 - c0, 2),
            "extract_wall_s": round(w2 - w1, 2), "extract_cpu_s": round(c2 - c1, 2),
            "cd_x1000": round(1000 * ev["chamfer_l1"], 4),
            "normal_consistency": round(ev["normal_consistency"], 4), "n_faces": len(mesh.faces),
-           "final_surface": h["surface"][-1], "final_data": h["data"][-1]}
+           "final_surface": h["surface"][-1], "final_data": h["data"][-1],
+           "acc_x1000": round(1000 * ev["acc"], 4), "comp_x1000": round(1000 * ev["comp"], 4),
+           "hausdorff_x1000": round(1000 * ev["hausdorff"], 2),
+           "surface_mode": (report.get("surface") or {}).get("surface")}
     return row, h
 
 
@@ -77,9 +85,12 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="FitConfig overrides (JSON values), e.g. lr=0.01")
+    ap.add_argument("--hist-dir", type=Path, default=None,
+                    help="where the fit histories go (default: OUT with the suffix .hist)")
+    ap.add_argument("--mesh-dir", type=Path, default=None, help="also write every mesh there (PLY)")
     args = ap.parse_args()
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    hist_dir = args.out.with_suffix(".hist")
+    hist_dir = args.hist_dir or args.out.with_suffix(".hist")
     hist_dir.mkdir(parents=True, exist_ok=True)
     new = not args.out.exists()
     with args.out.open("a", newline="") as fh:
@@ -89,11 +100,13 @@ def main() -> None:
         for seed in args.seeds:
             for steps in args.steps:
                 for case in args.cases:
-                    row, hist = run_one(case, steps, seed, overrides)
+                    tag = "_".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+                    name = f"{case}_{steps}_s{seed}{('_' + tag) if tag else ''}"
+                    row, hist = run_one(case, steps, seed, overrides,
+                                        args.mesh_dir / f"{name}.ply" if args.mesh_dir else None)
                     wr.writerow(row)
                     fh.flush()
-                    tag = "_".join(f"{k}{v}" for k, v in sorted(overrides.items()))
-                    (hist_dir / f"{case}_{steps}_s{seed}{('_' + tag) if tag else ''}.json").write_text(json.dumps(hist))
+                    (hist_dir / f"{name}.json").write_text(json.dumps(hist))
                     print(json.dumps(row), flush=True)
 
 

@@ -147,6 +147,12 @@ class ReconstructionConfig:
     """Size of the persistent buffer of level-set samples."""
     refresh_fraction: float = 0.1
     """Share of the sample buffer replaced by fresh seeds at every step."""
+    keep_far_fraction: float = 0.0
+    """Share of the sample buffer, the samples farthest from the data at the last step,
+    that the refresh never replaces (they keep working on stray surface, e.g. a membrane
+    over a hole; 0: the refresh picks uniformly). Off by default: 0.3–0.4 fixed
+    abc00994122 at 3000 steps but not bunny_sparse, hurt one 6000-step seed, and 0.6 tore
+    the surface (benchmarks/EXPERIMENTS.md, session 5)."""
     newton_steps: int = 1
     """Newton steps per training step for the (warm-started) sample buffer."""
     init_newton_steps: int = 10

@@ -115,6 +115,9 @@ class FitState:
     """(n_samples, 3) persistent level-set samples."""
     f_buf: torch.Tensor = None
     g_buf: torch.Tensor = None
+    d_buf: torch.Tensor | None = None
+    """(n_samples,) each sample's distance to its nearest input point at the last step (0 for
+    samples left out of the loss); only kept when ``keep_far_fraction > 0``."""
     history: dict = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
     step: int = 0
     lr_scale: float = 1.0
@@ -294,6 +297,7 @@ def _fresh_buffer(cfg: ReconstructionConfig, data: FitData, st: FitState) -> Non
     """A new sample buffer: seeds projected with ``init_newton_steps`` Newton steps."""
     st.buf, st.f_buf, st.g_buf = newton_iterate(st.model, _seeds(cfg, data, st.gen, cfg.n_samples),
                                                 float(cfg.level), cfg.init_newton_steps, cfg.eps)
+    st.d_buf = None
 
 
 def init_state(cfg: ReconstructionConfig, data: FitData, device: torch.device,
@@ -314,6 +318,7 @@ def _restore(st: FitState, saved: dict, device: torch.device, resume: Any, total
     st.model.load_state_dict(saved["model"])
     st.opt.load_state_dict(saved["optimizer"])
     st.buf, st.f_buf, st.g_buf = (saved["buffer"][k].to(device) for k in ("p", "f", "g"))
+    st.d_buf = saved["buffer"]["d"].to(device) if "d" in saved["buffer"] else None
     st.gen.set_state(saved["generator"])
     st.history, st.step, st.lr_scale, st.failures = (saved["history"], saved["step"], saved["lr_scale"],
                                                      saved["failures"])
@@ -349,6 +354,16 @@ def _schedule(cfg: ReconstructionConfig, st: FitState, elapsed: float) -> tuple[
     return lr, total
 
 
+def _refresh_indices(cfg: ReconstructionConfig, st: FitState, n_refresh: int) -> torch.Tensor:
+    """Buffer slots the refresh replaces: uniform, or (``keep_far_fraction`` > 0) uniform
+    among all but the samples farthest from the data at the last step, which stay."""
+    if cfg.keep_far_fraction > 0 and st.d_buf is not None:
+        n_pool = cfg.n_samples - int(round(cfg.n_samples * cfg.keep_far_fraction))
+        pool = torch.argsort(st.d_buf)[:max(1, n_pool)]
+        return pool[torch.randint(0, pool.numel(), (n_refresh,), generator=st.gen).to(pool.device)]
+    return torch.randint(0, cfg.n_samples, (n_refresh,), generator=st.gen).to(st.buf.device)
+
+
 @torch.no_grad()
 def _project_samples(cfg: ReconstructionConfig, data: FitData, st: FitState) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1: refresh a share of the buffer, warm-start Newton from the last positions.
@@ -358,7 +373,7 @@ def _project_samples(cfg: ReconstructionConfig, data: FitData, st: FitState) -> 
     lvl = float(cfg.level)
     n_refresh = int(round(cfg.n_samples * cfg.refresh_fraction))
     if n_refresh > 0:
-        ridx = torch.randint(0, cfg.n_samples, (n_refresh,), generator=st.gen).to(st.buf.device)
+        ridx = _refresh_indices(cfg, st, n_refresh)
         st.buf[ridx] = _seeds(cfg, data, st.gen, n_refresh)
     st.buf, st.f_buf, st.g_buf = newton_iterate(st.model, st.buf, lvl, cfg.newton_steps, cfg.eps)
     bad = ~torch.isfinite(st.buf).all(dim=1) | (st.buf.abs() > cfg.box).any(dim=1)
@@ -408,6 +423,9 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
         p_theta = sample_network(model, ps, st.f_buf[ok], st.g_buf[ok], eps=cfg.eps, f=f_s)
         if sides is None:
             target = data.nearest(ps)
+            if cfg.keep_far_fraction > 0:
+                st.d_buf = torch.zeros(st.buf.shape[0], device=dev)
+                st.d_buf[ok] = (ps - target).norm(dim=1)
         else:  # an open surface: only its sheet is pulled, not the level set closing the inside
             nn = torch.from_numpy(sides.nearest.indices(ps, upto=sides.sample_radius)).to(dev)
             near = nn >= 0
@@ -488,7 +506,8 @@ def _interrupt(cfg: ReconstructionConfig, data: FitData, st: FitState, checkpoin
     if checkpoint is not None:
         _save_checkpoint(checkpoint, {
             "config": cfg.to_dict(), "fingerprint": data.fingerprint, "model": st.model.state_dict(),
-            "optimizer": st.opt.state_dict(), "buffer": {"p": st.buf, "f": st.f_buf, "g": st.g_buf},
+            "optimizer": st.opt.state_dict(), "buffer": {"p": st.buf, "f": st.f_buf, "g": st.g_buf,
+                                                            **({} if st.d_buf is None else {"d": st.d_buf})},
             "generator": st.gen.get_state(), "history": st.history, "step": st.step, "lr_scale": st.lr_scale,
             "failures": st.failures, "elapsed": time.perf_counter() - st.t0})
     raise FitInterrupted(st.step, cfg.iterations, checkpoint)

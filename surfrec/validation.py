@@ -161,6 +161,7 @@ FIT: dict[str, Range] = {
     "batch_points": Range(1, None, integer=True),
     "n_samples": Range(1, None, integer=True),
     "refresh_fraction": Range(0, 1),
+    "keep_far_fraction": Range(0, 1),
     "newton_steps": Range(0, None, integer=True),
     "init_newton_steps": Range(0, None, integer=True),
     "seed_k": Range(1, None, integer=True),

@@ -260,3 +260,17 @@ def test_fit_restores_the_callers_thread_count():
     before = torch.get_num_threads()
     fit(np.random.default_rng(1).normal(size=(300, 3)), iterations=2, threads=1, seed=0, device="cpu")
     assert torch.get_num_threads() == before
+
+
+def test_refresh_keeps_the_samples_farthest_from_the_data():
+    """keep_far_fraction: the refresh never replaces the samples farthest from the data."""
+    from surfrec.fitting import FitState, _refresh_indices
+
+    cfg = get_config("default", n_samples=100, keep_far_fraction=0.2)
+    st = FitState(model=None, opt=None, gen=torch.Generator().manual_seed(0), buf=torch.zeros(100, 3))
+    st.d_buf = torch.rand(100, generator=torch.Generator().manual_seed(1))
+    far = set(torch.argsort(st.d_buf)[80:].tolist())
+    idx = _refresh_indices(cfg, st, 1000)
+    assert not far & set(idx.tolist()) and len(set(idx.tolist())) > 60
+    st.d_buf = None  # no distances yet (first step, fresh buffer): uniform over all slots
+    assert far & set(_refresh_indices(cfg, st, 1000).tolist())

@@ -26,8 +26,10 @@ def cloud() -> np.ndarray:
     return p / np.linalg.norm(p, axis=1, keepdims=True) * np.array([1.0, 0.6, 0.4]) + 3.0
 
 
-def test_resume_reproduces_the_uninterrupted_fit(cloud, tmp_path):
-    full = fit(cloud, **SMALL)
+@pytest.mark.parametrize("keep_far", [0.0, 0.2])
+def test_resume_reproduces_the_uninterrupted_fit(cloud, tmp_path, keep_far):
+    """Also with ``keep_far_fraction`` (the samples' last distances travel in the checkpoint)."""
+    full = fit(cloud, keep_far_fraction=keep_far, **SMALL)
     calls = {"n": 0}
 
     def stop() -> bool:
@@ -36,7 +38,7 @@ def test_resume_reproduces_the_uninterrupted_fit(cloud, tmp_path):
 
     ckpt = tmp_path / "fit.ckpt.pt"
     with pytest.raises(FitInterrupted) as info:
-        fit(cloud, stop=stop, checkpoint=ckpt, **SMALL)
+        fit(cloud, stop=stop, checkpoint=ckpt, keep_far_fraction=keep_far, **SMALL)
     assert info.value.step == 12 and ckpt.is_file()
     resumed = fit(cloud, resume=ckpt, preset="default")  # the checkpoint's settings win
     assert resumed.steps == full.steps == 30
