@@ -690,7 +690,9 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
                             + (" (gain below " if surface["surface"] == "closed" else " (gain at least ")
                             + f"{surface['open_cover_gain']:g})")
         if surface.get("source") and surface["surface"] == "open":
-            evidence.append(f"open from the {surface['source']} candidate")
+            evidence.append({"closed": "the level set trimmed to the scan",
+                             "shell": "a shell level set around the scan, trimmed"}.get(
+                                 surface["source"], f"the {surface['source']} candidate"))
         if surface.get("skipped"):
             evidence.append(surface["skipped"])
         parts.append(f"surface {surface['surface']} ({surface['mode']}" + (": " + "; ".join(evidence) if evidence else "")
