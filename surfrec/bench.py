@@ -35,10 +35,10 @@ _SCAN_EXTENSIONS = (".xyz", ".ply", ".pts", ".txt", ".npy", ".npz", ".pcd")
 #: Columns of results.csv, in order.
 COLUMNS = ("case", "method", "status", "seconds", "peak_mem_mb", "chamfer_l1", "chamfer_l2",
            "hausdorff", "normal_consistency", "fscore_0.005", "fscore_0.01", "n_faces", "watertight",
-           "n_components", "steps", "stopped_by", "t_read", "t_normalize", "t_index", "t_fit", "t_extract",
-           "t_filter", "t_refine", "t_surface", "t_write", "error")
+           "n_components", "steps", "stopped_by", "t_read", "t_normalize", "t_index", "t_orient", "t_fit", "t_extract",
+           "t_filter", "t_pretrim", "t_refine", "t_surface", "t_write", "error")
 #: Stages of the time breakdown (``t_<stage>`` columns; ``seconds`` is read → written mesh).
-STAGES = ("read", "normalize", "index", "fit", "extract", "filter", "refine", "surface", "write")
+STAGES = ("read", "normalize", "index", "orient", "fit", "extract", "filter", "pretrim", "refine", "surface", "write")
 
 
 @dataclass
