@@ -21,6 +21,8 @@ Executors:
 
 from __future__ import annotations
 
+import dataclasses
+
 import glob
 import json
 import logging
@@ -133,15 +135,17 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
     rec = {"input": job.input, "output": job.output, "model": job.model, "status": "failed",
            "seconds": None, "peak_mem_mb": None, "error": None, "steps": None}
     try:
-        from .fitting import fit
+        from .fitting import fit, get_config
         from .io import load_points, save_mesh
         from .pipeline import extract_mesh, mesh_settings
         from .result import save_model
 
         cloud = load_points(job.input)
         # the thread count is part of the fit's config (results depend on it, not on the machine)
-        result = fit(cloud, preset=options.preset, device=options.device,
-                     **{"threads": options.threads, **options.overrides})
+        cfg = get_config(options.preset, device=options.device, **{"threads": options.threads, **options.overrides})
+        # the fit decides closed / open too (as `surfrec fit` does)
+        cfg.extract = dataclasses.replace(cfg.extract, surface=options.surface)
+        result = fit(cloud, config=cfg)
         # the mesh settings travel with the model (`surfrec mesh` replays them)
         result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
                                               components=options.components, refine=options.refine,

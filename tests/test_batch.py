@@ -102,3 +102,23 @@ def test_cli_batch_exit_codes(tmp_path, scans):
     r = subprocess.run(cmd[:4] + [str(tmp_path / "missing.xyz")] + cmd[5:], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 2 and "missing.xyz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_batch_surface_mode_reaches_the_fit(tmp_path):
+    """``--surface`` decides the fit too, as in ``surfrec fit``: open fits a closed sphere as an
+    open surface, closed skips the decision, auto measures the closure."""
+    import dataclasses
+
+    from surfrec.result import load_model
+
+    d = tmp_path / "scans"
+    d.mkdir()
+    _sphere(d / "s.xyz", n=1500)
+    shapes = {}
+    for mode in ("open", "closed", "auto"):
+        out = tmp_path / f"out-{mode}"
+        run_batch([d], out, dataclasses.replace(TINY, surface=mode), workers=1, save_models=True)
+        shapes[mode] = load_model(out / "s.pt").shape
+    assert shapes["open"]["fit_surface"] == "open"
+    assert shapes["closed"] == {"fit_surface": "closed"}
+    assert shapes["auto"]["fit_surface"] == "closed" and shapes["auto"]["closure"] < 0.1
