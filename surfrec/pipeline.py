@@ -158,19 +158,17 @@ def extract_mesh(
 
 def _opens(result: FitResult, ec: ExtractConfig) -> bool:
     """Whether the surface step will open the mesh of a field fitted as an open surface."""
-    open_fit = (result.shape or {}).get("fit_surface") == "open"
-    return open_fit and ec.surface in ("auto", "open")
+    return result.fitted_open and ec.surface in ("auto", "open")
 
 
 def _pretrim(mesh, result: FitResult, ec: ExtractConfig):
     """An open fit's mesh without the faces far from the scan (``pretrim_radius``), before
     the refinement (normalized coordinates)."""
-    from .support import scan_spacing, trim_unsupported
+    from .support import trim_unsupported
 
     sc = ec.surface_config
-    index = result.data_index()
-    trimmed, keep = trim_unsupported(mesh, result.data_points, sc.pretrim_radius,
-                                     scan_spacing(result.data_points, index), tree=index)
+    trimmed, keep = trim_unsupported(mesh, result.data_points, sc.pretrim_radius, result.data_spacing(),
+                                     tree=result.data_index())
     log.debug("open fit: %d of %d faces within %g spacings of the scan kept for the refinement",
               int(keep.sum()), len(keep), sc.pretrim_radius)
     return trimmed if len(trimmed.faces) else mesh
@@ -186,21 +184,20 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
         The mesh to write (``vertex_attributes["quality"]`` set when ``ec.support_map``), the
         surface decision with its evidence, and the support report of the mesh written.
     """
-    from .support import SUPPORT_ATTRIBUTE, apply_surface_mode, measure_support, scan_spacing, vertex_support
+    from .support import SUPPORT_ATTRIBUTE, apply_surface_mode, measure_support, vertex_support
 
     sc = ec.surface_config
     data = np.asarray(result.data_points, dtype=np.float64)
     index = result.data_index()
-    s = scan_spacing(data, index)
+    s = result.data_spacing()
     shell_ec = dataclasses.replace(ec, components="all")
 
     def extract_level(q: float):
         return _extract(result, dataclasses.replace(shell_ec, level=q), dev, None)[0]
 
     shape = result.shape or {}
-    open_fit = shape.get("fit_surface") == "open"
-    mode = "open" if ec.surface == "auto" and open_fit else ec.surface
-    shell = None if open_fit and mesh is not None and len(mesh.faces) else extract_level
+    mode = "open" if ec.surface == "auto" and result.fitted_open else ec.surface
+    shell = None if result.fitted_open and mesh is not None and len(mesh.faces) else extract_level
     mesh, decision, measured = apply_surface_mode(mesh, data, mode, sc, extract_level=shell,
                                                   field=result.field(dev), tree=index, spacing=s)
     decision = {**decision, "mode": ec.surface, **{k: v for k, v in shape.items() if k != "fit_surface"}}

@@ -94,6 +94,22 @@ class FitResult:
     surface: dict | None = dataclasses.field(default=None, compare=False)
     shape: dict | None = dataclasses.field(default=None, compare=False)
     removed: int = dataclasses.field(default=0, compare=False)
+    _spacing: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def fitted_open(self) -> bool:
+        """Whether the field was fitted as an open surface (``shape["fit_surface"]``)."""
+        return (self.shape or {}).get("fit_surface") == "open"
+
+    def data_spacing(self) -> float:
+        """s of ``data_points`` (:func:`surfrec.support.scan_spacing`), measured once per
+        spatial index (a new index, e.g. after ``data_points`` changed, measures again)."""
+        from .support import scan_spacing
+
+        index = self.data_index()
+        if self._spacing is None or self._spacing[0] is not index:
+            self._spacing = (index, scan_spacing(self.data_points, index))
+        return self._spacing[1]
 
     def data_index(self) -> "SpatialIndex | None":
         """The spatial index over ``data_points`` (the fit's, or built once here)."""
