@@ -221,7 +221,8 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     if cfg.normal_weight > 0 and nrm is None:
         log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
     t2 = time.perf_counter()
-    shape, sides = decide_shape(data_points, cfg, index if shared else None, device)
+    shape, sides = decide_shape(data_points, cfg, index if shared else None, device,
+                                sigma=sigma_np[keep] if seed_idx is None else None)
     timings = {"normalize": t1 - t0, "index": t2 - t1, "orient": time.perf_counter() - t2}
     return FitData(shape=shape, sides=sides, removed=removed,
         normalization=norm, unit=unit, data_points=data_points, data_index=index if shared else None,
@@ -232,7 +233,7 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
 
 
 def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIndex | None,
-                 device: torch.device) -> tuple[dict, SideData | None]:
+                 device: torch.device, sigma: np.ndarray | None = None) -> tuple[dict, SideData | None]:
     """Closed or open, before the fit, from the scan's oriented normals (:mod:`surfrec.orient`).
 
     ``extract.surface="closed"`` skips the measurement; ``"open"`` fits an open surface
@@ -243,6 +244,8 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     points : (K, 3) float32
         Scan points (normalized), those kept with the model.
     index : SpatialIndex over ``points`` (same order), or None
+    sigma : (K,) float32, optional
+        The seed σ of ``points`` when the fit already has it (else measured here).
 
     Returns
     -------
@@ -264,7 +267,8 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
              pieces, "" if pieces == 1 else "s", "n" if fit_surface == "open" else "", fit_surface)
     if fit_surface == "closed" or cfg.side_weight == 0:
         return shape, None
-    kth = seed_sigmas(points, cfg.seed_k, tree=index).astype(np.float32)
+    kth = sigma if sigma is not None else seed_sigmas(points, cfg.seed_k, fixed=cfg.seed_sigma,
+                                                        tree=index).astype(np.float32)
     return shape, SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
                            normals=torch.from_numpy(normals).to(device),
                            delta=torch.from_numpy(cfg.side_offset * kth).to(device),
