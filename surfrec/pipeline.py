@@ -124,12 +124,27 @@ def extract_mesh(
         if ec.surface == "closed" or skipped is not None:
             raise
         mesh, cell = None, None  # no closed level set: the open surface may still be there
+    mesh, info = _onto_data(mesh, result, ec, dev, cell, refine_config, lvl, skipped, timings)
+    mesh, decision, support = _surface_step(mesh, result, ec, dev, skipped, timings)
+    if report is not None:
+        report["refine"] = info
+        report["timings"] = timings
+        report["surface"] = decision
+        report["support"] = support
+    return _to_scan(mesh, result, ec.normals_from_gradient)
+
+
+def _onto_data(mesh, result: FitResult, ec: ExtractConfig, dev, cell, refine_config, lvl: float,
+               skipped: str | None, timings: dict):
+    """The steps between marching cubes and the surface step: an open fit's pre-trim, then
+    the refinement onto the data (at the fitted level only). Returns (mesh, refine report)."""
     info = None
+    at_fit = lvl == result.config.level
     if mesh is not None and skipped is None and _opens(result, ec):
         t0 = time.perf_counter()
         mesh = _pretrim(mesh, result, ec)
         timings["pretrim"] = time.perf_counter() - t0
-    if mesh is not None and ec.refine and len(mesh.vertices) and data is not None and at_fit:
+    if mesh is not None and ec.refine and len(mesh.vertices) and result.data_points is not None and at_fit:
         cfg = refine_config if refine_config is not None else result.config.refine
         t0 = time.perf_counter()
         with torch_threads(result.config.threads):
@@ -137,23 +152,22 @@ def extract_mesh(
         timings["refine"] = time.perf_counter() - t0
     elif ec.refine and not at_fit:
         log.info("refinement skipped: level %g is not the fitted level %g", lvl, result.config.level)
-    if skipped is None:
-        t0 = time.perf_counter()
-        with torch_threads(result.config.threads):
-            mesh, decision, support = _surface_and_support(mesh, result, ec, dev)
-        timings["surface"] = time.perf_counter() - t0
-    else:
-        decision, support = {"mode": ec.surface, "surface": "closed", "skipped": skipped}, None
+    return mesh, info
+
+
+def _surface_step(mesh, result: FitResult, ec: ExtractConfig, dev, skipped: str | None, timings: dict):
+    """The surface step and the support map, or why they are skipped: (mesh, decision, support)."""
+    if skipped is not None:
         if ec.surface == "open":
             log.warning("surface 'open' not applied (the closed level set is kept): %s", skipped)
         elif ec.surface == "auto" or ec.support_map:
             log.info("surface step and support map skipped: %s", skipped)
-    if report is not None:
-        report["refine"] = info
-        report["timings"] = timings
-        report["surface"] = decision
-        report["support"] = support
-    return _to_scan(mesh, result, ec.normals_from_gradient)
+        return mesh, {"mode": ec.surface, "surface": "closed", "skipped": skipped}, None
+    t0 = time.perf_counter()
+    with torch_threads(result.config.threads):
+        mesh, decision, support = _surface_and_support(mesh, result, ec, dev)
+    timings["surface"] = time.perf_counter() - t0
+    return mesh, decision, support
 
 
 def _opens(result: FitResult, ec: ExtractConfig) -> bool:
