@@ -193,3 +193,28 @@ def test_open_fit_follows_density_that_varies_100x():
     d = point_mesh_distance(pts[far], mesh.vertices, mesh.faces)
     assert rep.cover > 0.97 and rep.phantom < 0.03
     assert np.mean(d <= 2 * rep.spacing) > 0.95  # the sparse side, in the scan's median spacing
+
+
+def test_bounded_nearest_searches_match_brute_force():
+    """``NearestPoints.indices(upto=r)`` and ``vertex_support(upto=r)`` (the open fit's sample
+    term, trimming) against brute force: the nearest point within r, else −1 / inf."""
+    import torch
+
+    from surfrec.index import NearestPoints, SpatialIndex
+    from surfrec.support import vertex_support
+
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(-1, 1, size=(500, 3)).astype(np.float32)
+    q = rng.uniform(-1.5, 1.5, size=(300, 3)).astype(np.float32)
+    d = np.linalg.norm(q[:, None].astype(np.float64) - pts[None], axis=2)
+    near, dmin = d.argmin(1), d.min(1)
+    r = 0.15
+    got = NearestPoints(SpatialIndex(pts)).indices(torch.from_numpy(q), upto=r)
+    assert np.array_equal(got, np.where(dmin <= r, near, -1))
+    assert 0 < (got >= 0).sum() < len(q)  # both cases occur
+    assert np.array_equal(NearestPoints(SpatialIndex(pts)).indices(torch.from_numpy(q)), near)
+    s = 0.05
+    v = vertex_support(q, pts, spacing=s, upto=r / s)
+    inside = dmin <= r
+    np.testing.assert_allclose(v[inside], dmin[inside] / s, rtol=1e-5)
+    assert np.isinf(v[~inside]).all()
