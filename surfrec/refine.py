@@ -360,6 +360,12 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tr
                       f"k={k} (noise {noise:.3g} = {rel:.2f} x spacing {spacing:.3g}; cell {cell:.3g})")
 
 
+def _chunk(cfg: RefineConfig, neighbors: int) -> int:
+    """Vertices per batch: ``chunk_size``, fewer when k neighbours each would pass
+    ``chunk_neighbors`` rows."""
+    return max(1, min(cfg.chunk_size, cfg.chunk_neighbors // neighbors))
+
+
 def refine_vertices(
     vertices: np.ndarray,
     normals: np.ndarray,
@@ -423,12 +429,11 @@ def refine_vertices(
     out = vertices.copy()
     total = np.zeros(len(vertices))
     clipped = np.zeros(len(vertices), bool)
-    chunk = max(1, min(cfg.chunk_size, cfg.chunk_neighbors // decision.neighbors))
     for _ in range(cfg.iterations):
         a = np.zeros(len(vertices))
         a[movable], _ = local_heights(out[movable], unit[movable], points, decision.neighbors,
                                       robust_iterations=cfg.robust_iterations, ridge=cfg.ridge,
-                                      tree=tree, chunk_size=chunk, point_normals=point_normals,
+                                      tree=tree, chunk_size=_chunk(cfg, decision.neighbors), point_normals=point_normals,
                                       normal_agreement=cfg.normal_agreement, min_support=cfg.min_support)
         far = np.abs(a) > limit
         clipped |= far
