@@ -171,3 +171,27 @@ def side_loss(f: torch.Tensor, side: torch.Tensor, delta: torch.Tensor, level: f
     scalar tensor
     """
     return torch.relu(margin * delta - side * (f - level)).mean()
+
+
+def sign_push_loss(f: torch.Tensor, f0: torch.Tensor, g: torch.Tensor, side: torch.Tensor, count: int) -> torch.Tensor:
+    """Move stray level-set samples to the side the scan says, in the sample network's units.
+
+    A sample p* of the level set moves by −(F(p*; θ) − F₀) g/‖g‖² when θ changes
+    (:func:`sample_network`), i.e. by −(F − F₀)/‖g‖ along ĝ. Per sample the loss is
+    ``side · (F(p*; θ) − F₀) / ‖g‖``: side = +1 moves it along ĝ (towards larger F: the
+    region behind it, which should be inside, grows), −1 against ĝ. The gradient has the
+    magnitude of the sample term's pull, one unit of displacement per unit of loss.
+
+    Parameters
+    ----------
+    f : (M,) F(p*; θ) with its θ-graph; f0 : (M,) F(p*) detached; g : (M, 3) ∇ₓF(p*)
+    side : (M,) ±1
+    count : int
+        Divisor (the number of samples of the sample term, so both are means over it).
+
+    Returns
+    -------
+    scalar tensor
+    """
+    gn = g.detach().norm(dim=1).clamp_min(1e-8)
+    return (side * (f - f0.detach()) / gn).sum() / max(1, count)
