@@ -220,6 +220,10 @@ class ReconstructionConfig:
     surface instead of being pulled to the nearest data point, which would grow a bubble
     towards the data (:class:`surfrec.fitting.SignData`). 0: off (and no orientation on
     ``--surface closed``)."""
+    sign_after: float = 0.2
+    """Share of the steps before the sign push starts: until the level set has reached the
+    data, all of it is far from the data (the initial sphere), and pushing it crushed the
+    field (abc00994122: 15 usable samples of 1024 after 85 steps)."""
     sign_resolution: int = 32
     """Cells per side of the winding-number grid (its nodes: (R+1)³ evaluations against one
     dipole per occupied cell)."""

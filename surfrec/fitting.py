@@ -481,12 +481,11 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
             if cfg.keep_far_fraction > 0:
                 st.d_buf = torch.zeros(st.buf.shape[0], device=dev)
                 st.d_buf[ok] = (ps - target).norm(dim=1)
-            if data.signs is not None:
+            if data.signs is not None and st.step >= cfg.sign_after * cfg.iterations:
                 push = sign_push(data.signs, ps, target)
                 if push.any():
                     terms["sign"] = (cfg.surface_weight * cfg.sign_weight, sign_push_loss(
-                        f_s[push != 0], st.f_buf[ok][push != 0], st.g_buf[ok][push != 0], push[push != 0],
-                        ps.shape[0]))
+                        f_s[push != 0], st.f_buf[ok][push != 0], push[push != 0], ps.shape[0]))
                     keep = push == 0
                     p_theta, target = p_theta[keep], target[keep]
         else:  # an open surface: only its sheet is pulled, not the level set closing the inside

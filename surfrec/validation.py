@@ -183,6 +183,7 @@ FIT: dict[str, Range] = {
     "side_points": Range(1, None, integer=True),
     "open_sample_radius": Range(0, None, lo_open=True),
     "sign_weight": Range(0, None),
+    "sign_after": Range(0, 1),
     "sign_resolution": Range(4, 256, integer=True),
     "sign_far": Range(0, None),
     "sign_inside": Range(0, None),

@@ -295,7 +295,7 @@ def test_sign_push_marks_far_samples_by_side_and_moves_them():
     x = torch.tensor([[0.1, 0.2, 0.0], [0.5, -0.1, 0.2]])
     f0, g = model.value_and_grad(x)
     side = torch.tensor([1.0, -1.0])
-    loss = sign_push_loss(model(x), f0, g, side, 2)
+    loss = sign_push_loss(model(x), f0, side, 2)
     loss.backward()
     with torch.no_grad():
         for q in model.parameters():
