@@ -32,20 +32,21 @@ def main() -> None:
     thr = SurfaceConfig().open_closure
     print(f"open above {thr}\n\n| scan | points | closure | pieces | decision |\n|---|---|---|---|---|")
     for name, pts in br.cases(True):
-        _, c, pieces = scan_orientation(pts)
+        o = scan_orientation(pts)
+        c, pieces = o.closure, o.pieces
         print(f"| {name} | {len(pts)} | {c:.3f} | {pieces} | {'open' if c > thr else 'closed'} |", flush=True)
     head = " | ".join(str(d) for d in DIRECTIONS)
     print(f"\n| shape, single view from | {head} |\n|---|" + "---|" * len(DIRECTIONS))
     for name in br.BENCH:
         pts = br._bench_points(name)
-        vals = [scan_orientation(br.single_view(pts, direction=d))[1] for d in DIRECTIONS]
+        vals = [scan_orientation(br.single_view(pts, direction=d)).closure for d in DIRECTIONS]
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals) + " |", flush=True)
     head = " | ".join(f"{c:.0%} cut" for c in CUTS)
     print(f"\n| shape without its bottom | {head} |\n|---|" + "---|" * len(CUTS))
     for name in br.BENCH:
         pts = br._bench_points(name)
         z = pts[:, 2]
-        vals = [scan_orientation(pts[z > z.min() + c * (z.max() - z.min())])[1] for c in CUTS]
+        vals = [scan_orientation(pts[z > z.min() + c * (z.max() - z.min())]).closure for c in CUTS]
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals) + " |", flush=True)
 
 

@@ -212,6 +212,28 @@ class ReconstructionConfig:
     wavy sheet fitted without the facing test lost its inside after 600 steps). That
     part is trimmed off after meshing instead."""
     """Scan points per step in the side term (each adds two points to the forward pass)."""
+    sign_weight: float = 1.0
+    """Closed surfaces only: weight of the sign push against the sample term's pull. The
+    oriented normals (:mod:`surfrec.orient`, outward per piece) give the scan's winding
+    number; a level-set sample farther than ``sign_far`` from the data where it is sure of
+    the side (a bubble inside the object, a web across a hole) is pushed to close that
+    surface instead of being pulled to the nearest data point, which would grow a bubble
+    towards the data (:class:`surfrec.fitting.SignData`). 0: off (and no orientation on
+    ``--surface closed``)."""
+    sign_after: float = 0.2
+    """Share of the steps before the sign push starts: until the level set has reached the
+    data, all of it is far from the data (the initial sphere), and pushing it crushed the
+    field (abc00994122: 15 usable samples of 1024 after 85 steps)."""
+    sign_resolution: int = 32
+    """Cells per side of the winding-number grid (its nodes: (R+1)³ evaluations against one
+    dipole per occupied cell)."""
+    sign_far: float = 4.0
+    """A sample is stray surface farther than this many median seed σ from the data (and at
+    least one grid cell, where the lumped winding number is exact enough)."""
+    sign_inside: float = 0.75
+    """Winding number above which a point counts as inside (≈ 1 inside, ≈ 0 outside)."""
+    sign_outside: float = 0.25
+    """Winding number below which a point counts as outside."""
     level: float = 0.0
     """The level c of the surface being fitted."""
     eps: float = 1e-8

@@ -32,6 +32,7 @@ from .errors import FitDivergedError, FitInterrupted, InputError
 from .index import NearestPoints, SpatialIndex
 from .levelset import draw_seeds, newton_iterate, seed_sigmas, value_and_grad
 from .losses import (
+    sign_push_loss,
     distance_sample_loss,
     eikonal_loss,
     normal_loss,
@@ -84,6 +85,8 @@ class FitData:
     """The surface decided before the fit and its evidence (:func:`decide_shape`)."""
     sides: "SideData | None" = None
     """Oriented scan points of the side term (an open surface), else None."""
+    signs: "SignData | None" = None
+    """The winding number of a closed scan (``sign_weight`` > 0), else None."""
     removed: int = 0
     """Stray points dropped before the fit (``remove_stray``)."""
 
@@ -102,6 +105,36 @@ class SideData:
     """Level-set samples farther than this from the scan are left out of the sample term."""
     nearest: NearestPoints
     """Index of the nearest of ``points`` (the targets of the sample term, and their normals)."""
+
+
+@dataclass
+class SignData:
+    """Inside/outside of a closed scan far from it: the winding number of its oriented points.
+
+    Level-set samples farther than ``far`` from the data are stray surface (a bubble inside
+    the object, a web across a hole). The sample term's pull towards the nearest data point
+    moves such a surface towards the data, which grows a bubble instead of closing it; where
+    the winding number is sure of the side, the sample is pushed the other way, so that
+    the region takes the sign the scan says (:func:`sign_push`).
+    """
+
+    grid: torch.Tensor
+    """(1, 1, R+1, R+1, R+1) winding number at the grid nodes over [−box, box]³, laid out
+    for ``grid_sample`` (index [z, y, x])."""
+    box: float
+    """Half-side of the grid."""
+    far: float
+    """Samples farther than this from the data (normalized units) are candidates."""
+    inside: float
+    """Winding number above which a point is inside."""
+    outside: float
+    """Winding number below which a point is outside."""
+
+    def winding(self, p: torch.Tensor) -> torch.Tensor:
+        """(M, 3) points -> (M,) trilinear winding number."""
+        g = (p / self.box).reshape(1, -1, 1, 1, 3)
+        return torch.nn.functional.grid_sample(self.grid, g, mode="bilinear", padding_mode="border",
+                                               align_corners=True).reshape(-1)
 
 
 @dataclass
@@ -221,10 +254,10 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
     if cfg.normal_weight > 0 and nrm is None:
         log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
     t2 = time.perf_counter()
-    shape, sides = decide_shape(data_points, cfg, index if shared else None, device,
+    shape, sides, signs = decide_shape(data_points, cfg, index if shared else None, device,
                                 sigma=sigma_np[keep] if seed_idx is None else None)
     timings = {"normalize": t1 - t0, "index": t2 - t1, "orient": time.perf_counter() - t2}
-    return FitData(shape=shape, sides=sides, removed=removed,
+    return FitData(shape=shape, sides=sides, signs=signs, removed=removed,
         normalization=norm, unit=unit, data_points=data_points, data_index=index if shared else None,
         nearest=NearestPoints(index), x_all=torch.from_numpy(unit).to(device),
         seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
@@ -233,7 +266,8 @@ def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionCon
 
 
 def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIndex | None,
-                 device: torch.device, sigma: np.ndarray | None = None) -> tuple[dict, SideData | None]:
+                 device: torch.device, sigma: np.ndarray | None = None
+                 ) -> tuple[dict, SideData | None, SignData | None]:
     """Closed or open, before the fit, from the scan's oriented normals (:mod:`surfrec.orient`).
 
     ``extract.surface="closed"`` skips the measurement; ``"open"`` fits an open surface
@@ -249,31 +283,48 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
 
     Returns
     -------
-    (dict, SideData or None)
+    (dict, SideData or None, SignData or None)
         The evidence (``fit_surface``, ``closure``, ``open_closure``, ``pieces``; plain
-        Python values) and the side term's points when the fit is open.
+        Python values), the side term's points when the fit is open, and the winding
+        number of the sign push when it is closed (``sign_weight`` > 0).
     """
     from .orient import scan_orientation
 
     mode, sc = cfg.extract.surface, cfg.extract.surface_config
-    if mode == "closed":
-        return {"fit_surface": "closed"}, None
+    if mode == "closed" and cfg.sign_weight == 0:
+        return {"fit_surface": "closed"}, None, None
     index = index if index is not None else SpatialIndex(points)
-    normals, clos, pieces = scan_orientation(points, sc.normal_k, sc.orient_k, index, sc.closure_area_clip)
-    fit_surface = "open" if mode == "open" or clos > sc.open_closure else "closed"
-    shape = {"fit_surface": fit_surface, "closure": round(clos, 4), "open_closure": sc.open_closure,
-             "pieces": pieces}
-    log.info("scan closure %.3f (open above %g, %d piece%s): fitting a%s %s surface", clos, sc.open_closure,
-             pieces, "" if pieces == 1 else "s", "n" if fit_surface == "open" else "", fit_surface)
-    if fit_surface == "closed" or cfg.side_weight == 0:
-        return shape, None
+    o = scan_orientation(points, sc.normal_k, sc.orient_k, index, sc.closure_area_clip)
+    fit_surface = "open" if mode == "open" or (mode == "auto" and o.closure > sc.open_closure) else "closed"
+    shape = {"fit_surface": fit_surface, "closure": round(o.closure, 4), "open_closure": sc.open_closure,
+             "pieces": o.pieces}
+    log.info("scan closure %.3f (open above %g, %d piece%s): fitting a%s %s surface", o.closure, sc.open_closure,
+             o.pieces, "" if o.pieces == 1 else "s", "n" if fit_surface == "open" else "", fit_surface)
     kth = sigma if sigma is not None else seed_sigmas(points, cfg.seed_k, fixed=cfg.seed_sigma,
                                                         tree=index).astype(np.float32)
+    if fit_surface == "closed":
+        return shape, None, (_sign_data(points, o, cfg, kth, device) if cfg.sign_weight > 0 else None)
+    if cfg.side_weight == 0:
+        return shape, None, None
     return shape, SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
-                           normals=torch.from_numpy(normals).to(device),
+                           normals=torch.from_numpy(o.normals).to(device),
                            delta=torch.from_numpy(cfg.side_offset * kth).to(device),
                            sample_radius=float(cfg.open_sample_radius * np.median(kth)),
-                           nearest=NearestPoints(index))
+                           nearest=NearestPoints(index)), None
+
+
+def _sign_data(points: np.ndarray, o, cfg: ReconstructionConfig, kth: np.ndarray,
+               device: torch.device) -> SignData:
+    """The winding-number grid of a closed scan's outward normals (:mod:`surfrec.orient`)."""
+    from .orient import outward, point_areas, winding_grid
+
+    area = point_areas(points, cfg.extract.surface_config.orient_k, knn=o.knn)
+    normals = outward(points, o.normals, o.labels, area)
+    w = winding_grid(points, normals, area, cfg.sign_resolution, cfg.box)
+    cell = 2.0 * cfg.box / cfg.sign_resolution
+    grid = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 1, 0)).astype(np.float32))[None, None]
+    return SignData(grid=grid.to(device), box=cfg.box, far=float(max(cfg.sign_far * np.median(kth), cell)),
+                    inside=cfg.sign_inside, outside=cfg.sign_outside)
 
 
 # ------------------------------------------------------------------ the loop state
@@ -430,6 +481,13 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
             if cfg.keep_far_fraction > 0:
                 st.d_buf = torch.zeros(st.buf.shape[0], device=dev)
                 st.d_buf[ok] = (ps - target).norm(dim=1)
+            if data.signs is not None and st.step >= cfg.sign_after * cfg.iterations:
+                push = sign_push(data.signs, ps, target)
+                if push.any():
+                    terms["sign"] = (cfg.surface_weight * cfg.sign_weight, sign_push_loss(
+                        f_s[push != 0], st.f_buf[ok][push != 0], push[push != 0], ps.shape[0]))
+                    keep = push == 0
+                    p_theta, target = p_theta[keep], target[keep]
         else:  # an open surface: only its sheet is pulled, not the level set closing the inside
             nn = torch.from_numpy(sides.nearest.indices(ps, upto=sides.sample_radius)).to(dev)
             near = nn >= 0
@@ -459,6 +517,27 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
         loss = loss + weight * value
     st.terms = {k: v for k, (_, v) in terms.items()}
     return loss
+
+
+def sign_push(signs: SignData, ps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Which level-set samples are stray surface on a known side of a closed scan.
+
+    Parameters
+    ----------
+    ps : (M, 3) samples; target : (M, 3) their nearest data points.
+
+    Returns
+    -------
+    (M,) float: +1 where the sample is farther than ``signs.far`` from the data inside the
+    scan (a bubble: F should drop there), −1 far outside it (a web or sheet: F should rise),
+    0 elsewhere (pulled to the data as usual).
+    """
+    far = (ps - target).norm(dim=1) > signs.far
+    push = torch.zeros(ps.shape[0], device=ps.device)
+    if far.any():
+        w = signs.winding(ps[far])
+        push[far] = (w > signs.inside).float() - (w < signs.outside).float()
+    return push
 
 
 def _roll_back(cfg: ReconstructionConfig, data: FitData, st: FitState) -> None:

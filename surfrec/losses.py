@@ -171,3 +171,27 @@ def side_loss(f: torch.Tensor, side: torch.Tensor, delta: torch.Tensor, level: f
     scalar tensor
     """
     return torch.relu(margin * delta - side * (f - level)).mean()
+
+
+def sign_push_loss(f: torch.Tensor, f0: torch.Tensor, side: torch.Tensor, count: int) -> torch.Tensor:
+    """Move stray level-set samples to the side the scan says.
+
+    Per sample ``side · (F(p*; θ) − F₀)``: side = +1 lowers F at p* (the level set there
+    moves along ∇F, so the region it bounds on the low side, the inside, grows: a bubble
+    closes), −1 raises it (a web's inside shrinks). Linear in F like the data term, not
+    divided by ‖∇F‖ as the sample network's displacement is: far from the data ‖∇F‖ can be
+    small, and the displacement form blew the field up (abc00994122: the pushed samples
+    grew to 444 of 724 within 60 steps; benchmarks/EXPERIMENTS.md, session 6).
+
+    Parameters
+    ----------
+    f : (M,) F(p*; θ) with its θ-graph; f0 : (M,) F(p*) detached
+    side : (M,) ±1
+    count : int
+        Divisor (the number of samples of the sample term, so both are means over it).
+
+    Returns
+    -------
+    scalar tensor
+    """
+    return (side * (f - f0.detach())).sum() / max(1, count)

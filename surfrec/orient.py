@@ -24,7 +24,7 @@ milk_carton and three generated views of bench shapes).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -160,16 +160,111 @@ def closure(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None =
     return float(np.linalg.norm(sums, axis=1).sum() / total)
 
 
-def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
-                     index: SpatialIndex | None = None, area_clip: float = 1.0) -> tuple[np.ndarray, float, int]:
-    """Oriented normals of a scan and its closure (see the module docstring).
+class Orientation(NamedTuple):
+    """What :func:`scan_orientation` measures."""
 
-    Returns
-    -------
-    (N, 3) float32 oriented normals, closure in [0, 1], number of pieces.
-    """
+    normals: np.ndarray
+    """(N, 3) float32 unit normals, one consistent sign per piece (global sign arbitrary)."""
+    closure: float
+    """In [0, 1]: ≈ 0 for a closed scan, ≈ 0.5 for one view (see :func:`closure`)."""
+    labels: np.ndarray
+    """(N,) int connected piece of each point."""
+    knn: tuple
+    """The shared :func:`neighbors` query (distances, indices), for :func:`point_areas`."""
+
+    @property
+    def pieces(self) -> int:
+        return int(self.labels.max()) + 1
+
+
+def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
+                     index: SpatialIndex | None = None, area_clip: float = 1.0) -> Orientation:
+    """Oriented normals of a scan and its closure (see the module docstring)."""
     pts = _points(points)
     knn = neighbors(pts, max(normal_k, orient_k + 1), index)
     n = estimate_normals(pts, normal_k, knn=knn)
     n, labels = orient_normals(pts, n, orient_k, knn=knn)
-    return n.astype(np.float32), closure(pts, n, orient_k, knn=knn, pieces=labels, area_clip=area_clip), int(labels.max()) + 1
+    return Orientation(n.astype(np.float32), closure(pts, n, orient_k, knn=knn, pieces=labels, area_clip=area_clip),
+                       labels, knn)
+
+
+def point_areas(points: Any, k: int = 10, index: SpatialIndex | None = None, knn: tuple | None = None,
+                clip: float = 4.0) -> np.ndarray:
+    """(N,) area each point stands for: π d_k² / k, with d_k the distance to its ``k``-th
+    neighbour (the disk holding k points at the local density), capped at ``clip`` × the
+    median so isolated points do not dominate."""
+    pts = _points(points)
+    _, _, d2 = knn_graph(pts, k, index, knn)
+    a = np.pi * d2 / max(1, min(k, len(pts) - 1))
+    return np.minimum(a, clip * float(np.median(a)))
+
+
+def outward(points: Any, normals: Any, pieces: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Flip each connected piece's oriented ``normals`` so that they point out of the volume
+    the piece encloses: Σ a_i n_i · (p_i − c) = 3 × the enclosed volume > 0 for outward
+    normals of a closed surface (c: the piece's centroid; divergence theorem).
+
+    Returns (N, 3) normals (a copy)."""
+    pts = _points(points)
+    n = np.array(normals, dtype=np.float64)
+    labels = np.asarray(pieces)
+    for lab in np.unique(labels):
+        m = labels == lab
+        if (area[m] * np.einsum("ij,ij->i", n[m], pts[m] - pts[m].mean(axis=0))).sum() < 0:
+            n[m] *= -1.0
+    return n
+
+
+def winding_numbers(dipoles: np.ndarray, moments: np.ndarray, queries: np.ndarray,
+                    min_distance: float = 0.0, chunk: int = 512, dtype: str = "float64") -> np.ndarray:
+    """Generalized winding number of oriented area elements at query points:
+    ``w(x) = Σ_j m_j · (c_j − x) / (4π |c_j − x|³)`` (Barill et al. 2018), ≈ 1 inside a
+    closed surface with outward normals, ≈ 0 outside, in between near holes.
+
+    Parameters
+    ----------
+    dipoles : (J, 3) positions c_j; moments : (J, 3) area-weighted normals m_j = Σ a n.
+    queries : (Q, 3)
+    min_distance : distances below it count as it (a dipole's own neighbourhood).
+    chunk : queries per pass (a (chunk, J) block stays in cache: 512 ran 5x faster than
+        8192 for J ≈ 2000).
+    dtype : ``float64`` or ``float32`` (the grid's: 2x faster, |Δw| < 1e-5).
+
+    Returns (Q,) float64.
+    """
+    import torch
+
+    dt = getattr(torch, dtype)
+    c = torch.as_tensor(np.asarray(dipoles)).to(dt)
+    m = torch.as_tensor(np.asarray(moments)).to(dt)
+    cm = (c * m).sum(dim=1)
+    out = []
+    with torch.no_grad():
+        for x in torch.as_tensor(np.asarray(queries)).to(dt).split(chunk):
+            r = torch.cdist(x, c).clamp_min_(min_distance)
+            out.append(((cm[None] - x @ m.T) / r.pow_(3)).sum(dim=1) / (4 * np.pi))
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
+
+
+def winding_grid(points: Any, normals: Any, area: np.ndarray, resolution: int = 32,
+                 box: float = 1.0) -> np.ndarray:
+    """The winding number of a scan with outward ``normals`` on the (R+1)³ nodes of a grid
+    over [−box, box]³ (index [i, j, k] is the node at x_i, y_j, z_k).
+
+    The points are lumped into one dipole per grid cell (area-weighted centroid, Σ a n):
+    exact far from the data, smoothed within a cell or so of it, where it is not used
+    (:class:`surfrec.fitting.SignData`). Cost: (R+1)³ × the occupied cells.
+    """
+    pts = _points(points)
+    n = np.asarray(normals, dtype=np.float64)
+    cell = 2.0 * box / resolution
+    ijk = np.clip(np.floor((pts + box) / cell).astype(np.int64), 0, resolution - 1)
+    _, inv = np.unique((ijk[:, 0] * resolution + ijk[:, 1]) * resolution + ijk[:, 2], return_inverse=True)
+    inv = inv.ravel()
+    a = np.bincount(inv, weights=area)
+    cent = np.stack([np.bincount(inv, weights=area * pts[:, j]) for j in range(3)], axis=1) / a[:, None]
+    mom = np.stack([np.bincount(inv, weights=area * n[:, j]) for j in range(3)], axis=1)
+    g = np.linspace(-box, box, resolution + 1)
+    nodes = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    w = winding_numbers(cent, mom, nodes, min_distance=0.5 * cell, dtype="float32")
+    return w.reshape(resolution + 1, resolution + 1, resolution + 1)

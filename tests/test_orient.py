@@ -94,8 +94,8 @@ def test_closure_is_zero_for_closed_and_half_for_a_hemisphere():
 
 def test_scan_orientation_separates_closed_and_single_view():
     p = _sphere(5000)
-    _, c_closed, _ = scan_orientation(p)
-    _, c_view, _ = scan_orientation(p[p[:, 2] > 0.1])
+    c_closed = scan_orientation(p).closure
+    c_view = scan_orientation(p[p[:, 2] > 0.1]).closure
     assert c_closed < 0.05 and c_view > 0.35
 
 
@@ -170,7 +170,10 @@ def test_closed_scan_fit_is_unchanged_by_the_decision():
     b = fit(p, preset="fast", iterations=40, device="cpu", threads=1, seed=0,
             extract={"surface": "closed"})
     assert a.shape["fit_surface"] == "closed" and a.shape["closure"] < 0.05
-    assert b.shape == {"fit_surface": "closed"}
+    assert b.shape["fit_surface"] == "closed"
+    c = fit(p, preset="fast", iterations=1, device="cpu", threads=1, seed=0, sign_weight=0.0,
+            extract={"surface": "closed"})
+    assert c.shape == {"fit_surface": "closed"}  # nothing measured: no orientation needed
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
 
@@ -218,3 +221,84 @@ def test_bounded_nearest_searches_match_brute_force():
     inside = dmin <= r
     np.testing.assert_allclose(v[inside], dmin[inside] / s, rtol=1e-5)
     assert np.isinf(v[~inside]).all()
+
+
+# ------------------------------------------------------------------ winding number (sign push)
+def _naive_winding(c: np.ndarray, m: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Σ_j m_j · (c_j − x) / (4π |c_j − x|³), one query and one dipole at a time."""
+    out = np.zeros(len(x))
+    for i in range(len(x)):
+        for j in range(len(c)):
+            r = c[j] - x[i]
+            out[i] += m[j] @ r / (4 * np.pi * np.linalg.norm(r) ** 3)
+    return out
+
+
+def test_winding_numbers_match_naive_sum():
+    from surfrec.orient import winding_numbers
+
+    rng = np.random.default_rng(3)
+    c, m, x = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)), rng.normal(size=(17, 3)) * 2
+    assert np.allclose(winding_numbers(c, m, x, chunk=5), _naive_winding(c, m, x), rtol=1e-10, atol=1e-12)
+
+
+def test_point_areas_add_up_to_the_surface_and_outward_flips_inward_pieces():
+    from surfrec.orient import outward, point_areas
+
+    p = np.concatenate([_sphere(4000) * 0.3, _sphere(4000, seed=1) * 0.2 + 0.6])
+    a = point_areas(p, k=10)
+    total = 4 * np.pi * (0.3 ** 2 + 0.2 ** 2)
+    assert abs(a.sum() / total - 1) < 0.15
+    n = p.copy()
+    n[:4000] /= 0.3
+    n[4000:] = -(p[4000:] - 0.6) / 0.2  # second piece inward
+    out = outward(p, n, np.repeat([0, 1], 4000), a)
+    assert np.allclose(out[:4000], n[:4000]) and np.allclose(out[4000:], -n[4000:])
+
+
+def test_winding_grid_is_one_inside_zero_outside_far_from_the_scan():
+    from surfrec.orient import point_areas, winding_grid
+
+    p = _sphere(6000) * 0.6
+    w = winding_grid(p, p / 0.6, point_areas(p, k=10), resolution=16, box=1.0)
+    g = np.linspace(-1, 1, 17)
+    r = np.linalg.norm(np.stack(np.meshgrid(g, g, g, indexing="ij"), -1), axis=-1)
+    assert np.abs(w[r < 0.45] - 1).max() < 0.05
+    assert np.abs(w[r > 0.75]).max() < 0.05
+    assert w[8, 8, 8] == pytest.approx(1.0, abs=0.03)  # [i, j, k] = (x_i, y_j, z_k): the centre
+
+
+def test_sign_push_marks_far_samples_by_side_and_moves_them():
+    """SignData: a far sample inside a closed scan gets +1, far outside −1, near the data 0;
+    one gradient step on the push loss lowers F at a +1 sample and raises it at a −1 one."""
+    import torch
+
+    from surfrec.config import get_config
+    from surfrec.fitting import _sign_data, sign_push
+    from surfrec.losses import sign_push_loss
+    from surfrec.model import ImplicitMLP, ModelConfig
+
+    p = (_sphere(5000) * 0.6).astype(np.float32)
+    cfg = get_config(None)
+    o = scan_orientation(p)
+    kth = np.full(len(p), 0.01, np.float32)
+    signs = _sign_data(p, o, cfg, kth, torch.device("cpu"))
+    assert signs.far == pytest.approx(max(4 * 0.01, 2.0 / 32))
+    # the lookup honours the x, y, z order: a point off-centre along x only
+    ps = torch.tensor([[0.0, 0.0, 0.0], [0.9, 0.0, 0.0], [0.0, 0.61, 0.0], [0.3, 0.0, 0.0]])
+    target = ps / ps.norm(dim=1, keepdim=True).clamp_min(1e-9) * 0.6
+    target[0] = torch.tensor([0.6, 0.0, 0.0])
+    assert sign_push(signs, ps, target).tolist() == [1.0, -1.0, 0.0, 1.0]
+
+    torch.manual_seed(0)
+    model = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2))
+    x = torch.tensor([[0.1, 0.2, 0.0], [0.5, -0.1, 0.2]])
+    f0, g = model.value_and_grad(x)
+    side = torch.tensor([1.0, -1.0])
+    loss = sign_push_loss(model(x), f0, side, 2)
+    loss.backward()
+    with torch.no_grad():
+        for q in model.parameters():
+            q -= 1e-3 * q.grad
+        f1 = model(x)
+    assert f1[0] < f0[0] and f1[1] > f0[1]
