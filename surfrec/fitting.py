@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from .model import build_model
 from .normalize import UNIT_HALF_EXTENT, Normalization
 from .optim import Adam, Optimizers, level_weights, lr_at
 from .result import FitResult
+
+if TYPE_CHECKING:
+    from .orient import Orientation
 
 log = logging.getLogger(__name__)
 
@@ -313,9 +316,10 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
                            nearest=NearestPoints(index)), None
 
 
-def _sign_data(points: np.ndarray, o, cfg: ReconstructionConfig, kth: np.ndarray,
+def _sign_data(points: np.ndarray, o: Orientation, cfg: ReconstructionConfig, kth: np.ndarray,
                device: torch.device) -> SignData:
-    """The winding-number grid of a closed scan's outward normals (:mod:`surfrec.orient`)."""
+    """The winding-number grid of a closed scan's outward normals (``o``: its
+    :class:`surfrec.orient.Orientation`)."""
     from .orient import outward, point_areas, winding_grid
 
     area = point_areas(points, cfg.extract.surface_config.orient_k, knn=o.knn)
@@ -483,11 +487,11 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
                 st.d_buf[ok] = (ps - target).norm(dim=1)
             if data.signs is not None and st.step >= cfg.sign_after * cfg.iterations:
                 push = sign_push(data.signs, ps, target)
-                if push.any():
+                on = push != 0
+                if on.any():
                     terms["sign"] = (cfg.surface_weight * cfg.sign_weight, sign_push_loss(
-                        f_s[push != 0], st.f_buf[ok][push != 0], push[push != 0], ps.shape[0]))
-                    keep = push == 0
-                    p_theta, target = p_theta[keep], target[keep]
+                        f_s[on], st.f_buf[ok][on], push[on], ps.shape[0]))
+                    p_theta, target = p_theta[~on], target[~on]
         else:  # an open surface: only its sheet is pulled, not the level set closing the inside
             nn = torch.from_numpy(sides.nearest.indices(ps, upto=sides.sample_radius)).to(dev)
             near = nn >= 0

@@ -150,8 +150,7 @@ def closure(points: Any, normals: Any, k: int = 10, index: SpatialIndex | None =
     n = np.asarray(normals, dtype=np.float64)
     if not area_clip > 0:
         raise ValueError(f"area_clip must be positive, got {area_clip!r}")
-    _, _, area = knn_graph(pts, k, index, knn)
-    area = np.minimum(area, area_clip * float(np.median(area)))
+    area = point_areas(pts, k, index, knn, clip=area_clip)
     total = float(area.sum())
     if total <= 0:
         return 1.0  # every point on top of its neighbours: no area, nothing enclosed
