@@ -154,7 +154,11 @@ class ReconstructionConfig:
     abc00994122 at 3000 steps but not bunny_sparse, hurt one 6000-step seed, and 0.6 tore
     the surface (benchmarks/EXPERIMENTS.md, session 5)."""
     newton_steps: int = 1
-    """Newton steps per training step for the (warm-started) sample buffer."""
+    """Newton steps per training step for the (warm-started) sample buffer (≥ 1; the last
+    takes F at the moved samples from the loss's forward pass)."""
+    parallel_nearest: bool = True
+    """Run the samples' nearest-point query in a helper thread while the forward pass runs
+    (the same fit either way; with ``threads`` = 1 it uses the second core)."""
     init_newton_steps: int = 10
     """Newton steps for the initial buffer."""
     seed_k: int = 10

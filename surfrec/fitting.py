@@ -4,10 +4,13 @@ The loop (per step):
 
 1. A persistent buffer of level-set samples is warm-started from the previous step: a
    share is replaced by fresh seeds (:func:`surfrec.levelset.draw_seeds`) and every sample
-   takes ``newton_steps`` generalized Newton steps towards F = c (no θ-gradient).
+   takes ``newton_steps`` generalized Newton steps towards F = c (no θ-gradient). The
+   last step is "one pass": F at the moved samples comes from the loss's own forward
+   pass, and ∇ₓF from where the step started, so a step evaluates ∇ₓF once.
 2. The sample network p(θ) of the samples is pulled towards each sample's nearest input
    point (nearest among *all* points, KD-tree), which moves the surface onto the data and
-   removes surface where there is none.
+   removes surface where there is none. The KD-tree query runs in a helper thread while
+   the forward pass runs (``parallel_nearest``; the same result either way).
 3. λ·mean|F(x) − c| on a batch of input points pins the surface to the data.
 4. Optionally "distance" samples (points near the data and in the box) move their own
    level set S_{F(q)} to distance |F(q)| from the data, which keeps F distance-like and
@@ -16,12 +19,14 @@ The loop (per step):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -30,7 +35,7 @@ from .config import PRESETS, FitConfig, ReconstructionConfig, get_config
 from .device import resolve_device, torch_threads
 from .errors import FitDivergedError, FitInterrupted, InputError
 from .index import NearestPoints, SpatialIndex
-from .levelset import draw_seeds, newton_iterate, seed_sigmas, value_and_grad
+from .levelset import draw_seeds, newton_delta, newton_iterate, seed_sigmas, value_and_grad
 from .losses import (
     sign_push_loss,
     distance_sample_loss,
@@ -150,7 +155,10 @@ class FitState:
     buf: torch.Tensor = None
     """(n_samples, 3) persistent level-set samples."""
     f_buf: torch.Tensor = None
+    """(n_samples,) F(θ) at ``buf`` (detached; set by the step's forward pass)."""
     g_buf: torch.Tensor = None
+    """(n_samples, 3) ∇ₓF where each sample's last Newton step started (the direction its
+    sample network moves along)."""
     d_buf: torch.Tensor | None = None
     """(n_samples,) each sample's distance to its nearest input point at the last step (0 for
     samples left out of the loss); only kept when ``keep_far_fraction > 0``."""
@@ -167,6 +175,14 @@ class FitState:
     """The last step's total loss (detached)."""
     terms: dict = field(default_factory=dict)
     """The last step's loss terms (with their graphs until the next step)."""
+    residual: torch.Tensor | None = None
+    """(n_samples,) |F − c| of the samples at the last step."""
+    usable: torch.Tensor | None = None
+    """(n_samples,) bool: the samples the last step's sample terms used (residual below
+    ``sample_tol``, ∇ₓF not vanishing)."""
+    pool: ThreadPoolExecutor | None = None
+    """The helper thread of the nearest-point queries while :func:`train` runs
+    (``parallel_nearest``), else None."""
 
     @property
     def n_levels(self) -> int:
@@ -424,24 +440,67 @@ def _refresh_indices(cfg: ReconstructionConfig, st: FitState, n_refresh: int) ->
 
 
 @torch.no_grad()
-def _project_samples(cfg: ReconstructionConfig, data: FitData, st: FitState) -> tuple[torch.Tensor, torch.Tensor]:
+def _project_samples(cfg: ReconstructionConfig, data: FitData, st: FitState) -> None:
     """Step 1: refresh a share of the buffer, warm-start Newton from the last positions.
 
-    Returns the residuals |F − c| (M,) and the usable samples (M,) bool.
+    ``newton_steps − 1`` full Newton steps, then one whose ∇ₓF is kept in ``st.g_buf``:
+    F at the moved samples comes from the loss's forward pass (:func:`_loss` fills
+    ``st.f_buf``), so the step evaluates F and ∇ₓF once less. The sample network then
+    moves each sample along the gradient where its step started, a Newton step away
+    (benchmarks/EXPERIMENTS.md, session 8: the same bench quality, 1.1–1.25× the steps/s).
     """
     lvl = float(cfg.level)
     n_refresh = int(round(cfg.n_samples * cfg.refresh_fraction))
     if n_refresh > 0:
         ridx = _refresh_indices(cfg, st, n_refresh)
         st.buf[ridx] = _seeds(cfg, data, st.gen, n_refresh)
-    st.buf, st.f_buf, st.g_buf = newton_iterate(st.model, st.buf, lvl, cfg.newton_steps, cfg.eps)
-    bad = ~torch.isfinite(st.buf).all(dim=1) | (st.buf.abs() > cfg.box).any(dim=1)
-    if bad.any():
-        st.buf[bad] = _seeds(cfg, data, st.gen, int(bad.sum()))
-        st.f_buf[bad], st.g_buf[bad] = value_and_grad(st.model, st.buf[bad])
-    res = (st.f_buf - lvl).abs()
-    ok = (res < cfg.sample_tol) & ((st.g_buf * st.g_buf).sum(dim=1) > cfg.eps)
-    return res, ok
+    p, f, g = newton_iterate(st.model, st.buf, lvl, cfg.newton_steps - 1, cfg.eps)
+    p = p - newton_delta(f, g, lvl, cfg.eps)
+    bad = ~torch.isfinite(p).all(dim=1) | (p.abs() > cfg.box).any(dim=1)
+    if bad.any():  # fresh seeds, where they stand (their residual leaves most out this step)
+        p[bad] = _seeds(cfg, data, st.gen, int(bad.sum()))
+        g[bad] = value_and_grad(st.model, p[bad])[1]
+    st.buf, st.g_buf = p, g
+
+
+@contextlib.contextmanager
+def _lookup_thread(cfg: ReconstructionConfig, st: FitState) -> Iterator[None]:
+    """While the loop runs: the helper thread of the nearest-point queries (``parallel_nearest``).
+
+    With torch on ``threads`` = 1 (the default) the second core is idle during the
+    forward pass; the KD-tree query releases the GIL, so it runs there meanwhile.
+    """
+    if not cfg.parallel_nearest:
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="surfrec-nearest") as pool:
+        st.pool = pool
+        try:
+            yield
+        finally:
+            st.pool = None
+
+
+def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[], np.ndarray]:
+    """Start the query of the samples' nearest scan points; returns the call that waits for it.
+
+    Parameters
+    ----------
+    ps : (M, 3) samples (detached)
+
+    Returns
+    -------
+    callable → (M,) int64 index into the scan points (closed fits: ``data.nearest``) or into
+    the side term's points, −1 beyond ``sides.sample_radius`` (open fits).
+    """
+    qn = ps.detach()
+    if data.sides is None:
+        job = lambda: data.nearest.indices(qn)  # noqa: E731
+    else:
+        job = lambda: data.sides.nearest.indices(qn, upto=data.sides.sample_radius)  # noqa: E731
+    if st.pool is None:
+        return job
+    return st.pool.submit(job).result
 
 
 def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Generator) -> torch.Tensor:
@@ -456,11 +515,15 @@ def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Gener
     return torch.cat([near, uni])
 
 
-def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tensor) -> torch.Tensor:
-    """Steps 2-4: the loss terms, from one batched forward pass of every point that needs F(·; θ)."""
+def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tensor:
+    """Steps 2-4: the loss terms, from one batched forward pass of every point that needs F(·; θ).
+
+    The pass includes every level-set sample: it gives ``st.f_buf``, the residuals and so
+    the samples the sample terms use (``st.residual``, ``st.usable``).
+    """
     lvl, model, dev = float(cfg.level), st.model, data.x_all.device
-    use_surf = bool(ok.any()) and cfg.surface_weight > 0
-    ps = st.buf[ok] if use_surf else st.buf[:0]
+    ps = st.buf
+    lookup = _start_lookup(data, st, ps) if cfg.surface_weight > 0 else None
     n = data.x_all.shape[0]
     bidx = torch.randint(0, n, (min(cfg.batch_points, n),), generator=st.gen).to(dev)
     xb = data.x_all[bidx]
@@ -477,30 +540,14 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
     q = q if use_dist else q[:0]
     f_all = model(torch.cat([ps, xb, xs, q]))
     f_s, f_x, f_side, f_q = torch.split(f_all, [ps.shape[0], xb.shape[0], xs.shape[0], q.shape[0]])
+    st.f_buf = f_s.detach()
+    st.residual = (st.f_buf - lvl).abs()
+    st.usable = (st.residual < cfg.sample_tol) & ((st.g_buf * st.g_buf).sum(dim=1) > cfg.eps)
     terms: dict[str, tuple[float, torch.Tensor]] = {}
-    if use_surf:
-        p_theta = sample_network(model, ps, st.f_buf[ok], st.g_buf[ok], eps=cfg.eps, f=f_s)
-        if sides is None:
-            target = data.nearest(ps)
-            if cfg.keep_far_fraction > 0:
-                st.d_buf = torch.zeros(st.buf.shape[0], device=dev)
-                st.d_buf[ok] = (ps - target).norm(dim=1)
-            if data.signs is not None and st.step >= cfg.sign_after * cfg.iterations:
-                push = sign_push(data.signs, ps, target)
-                on = push != 0
-                if on.any():
-                    terms["sign"] = (cfg.surface_weight * cfg.sign_weight, sign_push_loss(
-                        f_s[on], st.f_buf[ok][on], push[on], ps.shape[0]))
-                    p_theta, target = p_theta[~on], target[~on]
-        else:  # an open surface: only its sheet is pulled, not the level set closing the inside
-            nn = torch.from_numpy(sides.nearest.indices(ps, upto=sides.sample_radius)).to(dev)
-            near = nn >= 0
-            nn = nn.clamp(min=0)
-            target = sides.points[nn]
-            sheet = near & ((st.g_buf[ok] * sides.normals[nn]).sum(dim=1) > 0)
-            p_theta, target = p_theta[sheet], target[sheet]
-        if target.shape[0]:
-            terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, target))
+    if lookup is not None:
+        nn = torch.from_numpy(lookup()).to(dev)
+        if st.usable.any():
+            terms.update(_sample_terms(cfg, data, st, f_s, nn))
     terms["data"] = (cfg.data_weight, (f_x - lvl).abs().mean())
     if sides is not None:
         terms["side"] = (cfg.side_weight, side_loss(f_side, side, sides.delta[sidx], lvl, cfg.side_margin))
@@ -521,6 +568,48 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState, ok: torch.Tens
         loss = loss + weight * value
     st.terms = {k: v for k, (_, v) in terms.items()}
     return loss
+
+
+def _sample_terms(cfg: ReconstructionConfig, data: FitData, st: FitState, f_s: torch.Tensor,
+                  nn: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
+    """The sample network's terms over the usable samples: the pull to the data, and the
+    sign push (closed fits) or the sheet selection (open fits).
+
+    Parameters
+    ----------
+    f_s : (n_samples,) F(buf; θ) with its θ-graph
+    nn : (n_samples,) int64 index of each sample's nearest point (:func:`_start_lookup`)
+
+    Returns
+    -------
+    dict name -> (weight, scalar tensor)
+    """
+    ok, dev, sides = st.usable, f_s.device, data.sides
+    ps, f0, g0, nn = st.buf[ok], st.f_buf[ok], st.g_buf[ok], nn[ok]
+    f_ok = f_s[ok]
+    p_theta = sample_network(st.model, ps, f0, g0, eps=cfg.eps, f=f_ok)
+    terms: dict[str, tuple[float, torch.Tensor]] = {}
+    if sides is None:
+        target = data.nearest.points_at(nn, dev, ps.dtype)
+        if cfg.keep_far_fraction > 0:
+            st.d_buf = torch.zeros(st.buf.shape[0], device=dev)
+            st.d_buf[ok] = (ps - target).norm(dim=1)
+        if data.signs is not None and st.step >= cfg.sign_after * cfg.iterations:
+            push = sign_push(data.signs, ps, target)
+            on = push != 0
+            if on.any():
+                terms["sign"] = (cfg.surface_weight * cfg.sign_weight, sign_push_loss(
+                    f_ok[on], f0[on], push[on], ps.shape[0]))
+                p_theta, target = p_theta[~on], target[~on]
+    else:  # an open surface: only its sheet is pulled, not the level set closing the inside
+        near = nn >= 0
+        nn = nn.clamp(min=0)
+        target = sides.points[nn]
+        sheet = near & ((g0 * sides.normals[nn]).sum(dim=1) > 0)
+        p_theta, target = p_theta[sheet], target[sheet]
+    if target.shape[0]:
+        terms["surface"] = (cfg.surface_weight, surface_sample_loss(p_theta, target))
+    return terms
 
 
 def sign_push(signs: SignData, ps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -569,10 +658,11 @@ def _optimizer_step(cfg: ReconstructionConfig, st: FitState, loss: torch.Tensor)
         st.snapshot()
 
 
-def _record(cfg: ReconstructionConfig, st: FitState, lr: float, res: torch.Tensor, ok: torch.Tensor) -> dict | None:
+def _record(cfg: ReconstructionConfig, st: FitState, lr: float) -> dict | None:
     """Append the step's metrics to the history every ``log_every`` steps (and the first and last)."""
     if not (st.step % cfg.log_every == 0 or st.step == cfg.iterations or st.step == 1):
         return None
+    res, ok = st.residual, st.usable
     r = res[torch.isfinite(res)]
     nan = torch.tensor(float("nan"))
     rec = {
@@ -608,6 +698,13 @@ def train(cfg: ReconstructionConfig, data: FitData, st: FitState, *, callback=No
           checkpoint=None, on_step: StepHook | None = None) -> None:
     """The loop: schedule → project samples → loss → optimizer step → record, until a limit."""
     st.model.train()
+    with _lookup_thread(cfg, st):
+        _loop(cfg, data, st, callback, stop, checkpoint, on_step)
+
+
+def _loop(cfg: ReconstructionConfig, data: FitData, st: FitState, callback, stop, checkpoint,
+          on_step: StepHook | None) -> None:
+    """:func:`train`'s steps."""
     while st.step < cfg.iterations:
         if stop is not None and stop():
             _interrupt(cfg, data, st, checkpoint)
@@ -616,13 +713,13 @@ def train(cfg: ReconstructionConfig, data: FitData, st: FitState, *, callback=No
             st.stopped_by = "time_budget"
             break
         lr, schedule_total = _schedule(cfg, st, elapsed)
-        res, ok = _project_samples(cfg, data, st)
-        loss = _loss(cfg, data, st, ok)
+        _project_samples(cfg, data, st)
+        loss = _loss(cfg, data, st)
         if not torch.isfinite(loss):
             _roll_back(cfg, data, st)
             continue
         _optimizer_step(cfg, st, loss)
-        rec = _record(cfg, st, lr, res, ok)
+        rec = _record(cfg, st, lr)
         if rec is not None and callback is not None:
             callback(st.step, schedule_total, rec)
         if on_step is not None and on_step(st):

@@ -115,6 +115,12 @@ class NearestPoints:
                 idx = np.where(np.linalg.norm(self.points[idx] - qn, axis=1) <= upto, idx, -1)
         return np.asarray(idx, dtype=np.int64)
 
+    def points_at(self, idx: torch.Tensor | np.ndarray, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(M,) indices from :meth:`indices` (all ≥ 0) → (M, D) input points on ``device``."""
+        idx = idx.cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
+        return torch.from_numpy(self.points[idx]).to(device, dtype)
+
     def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
         """(M, D) tensor → the nearest input point of each row, same device and dtype."""
-        return torch.from_numpy(self.points[self.indices(q, eps)]).to(q.device, q.dtype)
+        return self.points_at(self.indices(q, eps), q.device, q.dtype)

@@ -162,7 +162,7 @@ FIT: dict[str, Range] = {
     "n_samples": Range(1, None, integer=True),
     "refresh_fraction": Range(0, 1),
     "keep_far_fraction": Range(0, 1),
-    "newton_steps": Range(0, None, integer=True),
+    "newton_steps": Range(1, None, integer=True),
     "init_newton_steps": Range(0, None, integer=True),
     "seed_k": Range(1, None, integer=True),
     "seed_sigma_scale": Range(0, None, lo_open=True),

@@ -274,3 +274,22 @@ def test_refresh_keeps_the_samples_farthest_from_the_data():
     assert not far & set(idx.tolist()) and len(set(idx.tolist())) > 60
     st.d_buf = None  # no distances yet (first step, fresh buffer): uniform over all slots
     assert far & set(_refresh_indices(cfg, st, 1000).tolist())
+
+
+@pytest.mark.parametrize("surface", ["closed", "open"])
+def test_lookup_thread_gives_the_same_fit(surface):
+    """The nearest-point query in the helper thread (``parallel_nearest``) changes nothing:
+    the same weights as the query in line, on the closed path (sign push on) and the open one."""
+    if surface == "open":
+        rng = np.random.default_rng(3)
+        xy = rng.uniform(-1, 1, (1500, 2))
+        pts = np.column_stack([xy, 0.2 * np.sin(3 * xy[:, 0])])
+    else:
+        pts = _torus(1500, seed=3)
+    cfg = get_config(_small_config(), iterations=40, sign_after=0.25, extract={"surface": surface})
+    a = fit(pts, config=get_config(cfg, parallel_nearest=True))
+    b = fit(pts, config=get_config(cfg, parallel_nearest=False))
+    assert a.shape["fit_surface"] == surface
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    assert not torch.equal(a.model.out.weight, fit(pts, config=get_config(cfg, iterations=39)).model.out.weight)

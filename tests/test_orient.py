@@ -302,3 +302,59 @@ def test_sign_push_marks_far_samples_by_side_and_moves_them():
             q -= 1e-3 * q.grad
         f1 = model(x)
     assert f1[0] < f0[0] and f1[1] > f0[1]
+
+
+class _TwoSpheres:
+    """F(x) = s (‖x‖ − r_out)(‖x‖ − r_in): level set c = 0 is two concentric spheres."""
+
+    def __new__(cls, r_out: float, r_in: float):
+        import torch
+
+        class Field(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.s = torch.nn.Parameter(torch.tensor(1.0))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                r = x.norm(dim=1)
+                return self.s * (r - r_out) * (r - r_in)
+
+        return Field()
+
+
+def test_sign_push_starts_at_sign_after_and_pushed_samples_leave_the_pull():
+    """In the loop's loss: before ``sign_after`` of the steps every usable sample is pulled
+    to the data (no sign term); after it, samples of a bubble inside the closed scan get
+    the sign term and leave the pull, which then only holds the samples on the scan."""
+    import torch
+
+    from surfrec.config import get_config
+    from surfrec.fitting import FitState, _loss, prepare_data
+    from surfrec.levelset import value_and_grad
+
+    cfg = get_config(None, iterations=100, sign_after=0.2, device="cpu", threads=1, seed=0,
+                     distance_weight=0.0, eikonal_weight=0.0)
+    data = prepare_data(_sphere(4000) * 0.6, None, cfg, torch.device("cpu"))
+    assert data.signs is not None
+    r = float(np.linalg.norm(data.unit, axis=1).mean())
+    field = _TwoSpheres(r, 0.3 * r)
+    d = torch.from_numpy(_sphere(64, seed=1).astype(np.float32))
+    st = FitState(model=field, opt=None, gen=torch.Generator().manual_seed(0))
+
+    def terms_at(step: int) -> dict:
+        st.buf = torch.cat([d * r, d * (0.3 * r)])  # on the scan's sphere, and a bubble far inside
+        st.g_buf = value_and_grad(field, st.buf)[1]
+        st.step = step
+        _loss(cfg, data, st)
+        assert bool(st.usable.all())
+        return {k: float(v) for k, v in st.terms.items()}
+
+    early = terms_at(19)  # sign_after · iterations = 20
+    assert "sign" not in early
+    late = terms_at(20)
+    assert "sign" in late  # (zero in value: linear in F − F₀; it acts through its gradient)
+    from scipy.spatial import cKDTree
+
+    on_scan = cKDTree(data.unit).query((d * r).numpy())[0].mean()
+    assert late["surface"] == pytest.approx(on_scan, rel=1e-3)  # only the samples on the scan are pulled
+    assert early["surface"] == pytest.approx(0.5 * on_scan + 0.5 * 0.7 * r, rel=0.02)
