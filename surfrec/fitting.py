@@ -537,7 +537,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
         xs = sides.points[sidx] + (side * sides.delta[sidx])[:, None] * sides.normals[sidx]
     else:
         xs = xb[:0]
-    q = q if use_dist else q[:0]
+    q_eik, q = q, (q if use_dist else q[:0])  # the eikonal term has its points without the distance term
     f_all = model(torch.cat([ps, xb, xs, q]))
     f_s, f_x, f_side, f_q = torch.split(f_all, [ps.shape[0], xb.shape[0], xs.shape[0], q.shape[0]])
     st.f_buf = f_s.detach()
@@ -560,7 +560,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
         u = (torch.rand(cfg.batch_points, 3, generator=st.gen).to(dev) * 2 - 1) * cfg.box
         terms["grid_decay"] = (cfg.grid_decay_weight, model._encode(u).pow(2).sum(dim=1).mean())
     if cfg.eikonal_weight > 0:
-        terms["eikonal"] = (cfg.eikonal_weight, eikonal_loss(model, q))
+        terms["eikonal"] = (cfg.eikonal_weight, eikonal_loss(model, q_eik))
     if data.normals is not None:
         terms["normal"] = (cfg.normal_weight, normal_loss(model, xb, data.normals[bidx]))
     loss = torch.zeros((), device=dev)

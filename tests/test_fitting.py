@@ -293,3 +293,11 @@ def test_lookup_thread_gives_the_same_fit(surface):
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb), ka
     assert not torch.equal(a.model.out.weight, fit(pts, config=get_config(cfg, iterations=39)).model.out.weight)
+
+
+def test_eikonal_term_alone_has_its_points():
+    """eikonal_weight > 0 with the distance term off: the eikonal term gets its own points
+    (it once got an empty batch, a NaN loss, and the fit diverged at step 0)."""
+    pts = _torus(800, seed=4)
+    res = fit(pts, config=get_config(_small_config(), iterations=15, eikonal_weight=0.1, distance_weight=0.0))
+    assert res.steps == 15 and np.isfinite(res.history["loss"]).all()
