@@ -89,7 +89,10 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", type=Path, default=Path("out/real"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="FitConfig overrides (JSON values), e.g. slope_weight=0.1")
     args = ap.parse_args()
+    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
 
     import torch
 
@@ -105,7 +108,8 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         s = scan_spacing(pts)
-        cfg = get_config("default", iterations=args.iters, time_budget=args.time_budget, threads=args.threads)
+        cfg = get_config("default", iterations=args.iters, time_budget=args.time_budget, threads=args.threads,
+                         **overrides)
         cfg.extract = dataclasses.replace(cfg.extract, surface=args.surface)
         t0 = time.perf_counter()
         result = surfrec.fit(pts, config=cfg)

@@ -187,6 +187,18 @@ class ReconstructionConfig:
     the data are the slowest part of a step when exact; 0.3 makes them ~3× faster."""
     eikonal_weight: float = 0.0
     """Weight of (‖∇F‖ − 1)² on distance samples (second derivatives: slower)."""
+    slope_weight: float = 0.0
+    """Weight of the slope term: mean (D − 1)² at ``slope_points`` points near the data and
+    in the box, D = (F(x + hn) − F(x − hn)) / 2h the central difference of F along the
+    (detached) unit gradient n, h = ``slope_step``: keeps ‖∇ₓF‖ near 1 with first
+    derivatives only. Without a term that fixes F's scale, the data term λ·mean|F − c| on
+    a noisy scan is lowered by flattening F (the sample terms do not depend on F's scale),
+    and a flat F has no level set through thin parts."""
+    slope_points: int = 256
+    """Points per step of the slope term (half near the data as the distance samples, half
+    uniform in the box)."""
+    slope_step: float = 0.005
+    """h of the slope term's central difference (normalized units)."""
     normal_weight: float = 0.0
     """Weight of the normal-alignment term, used only when the scan has normals."""
     side_weight: float = 1.0

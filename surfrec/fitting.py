@@ -38,6 +38,7 @@ from .index import NearestPoints, SpatialIndex
 from .levelset import draw_seeds, newton_delta, newton_iterate, seed_sigmas, value_and_grad
 from .losses import (
     sign_push_loss,
+    slope_loss,
     distance_sample_loss,
     eikonal_loss,
     normal_loss,
@@ -503,15 +504,18 @@ def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[],
     return st.pool.submit(job).result
 
 
-def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Generator) -> torch.Tensor:
-    """Points near the data (wide Gaussians around input points) and uniform in the box."""
+def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Generator,
+                      count: int | None = None) -> torch.Tensor:
+    """(count, 3) points near the data (wide Gaussians around input points) and uniform in
+    the box (``count`` default: ``n_distance_samples``)."""
     dev = data.seed_pts.device
-    n_near = int(cfg.n_distance_samples * cfg.distance_near_fraction)
+    count = cfg.n_distance_samples if count is None else count
+    n_near = int(count * cfg.distance_near_fraction)
     near_idx = torch.randint(0, data.seed_pts.shape[0], (n_near,), generator=gen).to(dev)
     dim = data.seed_pts.shape[1]
     near = data.seed_pts[near_idx] + torch.randn(n_near, dim, generator=gen).to(dev) * (
         cfg.distance_sigma_scale * data.sigma[near_idx]).unsqueeze(1)
-    uni = (torch.rand(cfg.n_distance_samples - n_near, dim, generator=gen).to(dev) * 2 - 1) * cfg.box
+    uni = (torch.rand(count - n_near, dim, generator=gen).to(dev) * 2 - 1) * cfg.box
     return torch.cat([near, uni])
 
 
@@ -538,8 +542,10 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
     else:
         xs = xb[:0]
     q_eik, q = q, (q if use_dist else q[:0])  # the eikonal term has its points without the distance term
-    f_all = model(torch.cat([ps, xb, xs, q]))
-    f_s, f_x, f_side, f_q = torch.split(f_all, [ps.shape[0], xb.shape[0], xs.shape[0], q.shape[0]])
+    xl = _slope_points(cfg, data, st) if cfg.slope_weight > 0 else xb[:0]
+    f_all = model(torch.cat([ps, xb, xs, q, xl]))
+    f_s, f_x, f_side, f_q, f_l = torch.split(f_all, [ps.shape[0], xb.shape[0], xs.shape[0], q.shape[0],
+                                                     xl.shape[0]])
     st.f_buf = f_s.detach()
     st.residual = (st.f_buf - lvl).abs()
     st.usable = (st.residual < cfg.sample_tol) & ((st.g_buf * st.g_buf).sum(dim=1) > cfg.eps)
@@ -559,6 +565,8 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
     if cfg.grid_decay_weight > 0 and st.n_levels:
         u = (torch.rand(cfg.batch_points, 3, generator=st.gen).to(dev) * 2 - 1) * cfg.box
         terms["grid_decay"] = (cfg.grid_decay_weight, model._encode(u).pow(2).sum(dim=1).mean())
+    if cfg.slope_weight > 0:
+        terms["slope"] = (cfg.slope_weight, slope_loss(*f_l.chunk(2), cfg.slope_step))
     if cfg.eikonal_weight > 0:
         terms["eikonal"] = (cfg.eikonal_weight, eikonal_loss(model, q_eik))
     if data.normals is not None:
@@ -568,6 +576,15 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
         loss = loss + weight * value
     st.terms = {k: v for k, (_, v) in terms.items()}
     return loss
+
+
+def _slope_points(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tensor:
+    """(2B, 3) the slope term's pairs x + hn, then x − hn (B = ``slope_points``; n the unit
+    ∇ₓF at x, detached)."""
+    x = _distance_samples(cfg, data, st.gen, cfg.slope_points)
+    g = value_and_grad(st.model, x)[1]
+    hn = cfg.slope_step * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return torch.cat([x + hn, x - hn])
 
 
 def _sample_terms(cfg: ReconstructionConfig, data: FitData, st: FitState, f_s: torch.Tensor,

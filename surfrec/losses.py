@@ -128,6 +128,23 @@ def eikonal_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return ((g.norm(dim=1) - 1.0) ** 2).mean()
 
 
+def slope_loss(f_plus: torch.Tensor, f_minus: torch.Tensor, step: float) -> torch.Tensor:
+    """Mean (D − 1)², D = (F(x + hn) − F(x − hn)) / 2h: the eikonal term with first
+    derivatives only, when n is the unit gradient at x (detached) and h = ``step``.
+
+    Parameters
+    ----------
+    f_plus, f_minus : (B,) F(x ± hn; θ) with their θ-graphs
+    step : float
+        h.
+
+    Returns
+    -------
+    scalar tensor
+    """
+    return (((f_plus - f_minus) / (2.0 * step) - 1.0) ** 2).mean()
+
+
 def normal_loss(model: torch.nn.Module, x: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
     """Mean 1 − |cos(∇ₓF(x), n)| on input points with normals (orientation-free).
 

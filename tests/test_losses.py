@@ -45,3 +45,30 @@ def test_surface_and_distance_losses():
     t = torch.zeros(2, 3)
     assert surface_sample_loss(p, t).item() == 1.5
     assert distance_sample_loss(p, t, torch.tensor([-1.0, 1.0])).item() == 0.5
+
+
+def test_slope_loss_matches_the_eikonal_loss_and_its_theta_gradient():
+    """The slope term's central difference along the unit gradient equals the eikonal term
+    (‖∇F‖ − 1)² to O(h²), in value and in θ-gradient (float64, h = 1e-4)."""
+    from surfrec.losses import eikonal_loss, slope_loss
+
+    m = _model()
+    x = torch.rand(64, 3, dtype=torch.float64) - 0.5
+    _, g = m.gradient(x)
+    h = 1e-4
+    hn = h * g / g.norm(dim=1, keepdim=True)
+    m.zero_grad()
+    s = slope_loss(m(x + hn), m(x - hn), h)
+    s.backward()
+    gs = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    e = eikonal_loss(m, x)
+    e.backward()
+    assert abs(float(s) - float(e)) < 1e-6 * max(1.0, float(e))
+    for a, p in zip(gs, m.parameters()):  # (the output bias has no gradient in either)
+        b = p.grad if p.grad is not None else torch.zeros_like(p)
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-8)
+    # F = 2(‖x‖ − 0.3), slope 2 everywhere: (2 − 1)² = 1
+    hn = h * x / x.norm(dim=1, keepdim=True)
+    value = slope_loss(2 * ((x + hn).norm(dim=1) - 0.3), 2 * ((x - hn).norm(dim=1) - 0.3), h)
+    assert abs(float(value) - 1.0) < 1e-6
