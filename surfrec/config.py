@@ -187,16 +187,20 @@ class ReconstructionConfig:
     the data are the slowest part of a step when exact; 0.3 makes them ~3× faster."""
     eikonal_weight: float = 0.0
     """Weight of (‖∇F‖ − 1)² on distance samples (second derivatives: slower)."""
-    slope_weight: float = 0.0
+    slope_weight: float = 0.03
     """Weight of the slope term: mean (D − 1)² at ``slope_points`` points near the data and
     in the box, D = (F(x + hn) − F(x − hn)) / 2h the central difference of F along the
     (detached) unit gradient n, h = ``slope_step``: keeps ‖∇ₓF‖ near 1 with first
-    derivatives only. Without a term that fixes F's scale, the data term λ·mean|F − c| on
-    a noisy scan is lowered by flattening F (the sample terms do not depend on F's scale),
-    and a flat F has no level set through thin parts."""
+    derivatives only (0 disables it). Without a term that fixes F's scale, the data term
+    λ·mean|F − c| on a noisy scan is lowered by flattening F (the sample terms do not depend
+    on F's scale), and a flat F has no level set through thin parts: the abc00994122
+    simscan's fin was lost (Chamfer 33 → 7.8 ×10⁻³ with 0.03; 0.1 and 0.3 gave 13 and 19;
+    benchmarks/EXPERIMENTS.md, session 8)."""
     slope_points: int = 256
-    """Points per step of the slope term (half near the data as the distance samples, half
-    uniform in the box)."""
+    """Points per step of the slope term."""
+    slope_near_fraction: float = 0.5
+    """Share of the slope term's points drawn near the data (as the distance samples); the
+    rest uniform in the box (1.0 measured no better: EXPERIMENTS.md, session 8)."""
     slope_step: float = 0.005
     """h of the slope term's central difference (normalized units)."""
     normal_weight: float = 0.0

@@ -505,12 +505,14 @@ def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[],
 
 
 def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Generator,
-                      count: int | None = None) -> torch.Tensor:
+                      count: int | None = None, near_fraction: float | None = None) -> torch.Tensor:
     """(count, 3) points near the data (wide Gaussians around input points) and uniform in
-    the box (``count`` default: ``n_distance_samples``)."""
+    the box (``count`` default: ``n_distance_samples``; ``near_fraction`` the share near the
+    data, default ``distance_near_fraction``)."""
     dev = data.seed_pts.device
     count = cfg.n_distance_samples if count is None else count
-    n_near = int(count * cfg.distance_near_fraction)
+    near_fraction = cfg.distance_near_fraction if near_fraction is None else near_fraction
+    n_near = int(count * near_fraction)
     near_idx = torch.randint(0, data.seed_pts.shape[0], (n_near,), generator=gen).to(dev)
     dim = data.seed_pts.shape[1]
     near = data.seed_pts[near_idx] + torch.randn(n_near, dim, generator=gen).to(dev) * (
@@ -581,7 +583,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
 def _slope_points(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tensor:
     """(2B, 3) the slope term's pairs x + hn, then x − hn (B = ``slope_points``; n the unit
     ∇ₓF at x, detached)."""
-    x = _distance_samples(cfg, data, st.gen, cfg.slope_points)
+    x = _distance_samples(cfg, data, st.gen, cfg.slope_points, cfg.slope_near_fraction)
     g = value_and_grad(st.model, x)[1]
     hn = cfg.slope_step * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
     return torch.cat([x + hn, x - hn])

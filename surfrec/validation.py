@@ -178,6 +178,7 @@ FIT: dict[str, Range] = {
     "eikonal_weight": Range(0, None),
     "slope_weight": Range(0, None),
     "slope_points": Range(1, None, integer=True),
+    "slope_near_fraction": Range(0, 1),
     "slope_step": Range(0, None, lo_open=True),
     "normal_weight": Range(0, None),
     "side_weight": Range(0, None),
