@@ -150,9 +150,11 @@ class ReconstructionConfig:
     keep_far_fraction: float = 0.0
     """Share of the sample buffer, the samples farthest from the data at the last step,
     that the refresh never replaces (they keep working on stray surface, e.g. a membrane
-    over a hole; 0: the refresh picks uniformly). Off by default: 0.3–0.4 fixed
-    abc00994122 at 3000 steps but not bunny_sparse, hurt one 6000-step seed, and 0.6 tore
-    the surface (benchmarks/EXPERIMENTS.md, session 5)."""
+    over a hole; 0: the refresh picks uniformly; closed fits only). Off by default: with
+    the slope term, 0.3 removed the webs of abc00994122 (seeds 0–4: CD spread 2.4× →
+    1.16×) but cost bunny_sparse 7% and the abc00994122 simscan's Chamfer to its truth
+    7.8 → 13.3 ×10⁻³; 0.6 tore the surface in session 5 (benchmarks/EXPERIMENTS.md,
+    sessions 5 and 8)."""
     newton_steps: int = 1
     """Newton steps per training step for the (warm-started) sample buffer (≥ 1; the last
     takes F at the moved samples from the loss's forward pass)."""
