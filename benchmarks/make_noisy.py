@@ -11,12 +11,10 @@ OUT_DIR/NAME_n{sigma}.gt.ply to the ground truth, so ``benchmarks/bench_steps.py
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(os.environ.get("SURFREC_BENCH", "/work/shared/data/bench"))
+from bench_steps import BENCH  # the bench folder (SURFREC_BENCH), one definition
 
 
 def main() -> None:

@@ -176,8 +176,6 @@ class FitState:
     """The last step's total loss (detached)."""
     terms: dict = field(default_factory=dict)
     """The last step's loss terms (with their graphs until the next step)."""
-    residual: torch.Tensor | None = None
-    """(n_samples,) |F − c| of the samples at the last step."""
     usable: torch.Tensor | None = None
     """(n_samples,) bool: the samples the last step's sample terms used (residual below
     ``sample_tol``, ∇ₓF not vanishing)."""
@@ -524,8 +522,8 @@ def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Gener
 def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tensor:
     """Steps 2-4: the loss terms, from one batched forward pass of every point that needs F(·; θ).
 
-    The pass includes every level-set sample: it gives ``st.f_buf``, the residuals and so
-    the samples the sample terms use (``st.residual``, ``st.usable``).
+    The pass includes every level-set sample: it gives ``st.f_buf`` and so the samples the
+    sample terms use (``st.usable``).
     """
     lvl, model, dev = float(cfg.level), st.model, data.x_all.device
     ps = st.buf
@@ -549,8 +547,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
     f_s, f_x, f_side, f_q, f_l = torch.split(f_all, [ps.shape[0], xb.shape[0], xs.shape[0], q.shape[0],
                                                      xl.shape[0]])
     st.f_buf = f_s.detach()
-    st.residual = (st.f_buf - lvl).abs()
-    st.usable = (st.residual < cfg.sample_tol) & ((st.g_buf * st.g_buf).sum(dim=1) > cfg.eps)
+    st.usable = ((st.f_buf - lvl).abs() < cfg.sample_tol) & ((st.g_buf * st.g_buf).sum(dim=1) > cfg.eps)
     terms: dict[str, tuple[float, torch.Tensor]] = {}
     if lookup is not None:
         nn = torch.from_numpy(lookup()).to(dev)
@@ -681,7 +678,7 @@ def _record(cfg: ReconstructionConfig, st: FitState, lr: float) -> dict | None:
     """Append the step's metrics to the history every ``log_every`` steps (and the first and last)."""
     if not (st.step % cfg.log_every == 0 or st.step == cfg.iterations or st.step == 1):
         return None
-    res, ok = st.residual, st.usable
+    res, ok = (st.f_buf - float(cfg.level)).abs(), st.usable
     r = res[torch.isfinite(res)]
     nan = torch.tensor(float("nan"))
     rec = {
