@@ -233,7 +233,23 @@ class ReconstructionConfig:
     stray surface on a closed scan) would remove the inside the side term asks for (a
     wavy sheet fitted without the facing test lost its inside after 600 steps). That
     part is trimmed off after meshing instead."""
-    """Scan points per step in the side term (each adds two points to the forward pass)."""
+    closed_side_weight: float = 1.0
+    """Closed surfaces only: weight of the side term (as ``side_weight``: F above c at
+    x + δn, below c at x − δn, hinges) at the scan points whose outward normal (the sign
+    push's orientation) can be trusted. It opens what the data say is outside, where the
+    pull alone leaves the level set across it: the slots and gaps of a CAD part a few point
+    spacings wide, filled by some seeds and not others (abc00994122 seeds 0–3: CD×1000
+    0.273 / 0.559 / 0.319 / 0.645 without it, 0.324 / 0.259 / 0.313 / 0.210 with 1.0;
+    3.0 fixed abc00994122 too but cost bunny_sparse 33%: benchmarks/EXPERIMENTS.md,
+    session 9). 0: off."""
+    closed_side_max_variation: float = 0.05
+    """The closed side term uses a point only when its neighbourhood's surface variation
+    λ₀/(λ₀+λ₁+λ₂) (``normal_k`` neighbours; 0 on a plane, 1/3 for isotropic scatter) is
+    below this: a sharp edge's or a noisy point's normal is not trusted."""
+    closed_side_min_share: float = 0.5
+    """The closed side term is off unless at least this share of the points passes
+    ``closed_side_max_variation`` (on a noisy scan the orientation cannot be trusted
+    anywhere, and a few passing points steered the fit wrong)."""
     sign_weight: float = 1.0
     """Closed surfaces only: weight of the sign push against the sample term's pull. The
     oriented normals (:mod:`surfrec.orient`, outward per piece) give the scan's winding

@@ -102,7 +102,8 @@ class FitData:
 
 @dataclass
 class SideData:
-    """Scan points with oriented normals for the side term of an open surface."""
+    """Scan points with oriented normals for the side term: an open surface's sheet, or a
+    closed surface's points with a trusted outward normal (``nearest`` None)."""
 
     points: torch.Tensor
     """(K, 3) scan points (normalized)."""
@@ -112,8 +113,14 @@ class SideData:
     """(K,) offset δ of each point (``side_offset`` × its k-th neighbour distance)."""
     sample_radius: float
     """Level-set samples farther than this from the scan are left out of the sample term."""
-    nearest: NearestPoints
-    """Index of the nearest of ``points`` (the targets of the sample term, and their normals)."""
+    nearest: NearestPoints | None
+    """Index of the nearest of ``points`` (the targets of the sample term, and their normals);
+    None on a closed fit, whose sample term pulls the whole level set as usual."""
+
+    @property
+    def open(self) -> bool:
+        """An open fit's sheet (the sample term pulls only the sheet), not a closed fit's."""
+        return self.nearest is not None
 
 
 @dataclass
@@ -309,7 +316,7 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     from .orient import scan_orientation
 
     mode, sc = cfg.extract.surface, cfg.extract.surface_config
-    if mode == "closed" and cfg.sign_weight == 0:
+    if mode == "closed" and cfg.sign_weight == 0 and cfg.closed_side_weight == 0:
         return {"fit_surface": "closed"}, None, None
     index = index if index is not None else SpatialIndex(points)
     o = scan_orientation(points, sc.normal_k, sc.orient_k, index, sc.closure_area_clip)
@@ -321,7 +328,11 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     kth = sigma if sigma is not None else seed_sigmas(points, cfg.seed_k, fixed=cfg.seed_sigma,
                                                         tree=index).astype(np.float32)
     if fit_surface == "closed":
-        return shape, None, (_sign_data(points, o, cfg, kth, device) if cfg.sign_weight > 0 else None)
+        if cfg.sign_weight == 0 and cfg.closed_side_weight == 0:
+            return shape, None, None
+        signs, outward_normals = _sign_data(points, o, cfg, kth, device)
+        sides = _closed_sides(points, outward_normals, o.variation, kth, cfg, device, shape)
+        return shape, sides, (signs if cfg.sign_weight > 0 else None)
     if cfg.side_weight == 0:
         return shape, None, None
     return shape, SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
@@ -331,10 +342,36 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
                            nearest=NearestPoints(index)), None
 
 
+def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray, kth: np.ndarray,
+                  cfg: ReconstructionConfig, device: torch.device, shape: dict) -> SideData | None:
+    """The side term's points of a closed fit: the scan points whose outward normal can be
+    trusted (surface variation below ``closed_side_max_variation``), or None when the term
+    is off or too few points pass (a noisy scan). Records the share in ``shape``.
+
+    Parameters
+    ----------
+    points : (K, 3) float32 normalized; normals : (K, 3) outward; variation, kth : (K,)
+    """
+    if cfg.closed_side_weight == 0:
+        return None
+    trusted = variation < cfg.closed_side_max_variation
+    share = float(trusted.mean())
+    on = share >= cfg.closed_side_min_share
+    shape["closed_side"] = {"trusted_share": round(share, 4), "on": bool(on)}
+    if not on:
+        log.info("side term off: only %.1f%% of the points have a trustworthy normal (need %.0f%%)",
+                 100 * share, 100 * cfg.closed_side_min_share)
+        return None
+    return SideData(points=torch.from_numpy(np.ascontiguousarray(points[trusted])).to(device),
+                    normals=torch.from_numpy(normals[trusted].astype(np.float32)).to(device),
+                    delta=torch.from_numpy(cfg.side_offset * kth[trusted]).to(device),
+                    sample_radius=float("inf"), nearest=None)
+
+
 def _sign_data(points: np.ndarray, o: Orientation, cfg: ReconstructionConfig, kth: np.ndarray,
-               device: torch.device) -> SignData:
+               device: torch.device) -> tuple[SignData, np.ndarray]:
     """The winding-number grid of a closed scan's outward normals (``o``: its
-    :class:`surfrec.orient.Orientation`)."""
+    :class:`surfrec.orient.Orientation`), and those (K, 3) normals."""
     from .orient import outward, point_areas, winding_grid
 
     area = point_areas(points, cfg.extract.surface_config.orient_k, knn=o.knn)
@@ -343,7 +380,7 @@ def _sign_data(points: np.ndarray, o: Orientation, cfg: ReconstructionConfig, kt
     cell = 2.0 * cfg.box / cfg.sign_resolution
     grid = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 1, 0)).astype(np.float32))[None, None]
     return SignData(grid=grid.to(device), box=cfg.box, far=float(max(cfg.sign_far * np.median(kth), cell)),
-                    inside=cfg.sign_inside, outside=cfg.sign_outside)
+                    inside=cfg.sign_inside, outside=cfg.sign_outside), normals
 
 
 # ------------------------------------------------------------------ the loop state
@@ -493,7 +530,7 @@ def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[],
     the side term's points, −1 beyond ``sides.sample_radius`` (open fits).
     """
     qn = ps.detach()
-    if data.sides is None:
+    if data.sides is None or not data.sides.open:
         job = lambda: data.nearest.indices(qn)  # noqa: E731
     else:
         job = lambda: data.sides.nearest.indices(qn, upto=data.sides.sample_radius)  # noqa: E731
@@ -555,7 +592,8 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
             terms.update(_sample_terms(cfg, data, st, f_s, nn))
     terms["data"] = (cfg.data_weight, (f_x - lvl).abs().mean())
     if sides is not None:
-        terms["side"] = (cfg.side_weight, side_loss(f_side, side, sides.delta[sidx], lvl, cfg.side_margin))
+        weight = cfg.side_weight if sides.open else cfg.closed_side_weight
+        terms["side"] = (weight, side_loss(f_side, side, sides.delta[sidx], lvl, cfg.side_margin))
     if use_dist:
         fq, gq = value_and_grad(model, q)
         p_q = sample_network(model, q, fq, gq, eps=cfg.eps, f=f_q)
@@ -605,7 +643,7 @@ def _sample_terms(cfg: ReconstructionConfig, data: FitData, st: FitState, f_s: t
     f_ok = f_s[ok]
     p_theta = sample_network(st.model, ps, f0, g0, eps=cfg.eps, f=f_ok)
     terms: dict[str, tuple[float, torch.Tensor]] = {}
-    if sides is None:
+    if sides is None or not sides.open:
         target = data.nearest.points_at(nn, dev, ps.dtype)
         if cfg.keep_far_fraction > 0:
             st.d_buf = torch.zeros(st.buf.shape[0], device=dev)

@@ -58,10 +58,15 @@ def _knn(points: np.ndarray, k: int, index: SpatialIndex | None, knn: tuple | No
     return neighbors(points, k, index)
 
 
-def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None, knn: tuple | None = None) -> np.ndarray:
+def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None, knn: tuple | None = None,
+                     return_variation: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(N, 3) points -> (N, 3) unit normals of the least-squares plane through each point's
     ``k`` nearest points (itself included): the eigenvector of the smallest eigenvalue of
     their covariance; the sign is arbitrary.
+
+    With ``return_variation``, also the (N,) surface variation λ₀ / (λ₀ + λ₁ + λ₂) of each
+    neighbourhood (Pauly et al. 2002): 0 on a plane, 1/3 for isotropic scatter; how far
+    the normal can be trusted (noise, sharp edges, sparse thin parts).
 
     Written here on the fit's own index rather than taken from point-cloud-utils: its
     ``estimate_point_cloud_normals_knn`` builds a second tree and differed from the exact
@@ -73,8 +78,10 @@ def estimate_normals(points: Any, k: int = 16, index: SpatialIndex | None = None
     _, idx = _knn(pts, k, index, knn)
     nb = pts[idx]
     nb -= nb.mean(axis=1, keepdims=True)
-    _, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
-    return vec[:, :, 0]
+    val, vec = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
+    if not return_variation:
+        return vec[:, :, 0]
+    return vec[:, :, 0], np.clip(val[:, 0], 0.0, None) / np.maximum(val.sum(axis=1), 1e-300)
 
 
 def knn_graph(points: np.ndarray, k: int, index: SpatialIndex | None = None,
@@ -170,6 +177,8 @@ class Orientation(NamedTuple):
     """(N,) int connected piece of each point."""
     knn: tuple
     """The shared :func:`neighbors` query (distances, indices), for :func:`point_areas`."""
+    variation: np.ndarray
+    """(N,) float32 surface variation of each point's neighbourhood (:func:`estimate_normals`)."""
 
     @property
     def pieces(self) -> int:
@@ -181,10 +190,10 @@ def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
     """Oriented normals of a scan and its closure (see the module docstring)."""
     pts = _points(points)
     knn = neighbors(pts, max(normal_k, orient_k + 1), index)
-    n = estimate_normals(pts, normal_k, knn=knn)
+    n, variation = estimate_normals(pts, normal_k, knn=knn, return_variation=True)
     n, labels = orient_normals(pts, n, orient_k, knn=knn)
     return Orientation(n.astype(np.float32), closure(pts, n, orient_k, knn=knn, pieces=labels, area_clip=area_clip),
-                       labels, knn)
+                       labels, knn, variation.astype(np.float32))
 
 
 def point_areas(points: Any, k: int = 10, index: SpatialIndex | None = None, knn: tuple | None = None,

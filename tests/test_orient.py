@@ -282,7 +282,7 @@ def test_sign_push_marks_far_samples_by_side_and_moves_them():
     cfg = get_config(None)
     o = scan_orientation(p)
     kth = np.full(len(p), 0.01, np.float32)
-    signs = _sign_data(p, o, cfg, kth, torch.device("cpu"))
+    signs, _ = _sign_data(p, o, cfg, kth, torch.device("cpu"))
     assert signs.far == pytest.approx(max(4 * 0.01, 2.0 / 32))
     # the lookup honours the x, y, z order: a point off-centre along x only
     ps = torch.tensor([[0.0, 0.0, 0.0], [0.9, 0.0, 0.0], [0.0, 0.61, 0.0], [0.3, 0.0, 0.0]])
@@ -358,3 +358,61 @@ def test_sign_push_starts_at_sign_after_and_pushed_samples_leave_the_pull():
     on_scan = cKDTree(data.unit).query((d * r).numpy())[0].mean()
     assert late["surface"] == pytest.approx(on_scan, rel=1e-3)  # only the samples on the scan are pulled
     assert early["surface"] == pytest.approx(0.5 * on_scan + 0.5 * 0.7 * r, rel=0.02)
+
+
+def test_surface_variation_matches_naive_and_tells_planes_from_scatter():
+    """``estimate_normals(return_variation=True)``: λ₀/(λ₀+λ₁+λ₂) of each neighbourhood, as a
+    brute-force eigen-decomposition gives it; ≈ 0 on a plane, ≈ 1/3 for isotropic scatter."""
+    p = _sphere(500, seed=3) * [1.0, 0.7, 0.5]
+    _, var = estimate_normals(p, k=12, return_variation=True)
+    d = np.linalg.norm(p[:, None] - p[None], axis=2)
+    ref = np.empty(len(p))
+    for i in range(len(p)):
+        nb = p[np.argsort(d[i])[:12]]
+        w = np.linalg.eigvalsh(np.cov((nb - nb.mean(0)).T))
+        ref[i] = w[0] / w.sum()
+    assert np.allclose(var, ref, atol=1e-9)
+    rng = np.random.default_rng(0)
+    plane = np.column_stack([rng.uniform(-1, 1, (800, 2)), np.zeros(800)])
+    assert estimate_normals(plane, k=16, return_variation=True)[1].max() < 1e-12
+    cloud = rng.normal(size=(800, 3))
+    assert np.median(estimate_normals(cloud, k=16, return_variation=True)[1]) > 0.15
+
+
+def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
+    """A closed fit with ``closed_side_weight``: the side term's points are the scan's, with
+    outward normals; the sample term still pulls every usable sample to its nearest scan
+    point (not the open path's sheet selection); a noisy scan, whose normals cannot be
+    trusted, gets no side term."""
+    import torch
+
+    from surfrec.config import get_config
+    from surfrec.fitting import FitState, _loss, prepare_data
+    from surfrec.levelset import value_and_grad
+    from scipy.spatial import cKDTree
+
+    cfg = get_config(None, iterations=100, device="cpu", threads=1, seed=0, closed_side_weight=1.0)
+    data = prepare_data(_sphere(4000) * 0.6, None, cfg, torch.device("cpu"))
+    sides = data.sides
+    assert data.shape["fit_surface"] == "closed" and sides is not None and not sides.open
+    assert data.shape["closed_side"]["on"] and data.shape["closed_side"]["trusted_share"] > 0.99
+    radial = sides.points / sides.points.norm(dim=1, keepdim=True)
+    assert float((sides.normals * radial).sum(dim=1).min()) > 0.95  # outward, not inward
+
+    r = float(np.linalg.norm(data.unit, axis=1).mean())
+    field = _TwoSpheres(r, 0.3 * r)
+    d = torch.from_numpy(_sphere(64, seed=1).astype(np.float32))
+    st = FitState(model=field, opt=None, gen=torch.Generator().manual_seed(0))
+    st.buf = torch.cat([d * r, d * (0.3 * r)])  # on the scan; a bubble whose ∇F faces inwards
+    st.g_buf = value_and_grad(field, st.buf)[1]
+    st.step = 0
+    _loss(get_config(cfg, sign_weight=0.0), data, st)
+    assert "side" in st.terms and bool(st.usable.all())
+    pulled = cKDTree(data.unit).query(st.buf.numpy())[0].mean()
+    assert float(st.terms["surface"]) == pytest.approx(pulled, rel=1e-3)
+
+    noisy = _sphere(4000) * 0.6 + np.random.default_rng(1).normal(scale=0.03, size=(4000, 3))
+    nd = prepare_data(noisy, None, cfg, torch.device("cpu"))
+    assert nd.sides is None and nd.shape["closed_side"]["on"] is False
+    assert prepare_data(_sphere(4000) * 0.6, None, get_config(cfg, closed_side_weight=0.0),
+                        torch.device("cpu")).sides is None
