@@ -164,7 +164,7 @@ def fit_settings(quick: bool = False, device: str = "cpu", seed: int = 0, **over
         refresh_fraction=0.1, newton_steps=1, init_newton_steps=10, seed_k=10,
         seed_sigma_scale=1.0, uniform_fraction=0.2, sample_tol=1e-2, surface_weight=1.0,
         data_weight=1.0, distance_weight=0.5, distance_near_fraction=0.5, eikonal_weight=0.0, slope_weight=0.0,
-        keep_far_fraction=0.0,
+        keep_far_fraction=0.0, closed_side_weight=0.0,
         normal_weight=0.0, level=0.0, eps=1e-8, box=1.0, device=device, seed=seed, log_every=10,
     )
     s.update(overrides)
