@@ -256,8 +256,8 @@ class ReconstructionConfig:
     number; a level-set sample farther than ``sign_far`` from the data where it is sure of
     the side (a bubble inside the object, a web across a hole) is pushed to close that
     surface instead of being pulled to the nearest data point, which would grow a bubble
-    towards the data (:class:`surfrec.fitting.SignData`). 0: off (and no orientation on
-    ``--surface closed``)."""
+    towards the data (:class:`surfrec.fitting.SignData`). 0: off (and, with
+    ``closed_side_weight`` 0 too, no orientation on ``--surface closed``)."""
     sign_after: float = 0.2
     """Share of the steps before the sign push starts: until the level set has reached the
     data, all of it is far from the data (the initial sphere), and pushing it crushed the

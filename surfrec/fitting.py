@@ -357,7 +357,7 @@ def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray
     trusted = variation < cfg.closed_side_max_variation
     share = float(trusted.mean())
     on = share >= cfg.closed_side_min_share
-    shape["closed_side"] = {"trusted_share": round(share, 4), "on": bool(on)}
+    shape.update(closed_side=bool(on), closed_side_share=round(share, 4))
     if not on:
         log.info("side term off: only %.1f%% of the points have a trustworthy normal (need %.0f%%)",
                  100 * share, 100 * cfg.closed_side_min_share)

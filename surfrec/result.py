@@ -75,7 +75,9 @@ class FitResult:
     shape : dict or None
         The surface decided before the fit and its evidence (``fit_surface`` "open" or
         "closed", ``closure`` of the scan's oriented normals, ``open_closure`` threshold,
-        ``pieces``; :func:`surfrec.fitting.decide_shape`), kept in the model file; None for
+        ``pieces``; closed fits with ``closed_side_weight`` > 0: ``closed_side`` whether the
+        side term ran, ``closed_side_share`` the share of points with a trusted normal;
+        :func:`surfrec.fitting.decide_shape`), kept in the model file; None for
         files of an older surfrec.
     removed : int
         Stray points dropped before the fit (``config.remove_stray``; not saved).

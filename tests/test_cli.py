@@ -167,4 +167,5 @@ def test_fit_surface_mode_argument_and_summary(tmp_path):
                 "--surface", "closed", "--threads", "1", "--device", "cpu", "--no-refine")
     assert r.returncode == 0, r.stderr
     assert "surface closed (closed" in r.stdout and "cover" in r.stdout and "stray points" in r.stdout
+    assert "side term o" in r.stdout and "trusted normals" in r.stdout  # the closed side term's evidence
     assert trimesh.load(tmp_path / "c.ply", force="mesh").is_watertight

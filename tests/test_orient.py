@@ -172,7 +172,7 @@ def test_closed_scan_fit_is_unchanged_by_the_decision():
     assert a.shape["fit_surface"] == "closed" and a.shape["closure"] < 0.05
     assert b.shape["fit_surface"] == "closed"
     c = fit(p, preset="fast", iterations=1, device="cpu", threads=1, seed=0, sign_weight=0.0,
-            extract={"surface": "closed"})
+            closed_side_weight=0.0, extract={"surface": "closed"})
     assert c.shape == {"fit_surface": "closed"}  # nothing measured: no orientation needed
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
@@ -395,7 +395,7 @@ def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
     data = prepare_data(_sphere(4000) * 0.6, None, cfg, torch.device("cpu"))
     sides = data.sides
     assert data.shape["fit_surface"] == "closed" and sides is not None and not sides.open
-    assert data.shape["closed_side"]["on"] and data.shape["closed_side"]["trusted_share"] > 0.99
+    assert data.shape["closed_side"] is True and data.shape["closed_side_share"] > 0.99
     radial = sides.points / sides.points.norm(dim=1, keepdim=True)
     assert float((sides.normals * radial).sum(dim=1).min()) > 0.95  # outward, not inward
 
@@ -413,6 +413,6 @@ def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
 
     noisy = _sphere(4000) * 0.6 + np.random.default_rng(1).normal(scale=0.03, size=(4000, 3))
     nd = prepare_data(noisy, None, cfg, torch.device("cpu"))
-    assert nd.sides is None and nd.shape["closed_side"]["on"] is False
+    assert nd.sides is None and nd.shape["closed_side"] is False
     assert prepare_data(_sphere(4000) * 0.6, None, get_config(cfg, closed_side_weight=0.0),
                         torch.device("cpu")).sides is None
