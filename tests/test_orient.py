@@ -416,3 +416,26 @@ def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
     assert nd.sides is None and nd.shape["closed_side"] is False
     assert prepare_data(_sphere(4000) * 0.6, None, get_config(cfg, closed_side_weight=0.0),
                         torch.device("cpu")).sides is None
+
+
+def test_closed_side_term_needs_half_of_the_points_trusted():
+    """The closed side term runs only when at least ``closed_side_min_share`` of the points
+    pass the variation test: a scan whose noisy part outweighs its clean part gets none
+    (a few trusted points steered the noisy simscan wrong), the same scan with the share
+    lowered gets it on the clean points only."""
+    import torch
+
+    from surfrec.config import get_config
+    from surfrec.fitting import prepare_data
+
+    p = _sphere(6000, seed=5) * 0.6
+    noisy = p[:, 2] < 0.3  # ~75% of the sphere: the cap above z = 0.3 stays clean
+    p[noisy] += np.random.default_rng(2).normal(scale=0.03, size=(int(noisy.sum()), 3))
+    cfg = get_config(None, device="cpu", threads=1, seed=0, closed_side_weight=1.0)
+    off = prepare_data(p, None, cfg, torch.device("cpu"))
+    assert off.sides is None and off.shape["closed_side"] is False
+    assert 0.05 < off.shape["closed_side_share"] < 0.5
+    on = prepare_data(p, None, get_config(cfg, closed_side_min_share=0.05), torch.device("cpu"))
+    assert on.sides is not None and on.shape["closed_side"] is True
+    assert on.sides.points.shape[0] == round(on.shape["closed_side_share"] * len(p))
+    assert float((on.sides.points[:, 2] > 0).float().mean()) > 0.9  # the trusted points: the clean cap's
