@@ -26,7 +26,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -50,9 +50,6 @@ from .model import build_model
 from .normalize import UNIT_HALF_EXTENT, Normalization
 from .optim import Adam, Optimizers, level_weights, lr_at
 from .result import FitResult
-
-if TYPE_CHECKING:
-    from .orient import Orientation
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +96,11 @@ class FitData:
     removed: int = 0
     """Stray points dropped before the fit (``remove_stray``)."""
 
+    @property
+    def sheet(self) -> "SideData | None":
+        """The side term's points when the fit is open (only the sheet is pulled), else None."""
+        return self.sides if self.sides is not None and self.sides.nearest is not None else None
+
 
 @dataclass
 class SideData:
@@ -116,11 +118,8 @@ class SideData:
     nearest: NearestPoints | None
     """Index of the nearest of ``points`` (the targets of the sample term, and their normals);
     None on a closed fit, whose sample term pulls the whole level set as usual."""
-
-    @property
-    def open(self) -> bool:
-        """An open fit's sheet (the sample term pulls only the sheet), not a closed fit's."""
-        return self.nearest is not None
+    weight: float
+    """Weight of the side term (``side_weight`` open, ``closed_side_weight`` closed)."""
 
 
 @dataclass
@@ -330,16 +329,27 @@ def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIn
     if fit_surface == "closed":
         if cfg.sign_weight == 0 and cfg.closed_side_weight == 0:
             return shape, None, None
-        signs, outward_normals = _sign_data(points, o, cfg, kth, device)
-        sides = _closed_sides(points, outward_normals, o.variation, kth, cfg, device, shape)
-        return shape, sides, (signs if cfg.sign_weight > 0 else None)
+        from .orient import outward, point_areas
+
+        area = point_areas(points, sc.orient_k, knn=o.knn)
+        normals = outward(points, o.normals, o.labels, area)
+        sides = _closed_sides(points, normals, o.variation, kth, cfg, device, shape)
+        return shape, sides, (_sign_data(points, normals, area, cfg, kth, device) if cfg.sign_weight > 0 else None)
     if cfg.side_weight == 0:
         return shape, None, None
-    return shape, SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
-                           normals=torch.from_numpy(o.normals).to(device),
-                           delta=torch.from_numpy(cfg.side_offset * kth).to(device),
-                           sample_radius=float(cfg.open_sample_radius * np.median(kth)),
-                           nearest=NearestPoints(index)), None
+    return shape, _side_data(points, o.normals, kth, cfg, device, cfg.side_weight,
+                             float(cfg.open_sample_radius * np.median(kth)), NearestPoints(index)), None
+
+
+def _side_data(points: np.ndarray, normals: np.ndarray, kth: np.ndarray, cfg: ReconstructionConfig,
+               device: torch.device, weight: float, sample_radius: float,
+               nearest: NearestPoints | None) -> SideData:
+    """:class:`SideData` of (K, 3) points with their (K, 3) oriented normals and (K,) k-th
+    neighbour distances (δ = ``side_offset`` × it)."""
+    return SideData(points=torch.from_numpy(np.ascontiguousarray(points)).to(device),
+                    normals=torch.from_numpy(np.asarray(normals, dtype=np.float32)).to(device),
+                    delta=torch.from_numpy(cfg.side_offset * kth).to(device),
+                    sample_radius=sample_radius, nearest=nearest, weight=weight)
 
 
 def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray, kth: np.ndarray,
@@ -362,25 +372,21 @@ def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray
         log.info("side term off: only %.1f%% of the points have a trustworthy normal (need %.0f%%)",
                  100 * share, 100 * cfg.closed_side_min_share)
         return None
-    return SideData(points=torch.from_numpy(np.ascontiguousarray(points[trusted])).to(device),
-                    normals=torch.from_numpy(normals[trusted].astype(np.float32)).to(device),
-                    delta=torch.from_numpy(cfg.side_offset * kth[trusted]).to(device),
-                    sample_radius=float("inf"), nearest=None)
+    return _side_data(points[trusted], normals[trusted], kth[trusted], cfg, device, cfg.closed_side_weight,
+                      float("inf"), None)
 
 
-def _sign_data(points: np.ndarray, o: Orientation, cfg: ReconstructionConfig, kth: np.ndarray,
-               device: torch.device) -> tuple[SignData, np.ndarray]:
-    """The winding-number grid of a closed scan's outward normals (``o``: its
-    :class:`surfrec.orient.Orientation`), and those (K, 3) normals."""
-    from .orient import outward, point_areas, winding_grid
+def _sign_data(points: np.ndarray, normals: np.ndarray, area: np.ndarray, cfg: ReconstructionConfig,
+               kth: np.ndarray, device: torch.device) -> SignData:
+    """The winding-number grid of a closed scan's (K, 3) outward ``normals`` with the (K,)
+    ``area`` each point stands for (:func:`surfrec.orient.outward`, :func:`~surfrec.orient.point_areas`)."""
+    from .orient import winding_grid
 
-    area = point_areas(points, cfg.extract.surface_config.orient_k, knn=o.knn)
-    normals = outward(points, o.normals, o.labels, area)
     w = winding_grid(points, normals, area, cfg.sign_resolution, cfg.box)
     cell = 2.0 * cfg.box / cfg.sign_resolution
     grid = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 1, 0)).astype(np.float32))[None, None]
     return SignData(grid=grid.to(device), box=cfg.box, far=float(max(cfg.sign_far * np.median(kth), cell)),
-                    inside=cfg.sign_inside, outside=cfg.sign_outside), normals
+                    inside=cfg.sign_inside, outside=cfg.sign_outside)
 
 
 # ------------------------------------------------------------------ the loop state
@@ -530,10 +536,11 @@ def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[],
     the side term's points, −1 beyond ``sides.sample_radius`` (open fits).
     """
     qn = ps.detach()
-    if data.sides is None or not data.sides.open:
+    sheet = data.sheet
+    if sheet is None:
         job = lambda: data.nearest.indices(qn)  # noqa: E731
     else:
-        job = lambda: data.sides.nearest.indices(qn, upto=data.sides.sample_radius)  # noqa: E731
+        job = lambda: sheet.nearest.indices(qn, upto=sheet.sample_radius)  # noqa: E731
     if st.pool is None:
         return job
     return st.pool.submit(job).result
@@ -592,8 +599,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
             terms.update(_sample_terms(cfg, data, st, f_s, nn))
     terms["data"] = (cfg.data_weight, (f_x - lvl).abs().mean())
     if sides is not None:
-        weight = cfg.side_weight if sides.open else cfg.closed_side_weight
-        terms["side"] = (weight, side_loss(f_side, side, sides.delta[sidx], lvl, cfg.side_margin))
+        terms["side"] = (sides.weight, side_loss(f_side, side, sides.delta[sidx], lvl, cfg.side_margin))
     if use_dist:
         fq, gq = value_and_grad(model, q)
         p_q = sample_network(model, q, fq, gq, eps=cfg.eps, f=f_q)
@@ -638,12 +644,12 @@ def _sample_terms(cfg: ReconstructionConfig, data: FitData, st: FitState, f_s: t
     -------
     dict name -> (weight, scalar tensor)
     """
-    ok, dev, sides = st.usable, f_s.device, data.sides
+    ok, dev, sides = st.usable, f_s.device, data.sheet
     ps, f0, g0, nn = st.buf[ok], st.f_buf[ok], st.g_buf[ok], nn[ok]
     f_ok = f_s[ok]
     p_theta = sample_network(st.model, ps, f0, g0, eps=cfg.eps, f=f_ok)
     terms: dict[str, tuple[float, torch.Tensor]] = {}
-    if sides is None or not sides.open:
+    if sides is None:
         target = data.nearest.points_at(nn, dev, ps.dtype)
         if cfg.keep_far_fraction > 0:
             st.d_buf = torch.zeros(st.buf.shape[0], device=dev)

@@ -282,7 +282,10 @@ def test_sign_push_marks_far_samples_by_side_and_moves_them():
     cfg = get_config(None)
     o = scan_orientation(p)
     kth = np.full(len(p), 0.01, np.float32)
-    signs, _ = _sign_data(p, o, cfg, kth, torch.device("cpu"))
+    from surfrec.orient import outward, point_areas
+
+    area = point_areas(p, cfg.extract.surface_config.orient_k, knn=o.knn)
+    signs = _sign_data(p, outward(p, o.normals, o.labels, area), area, cfg, kth, torch.device("cpu"))
     assert signs.far == pytest.approx(max(4 * 0.01, 2.0 / 32))
     # the lookup honours the x, y, z order: a point off-centre along x only
     ps = torch.tensor([[0.0, 0.0, 0.0], [0.9, 0.0, 0.0], [0.0, 0.61, 0.0], [0.3, 0.0, 0.0]])
@@ -394,7 +397,7 @@ def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
     cfg = get_config(None, iterations=100, device="cpu", threads=1, seed=0, closed_side_weight=1.0)
     data = prepare_data(_sphere(4000) * 0.6, None, cfg, torch.device("cpu"))
     sides = data.sides
-    assert data.shape["fit_surface"] == "closed" and sides is not None and not sides.open
+    assert data.shape["fit_surface"] == "closed" and sides is not None and data.sheet is None
     assert data.shape["closed_side"] is True and data.shape["closed_side_share"] > 0.99
     radial = sides.points / sides.points.norm(dim=1, keepdim=True)
     assert float((sides.normals * radial).sum(dim=1).min()) > 0.95  # outward, not inward
