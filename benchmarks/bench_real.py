@@ -14,7 +14,10 @@ Each mesh is scored with :func:`surfrec.support.measure_support` against the who
 Usage::
 
     python benchmarks/bench_real.py [--iters N] [--surface auto|open|closed] [--bench] [--only NAME ...]
-                                    [--out out/real] [--json F]
+                                    [--out out/real] [--json F] [--trim S]
+
+``--trim S`` adds ``surfrec-trim``: the same fit meshed with ``extract_mesh(trim=S)`` (a
+closed surface without its faces beyond S scan spacings; seconds = fit + that meshing).
 """
 
 from __future__ import annotations
@@ -89,6 +92,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", type=Path, default=Path("out/real"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--trim", type=float, default=0.0, metavar="S",
+                    help="also score the same fit meshed with extract_mesh(trim=S) (closed surfaces trimmed "
+                         "beyond S scan spacings) as method surfrec-trim")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="FitConfig overrides (JSON values), e.g. slope_weight=0.1")
     args = ap.parse_args()
@@ -113,21 +119,27 @@ def main() -> None:
         cfg.extract = dataclasses.replace(cfg.extract, surface=args.surface)
         t0 = time.perf_counter()
         result = surfrec.fit(pts, config=cfg)
+        t_fit = time.perf_counter() - t0
         report: dict = {}
         mesh = surfrec.extract_mesh(result, report=report)
         t_surfrec = time.perf_counter() - t0
         info = report["surface"]
+        methods = [("surfrec", mesh, t_surfrec)]
+        if args.trim > 0:
+            t1 = time.perf_counter()
+            methods.append(("surfrec-trim", surfrec.extract_mesh(result, trim=args.trim), 0.0))
+            methods[-1] = (*methods[-1][:2], t_fit + time.perf_counter() - t1)
         t2 = time.perf_counter()
         pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
         t_poisson = time.perf_counter() - t2
-        for method, m, sec in (("surfrec", mesh, t_surfrec), ("poisson-trim", pmesh, t_poisson)):
+        for method, m, sec in (*methods, ("poisson-trim", pmesh, t_poisson)):
             rep = measure_support(m.vertices, m.faces, pts, spacing=s) if len(m.faces) else None
             row = dict(case=name, method=method, n_points=len(pts), seconds=round(sec, 1),
                        faces=len(m.faces), watertight=bool(m.is_watertight) if len(m.faces) else False)
             if rep is not None:
                 row.update(cover=rep.cover, phantom=rep.phantom, s2m_s=rep.scan_to_mesh_mean_s,
                            m2s_s=rep.mesh_to_scan_mean_s, s2m=rep.scan_to_mesh_mean, m2s=rep.mesh_to_scan_mean)
-            if method == "surfrec":
+            if method.startswith("surfrec"):
                 row.update(decision=info.get("surface"), closure=info.get("closure"), steps=result.steps,
                            timings={k: round(v, 2) for k, v in {**result.timings, **report["timings"]}.items()})
             rows.append(row)

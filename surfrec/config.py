@@ -72,6 +72,13 @@ class ExtractConfig:
     (the shell around the data or the closed mesh, trimmed); ``auto`` is open when more than
     ``surface_config.open_phantom`` of the closed mesh's area lies farther than
     ``surface_config.support.phantom_radius`` point spacings from the data."""
+    trim: float = 0.0
+    """Closed surfaces, opt-in: after the surface step, drop the faces whose three vertices
+    all lie farther than ``trim`` scan spacings s from every scan point (what a watertight
+    surface invents over the holes of an incomplete scan), like Poisson's density trim. The
+    mesh is then no longer watertight. 0 (default) keeps it watertight; 4 removes exactly
+    what the support report counts as phantom (``support.phantom_radius``). Open surfaces
+    are always trimmed (``surface_config.trim_radius``)."""
     support_map: bool = True
     """Attach the support map (``vertex_attributes["quality"]``: distance from each vertex
     to the nearest data point in units of the data's spacing s, a PLY vertex property) and

@@ -58,6 +58,7 @@ def extract_mesh(
     refine: bool | None = None,
     surface: str | None = None,
     support_map: bool | None = None,
+    trim: float | None = None,
     refine_config=None,
     extract_config: ExtractConfig | None = None,
     report: dict | None = None,
@@ -77,7 +78,7 @@ def extract_mesh(
     Parameters
     ----------
     result : FitResult or path of a model file
-    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface, support_map
+    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface, support_map, trim
         Override the matching :class:`~surfrec.config.ExtractConfig` field. ``level``
         None: the fitted level; refinement runs only at the fitted level, and not when
         the model holds no data points; ``near-data`` becomes ``all`` then too.
@@ -89,7 +90,8 @@ def extract_mesh(
         Filled with what happened: ``refine`` (the refinement's report, or None),
         ``surface`` (the decision and its evidence: ``mode`` asked, ``surface`` chosen,
         ``phantom_closed`` and ``open_phantom`` in auto mode, ``source``, ``shell_level``
-        and the candidates' cover when open, ``skipped`` when the step did not run),
+        and the candidates' cover when open, ``trim`` and ``trimmed_area`` (share of the
+        closed surface's area removed) when ``trim`` > 0, ``skipped`` when the step did not run),
         ``support`` (:class:`~surfrec.support.SupportReport` of the mesh written, as a dict
         in scan units, or None) and ``timings`` (seconds of ``extract``, ``filter``,
         ``refine`` and ``surface``). Plain Python values (``result.save_model`` stores ``surface``).
@@ -99,7 +101,7 @@ def extract_mesh(
     trimesh.Trimesh
         In input coordinates, faces oriented outward.
     """
-    for name, value in (("resolution", resolution), ("level", level), ("padding", padding)):
+    for name, value in (("resolution", resolution), ("level", level), ("padding", padding), ("trim", trim)):
         if value is not None:  # before loading anything (the CLI's words)
             check_range(name, value, EXTRACT[name])
     if surface is not None:
@@ -108,7 +110,8 @@ def extract_mesh(
         result = load_model(result)
     ec = mesh_settings(result, extract_config, resolution=resolution, level=level, padding=padding,
                        method=method, components=components, normals_from_gradient=normals_from_gradient,
-                       close_at_box=close_at_box, refine=refine, surface=surface, support_map=support_map)
+                       close_at_box=close_at_box, refine=refine, surface=surface, support_map=support_map,
+                       trim=trim)
     check_padding(ec.padding, result.config.box)  # the model's own box (the CLI checks box 1)
     dev = resolve_device(device)
     timings: dict[str, float] = {}
@@ -215,6 +218,10 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
     mesh, decision, measured = apply_surface_mode(mesh, data, mode, sc, extract_level=shell,
                                                   field=result.field(dev), tree=index, spacing=s)
     decision = {**decision, "mode": ec.surface, **{k: v for k, v in shape.items() if k != "fit_surface"}}
+    if ec.trim > 0 and decision["surface"] == "closed" and mesh is not None and len(mesh.faces):
+        mesh, decision["trimmed_area"] = _trim_closed(mesh, data, ec.trim, s, index)
+        decision["trim"] = ec.trim
+        measured = None  # the closed mesh's distances no longer describe the mesh written
     decision = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in decision.items()}
     log.debug("surface %s (%s%s)", decision["surface"], decision["mode"],
              f": closed-mesh phantom {decision['phantom_closed']:.3f}" if "phantom_closed" in decision else "")
@@ -228,6 +235,21 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
         _warn(support, decision["surface"], sc)
     mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = vertex_support(mesh.vertices, data, s, tree=index)
     return mesh, decision, support
+
+
+def _trim_closed(mesh, data: np.ndarray, radius_s: float, spacing: float, index):
+    """A closed mesh without the faces farther than ``radius_s`` spacings from the (K, 3)
+    ``data`` (:func:`surfrec.support.trim_unsupported`): (mesh, share of the area removed).
+    Vertex attributes (the ∇F normals) follow the kept vertices."""
+    from .support import trim_unsupported
+
+    area = mesh.area_faces
+    trimmed, keep = trim_unsupported(mesh, data, radius_s, spacing, tree=index)
+    total = float(area.sum())
+    removed = float(area[~keep].sum()) / total if total > 0 else 0.0
+    log.info("trimmed %.1f%% of the closed surface's area (farther than %g spacings from the scan): "
+             "the mesh is no longer watertight", 100 * removed, radius_s)
+    return trimmed, round(removed, 4)
 
 
 def _in_scan_units(rep: dict, scale: float) -> dict:

@@ -693,6 +693,9 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
             evidence.append({"closed": "the level set trimmed to the scan",
                              "shell": "a shell level set around the scan, trimmed"}.get(
                                  surface["source"], f"the {surface['source']} candidate"))
+        if surface.get("trimmed_area") is not None:
+            evidence.append(f"trimmed beyond {surface['trim']:g} s: {surface['trimmed_area']:.3f} of the area removed, "
+                            "not watertight")
         if surface.get("closed_side") is not None:
             evidence.append(f"side term {'on' if surface['closed_side'] else 'off'} (trusted normals "
                             f"{surface['closed_side_share']:.3f})")

@@ -271,6 +271,7 @@ EXTRACT: dict[str, Range] = {
     "cap_margin": Range(0, None, lo_open=True),
     "crossing_check_resolution": Range(2, None, integer=True),
     "max_data_points": Range(1, None, integer=True),
+    "trim": Range(0, None, note="0: no trim, a watertight closed surface"),
 }
 
 #: Surface modes of :func:`surfrec.extract_mesh` (``ExtractConfig.surface``, ``--surface``).

@@ -102,6 +102,8 @@ ROWS: list[tuple] = [
     # ---- mesh
     (_mesh("--resolution", "7"), "--resolution: got 7, expected an integer in 16..2048"),
     (_mesh("--padding", "0.13"), "--padding: got 0.13, expected a number in [0, 0.125]"),
+    (_fit("--trim", "-1"), "--trim: got -1, expected a number >= 0 (0: no trim, a watertight closed surface)"),
+    (_mesh("--trim", "nan"), "--trim: got nan, expected a number >= 0"),
     (_mesh("--level", "x"), "--level: got 'x', expected a finite number"),
     (_mesh("--device", "tpu"), "--device: got 'tpu', expected auto, cpu, cuda or cuda:N"),
     (_mesh("--device", BAD_CUDA), CUDA_MESSAGE, TORCH),

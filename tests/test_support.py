@@ -337,3 +337,32 @@ def test_remove_stray_drops_flying_pixels_before_the_fit():
     assert radii.max() < 1.01
     keep = fit(pts, preset="fast", iterations=3, device="cpu", threads=1)
     assert keep.removed == 0 and len(keep.data_points) == len(pts)
+
+
+def test_trim_opt_in_drops_the_closed_surface_over_a_hole():
+    """``trim`` on a closed fit: the cap a watertight surface spans over a scan's hole goes
+    (all of it lies farther than 4 s from the data), the rest stays as it was, the area
+    share removed is the cap's, and the mesh is no longer watertight; 0 keeps it watertight."""
+    from surfrec.pipeline import extract_mesh
+
+    result = _sphere_result()
+    pts = _sphere_points(20_000)
+    kept = pts[pts[:, 2] > -0.3]  # no scan points on a bottom cap of the sphere (r = 0.5)
+    result.data_points = kept.astype(np.float32)
+    base: dict = {}
+    closed = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", report=base)
+    assert closed.is_watertight and "trimmed_area" not in base["surface"]
+    report: dict = {}
+    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", trim=4.0, report=report)
+    assert not mesh.is_watertight
+    s = scan_spacing(kept)
+    far = vertex_support(mesh.vertices, kept, s)
+    # a face goes only when all of its vertices are beyond the radius
+    assert (far[np.asarray(mesh.faces)].min(axis=1) <= 4.0).all()
+    assert report["support"]["phantom"] < 0.2 * base["support"]["phantom"]
+    assert report["support"]["cover"] == pytest.approx(base["support"]["cover"], abs=1e-3)
+    gone = 1.0 - mesh.area / closed.area
+    assert report["surface"]["trimmed_area"] == pytest.approx(gone, abs=2e-3) and gone > 0.02
+    assert report["surface"]["trim"] == 4.0
+    with pytest.raises(ValueError, match="trim: got -1"):
+        extract_mesh(result, trim=-1.0)

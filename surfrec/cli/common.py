@@ -38,6 +38,10 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
                         "(fitted with a side at the sheet, then trimmed); auto (default): open when the scan's "
                         "oriented normals do not close (closure > 0.2: single views measured >= 0.51, closed scans <= 0.08), "
                         "or when more than 25%% of a closed fit lies farther than 4 point spacings from the scan")
+    g.add_argument("--trim", type=validate.number(EXTRACT["trim"]), default=None, metavar="S",
+                   help="closed surfaces: drop the faces farther than S scan spacings from every scan point "
+                        "(the surface invented over the holes of an incomplete scan; 4 drops what the support "
+                        "report counts as phantom); the mesh is then not watertight (default: 0, no trim)")
     parser.epilog = ((parser.epilog or "") + " Mesh options not given take the values stored with the model "
                      "(what `surfrec fit` used), else the defaults shown.").strip()
 
@@ -46,7 +50,7 @@ def mesh_overrides(args: argparse.Namespace) -> dict:
     """The mesh options given on the command line, as ExtractConfig fields (None: not given)."""
     return {"resolution": args.resolution, "level": args.level, "padding": args.padding,
             "method": args.method, "components": args.components, "refine": args.refine,
-            "surface": args.surface}
+            "surface": args.surface, "trim": args.trim}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

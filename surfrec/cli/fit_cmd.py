@@ -102,6 +102,8 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         out += ["--no-refine"]
     if args.surface is not None:
         out += ["--surface", args.surface]
+    if args.trim is not None:
+        out += ["--trim", str(args.trim)]
     if args.save_model is not None:
         out += ["--save-model", str(args.save_model)]
     return out
