@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/profile_step.py [SCAN] [--steps 1000] [--threads 2]
+    python benchmarks/profile_step.py [SCAN] [--steps 1000] [--threads 2] [--set KEY=VALUE ...]
 
 Prints the cumulative time of the step's parts (Newton value_and_grad, KD-tree queries,
 seeds, the batched forward, backward, Adam) per step and as a share of the loop.
@@ -35,16 +35,21 @@ def main() -> None:
     ap.add_argument("scan", nargs="?", default="/work/shared/data/bench/armadillo.xyz")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="FitConfig overrides (JSON values), e.g. batch_points=512")
     args = ap.parse_args()
+    import json
+
+    OVER = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     import surfrec
     from surfrec.io import load_points
 
     pc = load_points(args.scan)
-    surfrec.fit(pc, iterations=20, time_budget=0, threads=args.threads)  # warm-up (imports, allocator)
+    surfrec.fit(pc, iterations=20, time_budget=0, threads=args.threads, **OVER)  # warm-up (imports, allocator)
     prof = cProfile.Profile()
     w0, c0 = time.perf_counter(), time.process_time()
     prof.enable()
-    res = surfrec.fit(pc, iterations=args.steps, time_budget=0, threads=args.threads)
+    res = surfrec.fit(pc, iterations=args.steps, time_budget=0, threads=args.threads, **OVER)
     prof.disable()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     print(f"{res.steps} steps: wall {wall:.2f} s ({res.steps / wall:.1f} steps/s), cpu {cpu:.2f} s")
