@@ -240,11 +240,16 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
 def _trim_closed(mesh, data: np.ndarray, radius_s: float, spacing: float, index):
     """A closed mesh without the faces farther than ``radius_s`` spacings from the (K, 3)
     ``data`` (:func:`surfrec.support.trim_unsupported`): (mesh, share of the area removed).
-    Vertex attributes (the ∇F normals) follow the kept vertices."""
+    Vertex attributes (the ∇F normals) follow the kept vertices. When no face is that
+    close, the mesh is returned untrimmed (share 0) with a warning."""
     from .support import trim_unsupported
 
     area = mesh.area_faces
     trimmed, keep = trim_unsupported(mesh, data, radius_s, spacing, tree=index)
+    if len(trimmed.faces) == 0:  # as the open path: no face survives, the untrimmed mesh is written
+        log.warning("--trim %g: no face lies within %g spacings of the scan; the closed surface is kept untrimmed",
+                    radius_s, radius_s)
+        return mesh, 0.0
     total = float(area.sum())
     removed = float(area[~keep].sum()) / total if total > 0 else 0.0
     log.info("trimmed %.1f%% of the closed surface's area (farther than %g spacings from the scan): "

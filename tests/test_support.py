@@ -364,5 +364,10 @@ def test_trim_opt_in_drops_the_closed_surface_over_a_hole():
     gone = 1.0 - mesh.area / closed.area
     assert report["surface"]["trimmed_area"] == pytest.approx(gone, abs=2e-3) and gone > 0.02
     assert report["surface"]["trim"] == 4.0
+    # a radius no vertex meets: nothing would be left, so the closed surface is kept
+    report = {}
+    kept_mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", trim=1e-9,
+                             report=report)
+    assert kept_mesh.is_watertight and report["surface"]["trimmed_area"] == 0.0
     with pytest.raises(ValueError, match="trim: got -1"):
         extract_mesh(result, trim=-1.0)
