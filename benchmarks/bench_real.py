@@ -127,8 +127,8 @@ def main() -> None:
         methods = [("surfrec", mesh, t_surfrec)]
         if args.trim > 0:
             t1 = time.perf_counter()
-            methods.append(("surfrec-trim", surfrec.extract_mesh(result, trim=args.trim), 0.0))
-            methods[-1] = (*methods[-1][:2], t_fit + time.perf_counter() - t1)
+            trimmed = surfrec.extract_mesh(result, trim=args.trim)
+            methods.append(("surfrec-trim", trimmed, t_fit + time.perf_counter() - t1))
         t2 = time.perf_counter()
         pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
         t_poisson = time.perf_counter() - t2

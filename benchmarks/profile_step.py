@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import time
 
@@ -38,8 +39,6 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="FitConfig overrides (JSON values), e.g. batch_points=512")
     args = ap.parse_args()
-    import json
-
     OVER = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     import surfrec
     from surfrec.io import load_points
