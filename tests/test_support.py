@@ -371,3 +371,23 @@ def test_trim_opt_in_drops_the_closed_surface_over_a_hole():
     assert kept_mesh.is_watertight and report["surface"]["trimmed_area"] == 0.0
     with pytest.raises(ValueError, match="trim: got -1"):
         extract_mesh(result, trim=-1.0)
+
+
+def test_trim_reaches_extraction_from_the_command_line_and_the_summary_line():
+    """``--trim`` of ``fit`` and ``mesh`` becomes ExtractConfig.trim (and is repeated in the
+    resume command); the summary line says how much was trimmed and that the mesh is open."""
+    from surfrec.cli.common import mesh_overrides
+    from surfrec.cli.fit_cmd import _passthrough
+    from surfrec.cli.main import build_parser
+    from surfrec.support import summary_line
+
+    args = build_parser(only="mesh").parse_args(["mesh", "model.pt", "-o", "out.ply", "--trim", "2"])
+    assert mesh_overrides(args)["trim"] == 2.0
+    args = build_parser(only="fit").parse_args(["fit", "scan.xyz", "--trim", "2.5"])
+    assert mesh_overrides(args)["trim"] == 2.5
+    resume = _passthrough(args)
+    assert resume[resume.index("--trim") + 1] == "2.5"
+    assert mesh_overrides(build_parser(only="fit").parse_args(["fit", "scan.xyz"]))["trim"] is None
+    line = summary_line({"mode": "auto", "surface": "closed", "trim": 2.0, "trimmed_area": 0.0511}, None)
+    assert "trimmed beyond 2 s: 0.051 of the area removed, not watertight" in line
+    assert "trimmed" not in summary_line({"mode": "auto", "surface": "closed"}, None)
