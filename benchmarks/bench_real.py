@@ -13,8 +13,12 @@ point removal, light noise, fixed seed; nothing is written to the data folders):
 Each mesh is scored with :func:`surfrec.support.measure_support` against the whole scan.
 Usage::
 
-    python benchmarks/bench_real.py [--iters N] [--surface auto|open|closed] [--bench] [--only NAME ...]
+    python benchmarks/bench_real.py [--iters N] [--surface auto|open|closed] [--bench] [--scenes] [--only NAME ...]
                                     [--out out/real] [--json F] [--trim S]
+
+``--scenes`` adds the generated depth-camera and lidar scenes of ``scenes.py`` (confirmation
+cases: nothing was tuned on them), with one more column, mesh→truth: the mean distance from
+the mesh to the scene's true surface in scan spacings s.
 
 ``--trim S`` adds ``surfrec-trim``: the same fit meshed with ``extract_mesh(trim=S)`` (a
 closed surface without its faces beyond S scan spacings; seconds = fit + that meshing).
@@ -65,7 +69,7 @@ def single_view(points: np.ndarray, direction=(0.3, 0.2, 1.0), seed: int = SEED)
     return pts + rng.normal(scale=NOISE_OF_SPACING * scan_spacing(pts), size=pts.shape)
 
 
-def cases(bench: bool) -> list[tuple[str, np.ndarray]]:
+def cases(bench: bool, scenes: bool = False) -> list[tuple[str, np.ndarray]]:
     from surfrec.io import load_points
 
     out = [(Path(n).stem, load_points(SHARED / "scans" / n).points) for n in REAL]
@@ -73,6 +77,10 @@ def cases(bench: bool) -> list[tuple[str, np.ndarray]]:
         out.append((f"{name}_view", single_view(_bench_points(name))))
     if bench:
         out += [(name, _bench_points(name)) for name in BENCH]
+    if scenes:
+        from scenes import SCENES, scene_points
+
+        out += [(name, scene_points(name)) for name in SCENES]
     return out
 
 
@@ -88,6 +96,8 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bench", action="store_true", help="also the 5 closed bench shapes")
+    ap.add_argument("--scenes", action="store_true",
+                    help="also the generated depth-camera and lidar scenes of benchmarks/scenes.py")
     ap.add_argument("--surface", choices=("auto", "open", "closed"), default="auto")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", type=Path, default=Path("out/real"))
@@ -109,8 +119,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    truths = {}
+    if args.scenes:
+        from scenes import scene_truth, SCENES
+
+        truths = {name: scene_truth(name) for name in SCENES}
     rows = []
-    for name, pts in cases(args.bench):
+    for name, pts in cases(args.bench, args.scenes):
         if args.only and name not in args.only:
             continue
         s = scan_spacing(pts)
@@ -139,6 +154,8 @@ def main() -> None:
             if rep is not None:
                 row.update(cover=rep.cover, phantom=rep.phantom, s2m_s=rep.scan_to_mesh_mean_s,
                            m2s_s=rep.mesh_to_scan_mean_s, s2m=rep.scan_to_mesh_mean, m2s=rep.mesh_to_scan_mean)
+                if args.scenes and name in truths:
+                    row.update(m2gt_s=mesh_to_truth(m, truths[name]) / s)
             if method.startswith("surfrec"):
                 row.update(decision=info.get("surface"), closure=info.get("closure"), steps=result.steps,
                            timings={k: round(v, 2) for k, v in {**result.timings, **report["timings"]}.items()})
@@ -148,13 +165,25 @@ def main() -> None:
                 m.export(args.out / f"{name}__{method}.ply")
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
-    print("| case | method | cover | phantom | scan→mesh (s) | mesh→scan (s) | watertight | seconds | surface (closure) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| case | method | cover | phantom | scan→mesh (s) | mesh→scan (s) | mesh→truth (s) | watertight | seconds "
+          "| surface (closure) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         closure = "" if r.get("closure") is None else f" ({r['closure']:.3f})"
         print(f"| {r['case']} | {r['method']} | {r.get('cover', float('nan')):.3f} | {r.get('phantom', float('nan')):.3f} | "
-              f"{r.get('s2m_s', float('nan')):.2f} | {r.get('m2s_s', float('nan')):.2f} | {r['watertight']} | "
-              f"{r['seconds']} | {r.get('decision') or ''}{closure} |")
+              f"{r.get('s2m_s', float('nan')):.2f} | {r.get('m2s_s', float('nan')):.2f} | "
+              f"{r.get('m2gt_s', float('nan')):.2f} | {r['watertight']} | {r['seconds']} | {r.get('decision') or ''}{closure} |")
+
+
+def mesh_to_truth(mesh, truth, n: int = 100_000) -> float:
+    """Mean distance from ``n`` area-uniform samples of ``mesh`` to the ``truth`` mesh (scene units)."""
+    import point_cloud_utils as pcu
+    import trimesh
+
+    x, _ = trimesh.sample.sample_surface(mesh, n, seed=0)
+    d, _, _ = pcu.closest_points_on_mesh(np.asarray(x, np.float64), np.asarray(truth.vertices, np.float64),
+                                         np.asarray(truth.faces, np.int64))
+    return float(d.mean())
 
 
 if __name__ == "__main__":
