@@ -72,6 +72,17 @@ class ExtractConfig:
     (the shell around the data or the closed mesh, trimmed); ``auto`` is open when more than
     ``surface_config.open_phantom`` of the closed mesh's area lies farther than
     ``surface_config.support.phantom_radius`` point spacings from the data."""
+    fill: float = 2.0
+    """Closed surfaces: after the surface step, the vertices farther than ``fill`` scan
+    spacings s from every scan point (no point constrains them: the network extrapolates
+    there) are moved onto the membrane the other vertices span
+    (:func:`surfrec.refine.membrane_fill`): hole fills become the smallest surface their
+    rim allows instead of a bulge, and the gaps of a randomly sampled scan (about 6% of
+    its surface lies farther than 2 s from every point) are bridged by their neighbours.
+    The faces and the watertightness do not change. 2 is the support report's cover
+    radius (not tuned); same fits, CD-L1 ×1000 abc00994122 0.319 → 0.232, armadillo
+    0.211 → 0.196, the gargoyle's mesh → scan 0.889 → 0.770 s (benchmarks/EXPERIMENTS.md,
+    session 11). 0: off."""
     trim: float = 0.0
     """Closed surfaces, opt-in: after the surface step, drop the faces whose three vertices
     all lie farther than ``trim`` scan spacings s from every scan point (what a watertight

@@ -59,6 +59,7 @@ def extract_mesh(
     surface: str | None = None,
     support_map: bool | None = None,
     trim: float | None = None,
+    fill: float | None = None,
     refine_config=None,
     extract_config: ExtractConfig | None = None,
     report: dict | None = None,
@@ -78,7 +79,7 @@ def extract_mesh(
     Parameters
     ----------
     result : FitResult or path of a model file
-    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface, support_map, trim
+    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface, support_map, trim, fill
         Override the matching :class:`~surfrec.config.ExtractConfig` field. ``level``
         None: the fitted level; refinement runs only at the fitted level, and not when
         the model holds no data points; ``near-data`` becomes ``all`` then too.
@@ -90,8 +91,9 @@ def extract_mesh(
         Filled with what happened: ``refine`` (the refinement's report, or None),
         ``surface`` (the decision and its evidence: ``mode`` asked, ``surface`` chosen,
         ``phantom_closed`` and ``open_phantom`` in auto mode, ``source``, ``shell_level``
-        and the candidates' cover when open, ``trim`` and ``trimmed_area`` (share of the
-        closed surface's area removed) when ``trim`` > 0, ``skipped`` when the step did not run),
+        and the candidates' cover when open, ``filled`` (share of the vertices moved onto
+        the membrane) when ``fill`` > 0, ``trim`` and ``trimmed_area`` (share of the closed
+        surface's area removed) when ``trim`` > 0, ``skipped`` when the step did not run),
         ``support`` (:class:`~surfrec.support.SupportReport` of the mesh written, as a dict
         in scan units, or None) and ``timings`` (seconds of ``extract``, ``filter``,
         ``refine`` and ``surface``). Plain Python values (``result.save_model`` stores ``surface``).
@@ -101,7 +103,8 @@ def extract_mesh(
     trimesh.Trimesh
         In input coordinates, faces oriented outward.
     """
-    for name, value in (("resolution", resolution), ("level", level), ("padding", padding), ("trim", trim)):
+    for name, value in (("resolution", resolution), ("level", level), ("padding", padding), ("trim", trim),
+                        ("fill", fill)):
         if value is not None:  # before loading anything (the CLI's words)
             check_range(name, value, EXTRACT[name])
     if surface is not None:
@@ -111,7 +114,7 @@ def extract_mesh(
     ec = mesh_settings(result, extract_config, resolution=resolution, level=level, padding=padding,
                        method=method, components=components, normals_from_gradient=normals_from_gradient,
                        close_at_box=close_at_box, refine=refine, surface=surface, support_map=support_map,
-                       trim=trim)
+                       trim=trim, fill=fill)
     check_padding(ec.padding, result.config.box)  # the model's own box (the CLI checks box 1)
     dev = resolve_device(device)
     timings: dict[str, float] = {}
@@ -218,6 +221,11 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
     mesh, decision, measured = apply_surface_mode(mesh, data, mode, sc, extract_level=shell,
                                                   field=result.field(dev), tree=index, spacing=s)
     decision = {**decision, "mode": ec.surface, **{k: v for k, v in shape.items() if k != "fit_surface"}}
+    if ec.fill > 0 and decision["surface"] == "closed" and mesh is not None and len(mesh.faces):
+        mesh, decision["filled"] = _fill_closed(mesh, data, ec.fill, s, index)
+        decision["fill"] = ec.fill
+        if decision["filled"]:
+            measured = None  # vertices moved: the closed mesh's distances are measured again
     if ec.trim > 0 and decision["surface"] == "closed" and mesh is not None and len(mesh.faces):
         mesh, decision["trimmed_area"] = _trim_closed(mesh, data, ec.trim, s, index)
         decision["trim"] = ec.trim
@@ -235,6 +243,30 @@ def _surface_and_support(mesh, result: FitResult, ec: ExtractConfig, dev):
         _warn(support, decision["surface"], sc)
     mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = vertex_support(mesh.vertices, data, s, tree=index)
     return mesh, decision, support
+
+
+def _fill_closed(mesh, data: np.ndarray, radius_s: float, spacing: float, index):
+    """A closed mesh whose vertices farther than ``radius_s`` spacings from the (K, 3)
+    ``data`` lie on the membrane the others span (:func:`surfrec.refine.membrane_fill`):
+    (mesh, share of the vertices moved). The moved vertices get face normals (∇F is not
+    the normal of the membrane); the others keep theirs."""
+    import trimesh
+
+    from .refine import membrane_fill
+    from .support import vertex_support
+
+    free = vertex_support(mesh.vertices, data, spacing, tree=index) > radius_s
+    if not free.any():
+        return mesh, 0.0
+    verts, moved = membrane_fill(mesh.vertices, mesh.faces, free)
+    normals = np.array(mesh.vertex_normals, dtype=np.float64)
+    filled = trimesh.Trimesh(vertices=verts, faces=mesh.faces, process=False)
+    normals[moved] = filled.vertex_normals[moved]
+    filled.vertex_normals = normals
+    share = float(moved.mean())
+    log.debug("fill: %d vertices farther than %g spacings from the scan moved onto the membrane of the others",
+              int(moved.sum()), radius_s)
+    return filled, round(share, 4)
 
 
 def _trim_closed(mesh, data: np.ndarray, radius_s: float, spacing: float, index):

@@ -19,11 +19,16 @@ along its normal onto the surface the *data* describes near it:
    longer than ``max_shift`` cells are shortened to it.
 
 Topology and connectivity are those of the level set; only vertex positions change. The
-number of neighbours adapts to the scan: on a noisy scan a quadric through 20 points
+number of neighbours adapts to the scan: on a noisy scan a quadric through 10 points
 would follow the noise, so ``k`` grows with the noise estimated from the scan itself
 (:func:`estimate_noise`); on a scan sparser than the mesh grid (median spacing above
 ``max_spacing`` cells) the fitted field is a better interpolant than local fits and the
 refinement is skipped (:func:`plan`).
+
+Vertices of a closed surface that no scan point constrains (farther than
+``ExtractConfig.fill`` spacings from every point: a hole's fill, a gap of a random
+sample) are placed by :func:`membrane_fill` instead, on the harmonic membrane of the
+others (after the surface step, :func:`surfrec.pipeline.extract_mesh`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .validation import REFINE, check_fields
+from .validation import REFINE, check_choice, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +49,25 @@ log = logging.getLogger(__name__)
 class RefineConfig:
     """Settings of :func:`refine_vertices`."""
 
-    neighbors: int = 20
-    """Input points in each vertex's local fit on a clean scan (the smallest k used)."""
+    neighbors: int = 10
+    """Input points in each vertex's local fit on a clean scan (the smallest k used). 10
+    (20 before session 11) follows the detail of a clean scan more closely: same fits,
+    CD-L1 ×1000 armadillo 0.247 → 0.211, fandisk 0.102 → 0.080, abc00994122 0.324 → 0.319;
+    chosen on the SRB gargoyle's scan → mesh distance, confirmed on the bench
+    (benchmarks/EXPERIMENTS.md, session 11)."""
     max_neighbors: int = 128
     """Largest k: on noisy scans k grows with the noise until this bound."""
     noise_neighbors: float = 150.0
-    """k = neighbors + noise_neighbors · (noise / spacing)²: the height's standard error
-    falls like noise/√k, so k grows with the square of the relative noise."""
+    """The neighbours the noise asks for: the height's standard error falls like noise/√k,
+    so averaging the noise down to spacing/√noise_neighbors takes noise_neighbors ·
+    (noise / spacing)² points (see ``k_rule``)."""
+    k_rule: str = "max"
+    """``max``: k = the larger of ``neighbors`` (the floor of a stable local fit) and the
+    neighbours the noise asks for; ``sum`` (before session 11): k = their sum, which
+    smooths a lightly noisy scan twice (the gargoyle: k 29 instead of 10)."""
+    noise_k: int | None = 20
+    """Neighbours of the noise estimate's local fits (:func:`estimate_noise`; None:
+    ``neighbors``)."""
     iterations: int = 2
     """Rounds of fit-and-move (the second round corrects the tangential offset error of
     the first when a vertex was far from the data)."""
@@ -82,6 +99,7 @@ class RefineConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, REFINE)  # the ranges live in surfrec.validation
+        check_choice(f"{type(self).__name__}.k_rule", self.k_rule, ("sum", "max"))
         if self.max_neighbors < self.neighbors:
             raise ValueError(f"RefineConfig.max_neighbors: got {self.max_neighbors}, expected an integer "
                              f">= neighbors ({self.neighbors})")
@@ -349,9 +367,12 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tr
     if len(points) < cfg.max_neighbors + 1:
         return RefinePlan(False, 0, float("nan"), float("nan"), cell,
                           f"too few points ({len(points)}) for local fits")
-    noise, spacing = estimate_noise(points, k=cfg.neighbors, n_samples=cfg.noise_samples, seed=cfg.seed, tree=tree)
+    noise, spacing = estimate_noise(points, k=cfg.noise_k or cfg.neighbors, n_samples=cfg.noise_samples,
+                                    seed=cfg.seed, tree=tree)
     rel = noise / max(spacing, 1e-30)
-    k = int(min(cfg.max_neighbors, math.ceil(cfg.neighbors + cfg.noise_neighbors * rel * rel)))
+    for_noise = cfg.noise_neighbors * rel * rel
+    want = max(cfg.neighbors, for_noise) if cfg.k_rule == "max" else cfg.neighbors + for_noise
+    k = int(min(cfg.max_neighbors, math.ceil(want)))
     if spacing > cfg.max_spacing * cell:
         return RefinePlan(False, k, noise, spacing, cell,
                           f"skipped: the scan is sparser than the mesh grid (spacing {spacing / cell:.2f} cells "
@@ -449,3 +470,58 @@ def refine_vertices(
 
 
 __all__ = ["RefineConfig", "RefinePlan", "local_heights", "estimate_noise", "plan", "refine_vertices"]
+
+
+def membrane_fill(vertices: np.ndarray, faces: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move the ``free`` vertices onto the membrane the others span.
+
+    Each free vertex ends at the mean of its edge neighbours (the discrete harmonic map
+    with uniform weights: a soap film over every hole whose rim is fixed), solved as one
+    sparse linear system. Used for the vertices of a closed surface that no scan point
+    constrains (:func:`surfrec.pipeline.extract_mesh`, ``ExtractConfig.fill``): the network
+    extrapolates there, and a hole's fill then bulges; the membrane is the smallest
+    surface its rim allows, with the same faces.
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+    faces : (F, 3) int
+    free : (V,) bool
+        Vertices to move. A connected group of free vertices with no fixed neighbour
+        (a whole component) has nothing to span and stays where it is.
+
+    Returns
+    -------
+    (V, 3) float64 vertices, (V,) bool the vertices moved
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import splu
+
+    v = _check("vertices", vertices)
+    f = np.asarray(faces, dtype=np.int64)
+    free = np.asarray(free, dtype=bool)
+    if f.ndim != 2 or f.shape[1] != 3 or (f.size and (f.min() < 0 or f.max() >= len(v))):
+        raise ValueError(f"faces must be (F, 3) indices into {len(v)} vertices, got shape {f.shape}")
+    if free.shape != (len(v),):
+        raise ValueError(f"free must have shape ({len(v)},), got {free.shape}")
+    out = v.copy()
+    if not free.any():
+        return out, free.copy()
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    adj = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(v), len(v))).tocsr()
+    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
+    # groups of free vertices with no fixed neighbour stay (the system would be singular)
+    idx = np.flatnonzero(free)
+    n_groups, group = connected_components(adj[idx][:, idx], directed=False)
+    anchored = np.zeros(n_groups, dtype=bool)
+    anchored[group[np.asarray(adj[idx][:, ~free].sum(axis=1)).ravel() > 0]] = True
+    moved = np.zeros(len(v), dtype=bool)
+    moved[idx[anchored[group]]] = True
+    if not moved.any():
+        return out, moved
+    mi, fi = np.flatnonzero(moved), np.flatnonzero(~moved)
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    lap = (sp.diags(deg) - adj).tocsr()
+    out[mi] = splu(lap[mi][:, mi].tocsc()).solve(np.asarray(adj[mi][:, fi] @ v[fi]))
+    return out, moved

@@ -693,6 +693,8 @@ def summary_line(surface: dict | None, support: dict | None, stray: int | None =
             evidence.append({"closed": "the level set trimmed to the scan",
                              "shell": "a shell level set around the scan, trimmed"}.get(
                                  surface["source"], f"the {surface['source']} candidate"))
+        if surface.get("filled"):
+            evidence.append(f"{surface['filled']:.3f} of the vertices beyond {surface['fill']:g} s on the membrane fill")
         if surface.get("trimmed_area") is not None:
             evidence.append(f"trimmed beyond {surface['trim']:g} s: {surface['trimmed_area']:.3f} of the area removed, "
                             "not watertight")

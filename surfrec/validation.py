@@ -231,6 +231,7 @@ REFINE: dict[str, Range] = {
     "neighbors": Range(6, None, integer=True),
     "max_neighbors": Range(6, None, integer=True),
     "noise_neighbors": Range(0, None),
+    "noise_k": Range(6, None, integer=True, optional=True),
     "iterations": Range(0, None, integer=True),
     "robust_iterations": Range(0, None, integer=True),
     "normal_agreement": Range(-1, 1),
@@ -271,6 +272,7 @@ EXTRACT: dict[str, Range] = {
     "cap_margin": Range(0, None, lo_open=True),
     "crossing_check_resolution": Range(2, None, integer=True),
     "max_data_points": Range(1, None, integer=True),
+    "fill": Range(0, None, note="0: off"),
     "trim": Range(0, None, note="0: no trim, a watertight closed surface"),
 }
 

@@ -104,6 +104,8 @@ ROWS: list[tuple] = [
     (_mesh("--padding", "0.13"), "--padding: got 0.13, expected a number in [0, 0.125]"),
     (_fit("--trim", "-1"), "--trim: got -1, expected a number >= 0 (0: no trim, a watertight closed surface)"),
     (_mesh("--trim", "nan"), "--trim: got nan, expected a number >= 0"),
+    (_fit("--fill", "-2"), "--fill: got -2, expected a number >= 0 (0: off)"),
+    (_mesh("--fill", "inf"), "--fill: got inf, expected a number >= 0"),
     (_mesh("--level", "x"), "--level: got 'x', expected a finite number"),
     (_mesh("--device", "tpu"), "--device: got 'tpu', expected auto, cpu, cuda or cuda:N"),
     (_mesh("--device", BAD_CUDA), CUDA_MESSAGE, TORCH),

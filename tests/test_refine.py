@@ -54,7 +54,7 @@ def test_vertices_move_onto_a_curved_surface():
     verts = sphere_points(500, r=1.0, seed=3)
     verts *= (0.5 + np.random.default_rng(4).uniform(-0.01, 0.01, size=(500, 1)))  # ±2 cells off
     out, rep = refine_vertices(verts, verts, pts, cell=0.005)
-    assert rep["applied"] and rep["neighbors"] == 20 + int(rep["neighbors"] > 20)  # clean: k ≈ 20
+    assert rep["applied"] and rep["neighbors"] == 10  # clean: k is the floor, RefineConfig.neighbors
     before = np.abs(np.linalg.norm(verts, axis=1) - 0.5)
     after = np.abs(np.linalg.norm(out, axis=1) - 0.5)
     assert before.mean() > 4e-3 and after.max() < 2e-4
@@ -75,6 +75,7 @@ def test_noise_is_estimated_and_averaged_out():
     err = np.abs(np.linalg.norm(out, axis=1) - 0.5)
     assert err.mean() < 0.3 * sigma  # far below the noise of the points themselves
     small_k = plan(noisy, cell=0.005, config=RefineConfig(noise_neighbors=0.0))
+    assert small_k.neighbors == 10
     out20, _ = refine_vertices(verts, verts, noisy, cell=0.005, refine_plan=small_k)
     assert np.abs(np.linalg.norm(out20, axis=1) - 0.5).mean() > 1.5 * err.mean()
 
@@ -96,6 +97,24 @@ def test_point_normals_keep_a_thin_sheet_apart():
     # a vertex with no agreeing neighbours stays where it is
     lonely, _ = local_heights(v, -n * 0 + np.array([[1.0, 0, 0]]), pts, 24, point_normals=pn)
     assert lonely[0] == 0.0
+
+
+def test_k_rule_max_and_sum():
+    """k: the larger of the floor and the neighbours the noise asks for (``max``, the
+    default), or their sum (``sum``, before session 11); the noise estimate's own
+    neighbours are ``noise_k`` either way."""
+    rng = np.random.default_rng(7)
+    noisy = sphere_points(30000) + rng.normal(scale=0.0015, size=(30000, 3))
+    noise, spacing = estimate_noise(noisy, k=20)
+    want = 150.0 * (noise / spacing) ** 2
+    assert 10 < want < 128
+    assert plan(noisy, cell=0.005).neighbors == int(np.ceil(want))
+    assert plan(noisy, cell=0.005, config=RefineConfig(k_rule="sum")).neighbors == int(np.ceil(10 + want))
+    assert plan(noisy, cell=0.005, config=RefineConfig(neighbors=40)).neighbors == max(40, int(np.ceil(want)))
+    p = plan(noisy, cell=0.005, config=RefineConfig(noise_k=None, neighbors=12))
+    assert p.noise == pytest.approx(estimate_noise(noisy, k=12)[0])
+    with pytest.raises(ValueError, match="k_rule"):
+        RefineConfig(k_rule="min")
 
 
 def test_moves_are_clipped_to_max_shift():
@@ -146,7 +165,8 @@ def _result(field_r: float, data_r: float, n: int = 20000, level: float = 0.0) -
 def test_extract_mesh_refines_onto_the_data():
     result = _result(0.5, 0.52)  # the field is 0.02 (about 2 cells at 128) inside the data
     report = {}
-    mesh = extract_mesh(result, resolution=128, device="cpu", report=report)
+    # fill off: the vertices in the random sample's gaps would get face normals (test_fill.py)
+    mesh = extract_mesh(result, resolution=128, device="cpu", report=report, fill=0.0)
     radii = np.linalg.norm(mesh.vertices - (3.0, 0, 0), axis=1) / 2.0
     assert report["refine"]["applied"] and np.abs(radii - 0.52).max() < 1e-3
     assert mesh.is_watertight

@@ -8,6 +8,7 @@ import trimesh
 
 from helpers import naive_point_triangle_distance
 from surfrec.support import (
+    SUPPORT_ATTRIBUTE,
     OutlierConfig,
     SupportConfig,
     find_outliers,
@@ -371,6 +372,53 @@ def test_trim_opt_in_drops_the_closed_surface_over_a_hole():
     assert kept_mesh.is_watertight and report["surface"]["trimmed_area"] == 0.0
     with pytest.raises(ValueError, match="trim: got -1"):
         extract_mesh(result, trim=-1.0)
+
+
+def test_fill_spans_the_hole_of_a_closed_scan_with_its_membrane():
+    """``fill`` (on by default, 2 s): the cap a closed fit spans over a scan's hole is moved
+    onto the membrane of its rim (it no longer bulges to the sphere's bottom), the mesh
+    stays watertight with the same faces, the report says which share moved, the support
+    map describes the moved vertices, and 0 turns it off."""
+    from surfrec.pipeline import extract_mesh
+
+    result = _sphere_result()
+    pts = _sphere_points(20_000)
+    kept = pts[pts[:, 2] > -0.3]  # no scan points on a bottom cap of the sphere (r = 0.5)
+    result.data_points = kept.astype(np.float32)
+    off: dict = {}
+    bulge = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", fill=0.0, report=off)
+    assert "filled" not in off["surface"] and bulge.vertices[:, 2].min() < -0.49
+    report: dict = {}
+    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", report=report)
+    assert result.config.extract.fill == 2.0 and report["surface"]["fill"] == 2.0
+    assert mesh.is_watertight and np.array_equal(mesh.faces, bulge.faces)
+    moved = np.linalg.norm(mesh.vertices - bulge.vertices, axis=1) > 0
+    assert report["surface"]["filled"] == pytest.approx(moved.mean(), abs=1e-4) and moved.mean() > 0.05
+    assert mesh.vertices[:, 2].min() > -0.33  # the membrane of the rim at z ≈ -0.3, not the sphere's bottom
+    assert mesh.area < bulge.area and report["support"]["phantom"] < off["support"]["phantom"]
+    s = scan_spacing(kept)
+    q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
+    np.testing.assert_allclose(q, vertex_support(mesh.vertices, kept, s), rtol=1e-4, atol=1e-4)
+    cap = moved & (bulge.vertices[:, 2] < -0.4)  # (the rest of what moved bridges gaps of the random sample)
+    assert cap.sum() > 50 and (mesh.vertex_normals[cap, 2] < -0.99).mean() > 0.9  # the membrane faces down
+    with pytest.raises(ValueError, match="fill: got -1"):
+        extract_mesh(result, fill=-1.0)
+
+
+def test_fill_reaches_extraction_from_the_command_line_and_the_summary_line():
+    from surfrec.cli.common import mesh_overrides
+    from surfrec.cli.fit_cmd import _passthrough
+    from surfrec.cli.main import build_parser
+    from surfrec.support import summary_line
+
+    args = build_parser(only="mesh").parse_args(["mesh", "model.pt", "-o", "out.ply", "--fill", "0"])
+    assert mesh_overrides(args)["fill"] == 0.0
+    args = build_parser(only="fit").parse_args(["fit", "scan.xyz", "--fill", "3"])
+    resume = _passthrough(args)
+    assert mesh_overrides(args)["fill"] == 3.0 and resume[resume.index("--fill") + 1] == "3.0"
+    line = summary_line({"mode": "auto", "surface": "closed", "fill": 2.0, "filled": 0.0501}, None)
+    assert "0.050 of the vertices beyond 2 s on the membrane fill" in line
+    assert "membrane" not in summary_line({"mode": "auto", "surface": "closed", "fill": 2.0, "filled": 0.0}, None)
 
 
 def test_trim_reaches_extraction_from_the_command_line_and_the_summary_line():

@@ -42,6 +42,10 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
                    help="closed surfaces: drop the faces farther than S scan spacings from every scan point "
                         "(the surface invented over the holes of an incomplete scan; 4 drops what the support "
                         "report counts as phantom); the mesh is then not watertight (default: 0, no trim)")
+    g.add_argument("--fill", type=validate.number(EXTRACT["fill"]), default=None, metavar="S",
+                   help="closed surfaces: move the vertices farther than S scan spacings from every scan point "
+                        "onto the membrane the others span (hole fills without bulges; watertight as before); "
+                        "(default: 2)")
     parser.epilog = ((parser.epilog or "") + " Mesh options not given take the values stored with the model "
                      "(what `surfrec fit` used), else the defaults shown.").strip()
 
@@ -50,7 +54,7 @@ def mesh_overrides(args: argparse.Namespace) -> dict:
     """The mesh options given on the command line, as ExtractConfig fields (None: not given)."""
     return {"resolution": args.resolution, "level": args.level, "padding": args.padding,
             "method": args.method, "components": args.components, "refine": args.refine,
-            "surface": args.surface, "trim": args.trim}
+            "surface": args.surface, "trim": args.trim, "fill": args.fill}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -104,6 +104,8 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         out += ["--surface", args.surface]
     if args.trim is not None:
         out += ["--trim", str(args.trim)]
+    if args.fill is not None:
+        out += ["--fill", str(args.fill)]
     if args.save_model is not None:
         out += ["--save-model", str(args.save_model)]
     return out
