@@ -1,0 +1,115 @@
+"""The same fits meshed several ways: extraction and refinement settings compared without
+the fit's seed noise.
+
+Every case is fitted once with the default preset (seed ``--seed``; the model is cached in
+``--cache``), then meshed by ``surfrec.extract_mesh`` once per variant. A variant is a JSON
+object of ``extract_mesh`` keyword arguments, plus ``"refine"``: RefineConfig fields to
+replace. Bench cases (``../shared/data/bench``) are scored against their ground truth
+(CD-L1 ×1000, NC, :func:`surfrec.metrics.evaluate`); real scans with one-sided distances
+against the whole scan (:func:`surfrec.support.measure_support`, in scan units and in
+spacings s), which is how issue 14 compares them with screened Poisson. Poisson rows
+(``--poisson``) come from :func:`surfrec.baselines.poisson` in the same run, watertight
+(no density trim) and with the tutorial's 5% density trim.
+
+Usage::
+
+    python benchmarks/bench_extract_variants.py OUT.csv --cases armadillo gargoyle_srb \\
+        --variants '{"fill": 0, "refine": {"neighbors": 20, "k_rule": "sum"}}' '{}' [--poisson]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data"
+SCANS = {"gargoyle_srb": "gargoyle_srb.ply", "abc00994122_simscan": "abc00994122_simscan.xyz"}
+TRUTH = {"abc00994122_simscan": "abc00994122_gt.ply"}
+FIELDS = ("case", "variant", "seed", "cd_x1000", "nc", "cover", "phantom", "s2m", "m2s", "s2m_s", "m2s_s",
+          "watertight", "faces", "refine_k", "filled", "seconds")
+
+
+def _paths(case: str) -> tuple[Path, Path | None]:
+    if case in SCANS:
+        gt = TRUTH.get(case)
+        return DATA / "scans" / SCANS[case], (DATA / "scans" / gt if gt else None)
+    return DATA / "bench" / f"{case}.xyz", DATA / "bench" / f"{case}.gt.ply"
+
+
+def _score(mesh, scan_pts, gt, spacing) -> dict:
+    from surfrec.metrics import evaluate
+    from surfrec.support import measure_support
+
+    row: dict = {"watertight": bool(mesh.is_watertight), "faces": len(mesh.faces)}
+    if gt is not None:
+        e = evaluate(mesh, gt)
+        row.update(cd_x1000=round(e["chamfer_l1"] * 1000, 4), nc=round(e["normal_consistency"], 4))
+    rep = measure_support(mesh.vertices, mesh.faces, scan_pts, spacing=spacing)
+    row.update(cover=round(rep.cover, 4), phantom=round(rep.phantom, 4), s2m=rep.scan_to_mesh_mean,
+               m2s=rep.mesh_to_scan_mean, s2m_s=round(rep.scan_to_mesh_mean_s, 4),
+               m2s_s=round(rep.mesh_to_scan_mean_s, 4))
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--cases", nargs="+", required=True)
+    ap.add_argument("--variants", nargs="+", default=["{}"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=Path("out/models"))
+    ap.add_argument("--poisson", action="store_true", help="also screened Poisson, watertight and trimmed")
+    args = ap.parse_args()
+
+    import surfrec
+    from surfrec.baselines import poisson
+    from surfrec.support import scan_spacing
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    new = not args.out.exists()
+    with open(args.out, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        for case in args.cases:
+            scan, gt = _paths(case)
+            pts = surfrec.load_points(scan).points
+            s = scan_spacing(pts)
+            model = args.cache / f"{case}_seed{args.seed}.pt"
+            if model.exists():
+                result = surfrec.load_model(model)
+            else:
+                result = surfrec.fit(pts, seed=args.seed, time_budget=0)
+                surfrec.save_model(result, model)
+            for spec in args.variants:
+                kw = json.loads(spec)
+                rc = kw.pop("refine", None)
+                if rc is not None:
+                    kw["refine_config"] = dataclasses.replace(result.config.refine, **rc)
+                report: dict = {}
+                t0 = time.perf_counter()
+                mesh = surfrec.extract_mesh(result, report=report, **kw)
+                row = dict(case=case, variant=spec, seed=args.seed, seconds=round(time.perf_counter() - t0, 1),
+                           refine_k=(report.get("refine") or {}).get("neighbors"),
+                           filled=report["surface"].get("filled"), **_score(mesh, pts, gt, s))
+                writer.writerow(row)
+                fh.flush()
+                print(json.dumps(row), flush=True)
+            if args.poisson:
+                for name, q in (("poisson", 0.0), ("poisson-trim", 0.05)):
+                    t0 = time.perf_counter()
+                    mesh = poisson(pts, None, depth=9, density_quantile=q, crop_factor=0.0)
+                    row = dict(case=case, variant=name, seed="", seconds=round(time.perf_counter() - t0, 1),
+                               **_score(mesh, pts, gt, s))
+                    writer.writerow(row)
+                    fh.flush()
+                    print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
