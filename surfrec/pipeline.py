@@ -79,7 +79,8 @@ def extract_mesh(
     Parameters
     ----------
     result : FitResult or path of a model file
-    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface, support_map, trim, fill
+    resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface,
+    support_map, trim, fill
         Override the matching :class:`~surfrec.config.ExtractConfig` field. ``level``
         None: the fitted level; refinement runs only at the fitted level, and not when
         the model holds no data points; ``near-data`` becomes ``all`` then too.

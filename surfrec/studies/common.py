@@ -217,7 +217,9 @@ def score(result, case: Case, quick: bool = False, level: float | None = None,
     out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False,
            "components": 0}
     try:
-        mesh = extract_mesh(result, resolution=48 if quick else 96, level=level, device=device, refine=False)
+        # the level set itself: no refinement onto the data, no membrane fill
+        mesh = extract_mesh(result, resolution=48 if quick else 96, level=level, device=device, refine=False,
+                            fill=0.0)
     except EmptyLevelSetError:
         return out
     out["faces"] = int(len(mesh.faces))

@@ -86,7 +86,7 @@ def _offset_rows(res, case, levels, resolution: int, n_samp: int, seed: int, dev
     from ..pipeline import extract_mesh
 
     norm = res.normalization
-    v0, f0, s0 = _samples(extract_mesh(res, resolution=resolution, level=0.0, device=device, refine=False),
+    v0, f0, s0 = _samples(extract_mesh(res, resolution=resolution, level=0.0, device=device, refine=False, fill=0.0),
                           norm, n_samp, seed)
     gt = None
     if case.gt is not None:
@@ -98,7 +98,7 @@ def _offset_rows(res, case, levels, resolution: int, n_samp: int, seed: int, dev
     rows = []
     for c in levels:
         try:
-            mc = extract_mesh(res, resolution=resolution, level=c, device=device, refine=False)
+            mc = extract_mesh(res, resolution=resolution, level=c, device=device, refine=False, fill=0.0)
         except Exception as exc:  # noqa: BLE001 - an empty level set is a result here
             log.info("level %g: %s", c, exc)
             rows.append({"case": case.name, "c": c, "faces": 0})
@@ -128,8 +128,8 @@ def _fitted_level_row(case, c: float, quick: bool, resolution: int, n_samp: int,
     qc = common.score(rc, case, quick, level=c, device=device)
     row = {"case": case.name, "fitted_c": c, "extracted": "S_c", **qc}
     try:
-        mc = extract_mesh(rc, resolution=resolution, level=c, device=device, refine=False)
-        mz = extract_mesh(rc, resolution=resolution, level=0.0, device=device, refine=False)
+        mc = extract_mesh(rc, resolution=resolution, level=c, device=device, refine=False, fill=0.0)
+        mz = extract_mesh(rc, resolution=resolution, level=0.0, device=device, refine=False, fill=0.0)
         _, _, sz = _samples(mz, rc.normalization, n_samp, seed)
         vc, fc = _unit_mesh(mc, rc.normalization)
         d = point_mesh_distance(sz, vc, fc)
