@@ -23,11 +23,14 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
+#: the bench folder (``SURFREC_BENCH`` selects another, e.g. noisy copies from make_noisy.py)
+BENCH = Path(os.environ.get("SURFREC_BENCH", DATA / "bench"))
 SCANS = {"gargoyle_srb": "gargoyle_srb.ply", "abc00994122_simscan": "abc00994122_simscan.xyz"}
 TRUTH = {"abc00994122_simscan": "abc00994122_gt.ply"}
 FIELDS = ("case", "variant", "seed", "cd_x1000", "nc", "cover", "phantom", "s2m", "m2s", "s2m_s", "m2s_s",
@@ -38,7 +41,7 @@ def _paths(case: str) -> tuple[Path, Path | None]:
     if case in SCANS:
         gt = TRUTH.get(case)
         return DATA / "scans" / SCANS[case], (DATA / "scans" / gt if gt else None)
-    return DATA / "bench" / f"{case}.xyz", DATA / "bench" / f"{case}.gt.ply"
+    return BENCH / f"{case}.xyz", BENCH / f"{case}.gt.ply"
 
 
 def _score(mesh, scan_pts, gt, spacing) -> dict:

@@ -80,9 +80,9 @@ class ExtractConfig:
     rim allows instead of a bulge, and the gaps of a randomly sampled scan (about 6% of
     its surface lies farther than 2 s from every point) are bridged by their neighbours.
     The faces and the watertightness do not change. 2 is the support report's cover
-    radius (not tuned); same fits, CD-L1 ×1000 abc00994122 0.319 → 0.232, armadillo
-    0.211 → 0.196, the gargoyle's mesh → scan 0.889 → 0.770 s (benchmarks/EXPERIMENTS.md,
-    session 11). 0: off."""
+    radius (not tuned); same fits, CD-L1 ×1000 abc00994122 0.324 → 0.255, armadillo
+    0.247 → 0.237, fandisk 0.102 → 0.102, the gargoyle's mesh → scan 0.869 → 0.779 s
+    (benchmarks/EXPERIMENTS.md, session 11). 0: off."""
     trim: float = 0.0
     """Closed surfaces, opt-in: after the surface step, drop the faces whose three vertices
     all lie farther than ``trim`` scan spacings s from every scan point (what a watertight

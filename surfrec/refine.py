@@ -19,7 +19,7 @@ along its normal onto the surface the *data* describes near it:
    longer than ``max_shift`` cells are shortened to it.
 
 Topology and connectivity are those of the level set; only vertex positions change. The
-number of neighbours adapts to the scan: on a noisy scan a quadric through 10 points
+number of neighbours adapts to the scan: on a noisy scan a quadric through 20 points
 would follow the noise, so ``k`` grows with the noise estimated from the scan itself
 (:func:`estimate_noise`); on a scan sparser than the mesh grid (median spacing above
 ``max_spacing`` cells) the fitted field is a better interpolant than local fits and the
@@ -49,22 +49,23 @@ log = logging.getLogger(__name__)
 class RefineConfig:
     """Settings of :func:`refine_vertices`."""
 
-    neighbors: int = 10
-    """Input points in each vertex's local fit on a clean scan (the smallest k used). 10
-    (20 before session 11) follows the detail of a clean scan more closely: same fits,
-    CD-L1 ×1000 armadillo 0.247 → 0.211, fandisk 0.102 → 0.080, abc00994122 0.324 → 0.319;
-    chosen on the SRB gargoyle's scan → mesh distance, confirmed on the bench
-    (benchmarks/EXPERIMENTS.md, session 11)."""
+    neighbors: int = 20
+    """Input points in each vertex's local fit on a clean scan (the smallest k used)."""
     max_neighbors: int = 128
     """Largest k: on noisy scans k grows with the noise until this bound."""
     noise_neighbors: float = 150.0
     """The neighbours the noise asks for: the height's standard error falls like noise/√k,
     so averaging the noise down to spacing/√noise_neighbors takes noise_neighbors ·
     (noise / spacing)² points (see ``k_rule``)."""
-    k_rule: str = "max"
-    """``max``: k = the larger of ``neighbors`` (the floor of a stable local fit) and the
-    neighbours the noise asks for; ``sum`` (before session 11): k = their sum, which
-    smooths a lightly noisy scan twice (the gargoyle: k 29 instead of 10)."""
+    k_rule: str = "sum"
+    """``sum``: k = ``neighbors`` + the neighbours the noise asks for; ``max``: the larger of
+    the two (``neighbors`` is then only the floor of a stable local fit). No global k suits
+    every scan (benchmarks/EXPERIMENTS.md, session 11): ``max`` with ``neighbors=10`` follows
+    the detail of clean scans better (same fits, CD-L1 ×1000 armadillo 0.237 → 0.196,
+    fandisk 0.102 → 0.077, abc00994122 0.255 → 0.232, the gargoyle's scan → mesh distance
+    0.0529 → 0.0415) but averages too little on moderately noisy smooth ones (the demo scan
+    4.13 → 5.81, a generated lidar terrain's mesh → truth 0.034 → 0.060 spacings): not the
+    default."""
     noise_k: int | None = 20
     """Neighbours of the noise estimate's local fits (:func:`estimate_noise`; None:
     ``neighbors``)."""

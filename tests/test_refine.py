@@ -54,7 +54,7 @@ def test_vertices_move_onto_a_curved_surface():
     verts = sphere_points(500, r=1.0, seed=3)
     verts *= (0.5 + np.random.default_rng(4).uniform(-0.01, 0.01, size=(500, 1)))  # ±2 cells off
     out, rep = refine_vertices(verts, verts, pts, cell=0.005)
-    assert rep["applied"] and rep["neighbors"] == 10  # clean: k is the floor, RefineConfig.neighbors
+    assert rep["applied"] and rep["neighbors"] == 20 + int(rep["neighbors"] > 20)  # clean: k ≈ 20
     before = np.abs(np.linalg.norm(verts, axis=1) - 0.5)
     after = np.abs(np.linalg.norm(out, axis=1) - 0.5)
     assert before.mean() > 4e-3 and after.max() < 2e-4
@@ -75,7 +75,7 @@ def test_noise_is_estimated_and_averaged_out():
     err = np.abs(np.linalg.norm(out, axis=1) - 0.5)
     assert err.mean() < 0.3 * sigma  # far below the noise of the points themselves
     small_k = plan(noisy, cell=0.005, config=RefineConfig(noise_neighbors=0.0))
-    assert small_k.neighbors == 10
+    assert small_k.neighbors == 20
     out20, _ = refine_vertices(verts, verts, noisy, cell=0.005, refine_plan=small_k)
     assert np.abs(np.linalg.norm(out20, axis=1) - 0.5).mean() > 1.5 * err.mean()
 
@@ -100,17 +100,17 @@ def test_point_normals_keep_a_thin_sheet_apart():
 
 
 def test_k_rule_max_and_sum():
-    """k: the larger of the floor and the neighbours the noise asks for (``max``, the
-    default), or their sum (``sum``, before session 11); the noise estimate's own
-    neighbours are ``noise_k`` either way."""
+    """k: the floor plus the neighbours the noise asks for (``sum``, the default), or the
+    larger of the two (``max``); the noise estimate's own neighbours are ``noise_k``
+    either way."""
     rng = np.random.default_rng(7)
     noisy = sphere_points(30000) + rng.normal(scale=0.0015, size=(30000, 3))
     noise, spacing = estimate_noise(noisy, k=20)
     want = 150.0 * (noise / spacing) ** 2
     assert 10 < want < 128
-    assert plan(noisy, cell=0.005).neighbors == int(np.ceil(want))
-    assert plan(noisy, cell=0.005, config=RefineConfig(k_rule="sum")).neighbors == int(np.ceil(10 + want))
-    assert plan(noisy, cell=0.005, config=RefineConfig(neighbors=40)).neighbors == max(40, int(np.ceil(want)))
+    assert plan(noisy, cell=0.005).neighbors == int(np.ceil(20 + want))
+    assert plan(noisy, cell=0.005, config=RefineConfig(k_rule="max", neighbors=10)).neighbors == int(np.ceil(want))
+    assert plan(noisy, cell=0.005, config=RefineConfig(k_rule="max", neighbors=40)).neighbors == max(40, int(np.ceil(want)))
     p = plan(noisy, cell=0.005, config=RefineConfig(noise_k=None, neighbors=12))
     assert p.noise == pytest.approx(estimate_noise(noisy, k=12)[0])
     with pytest.raises(ValueError, match="k_rule"):
