@@ -64,7 +64,7 @@ def test_slope_loss_matches_the_eikonal_loss_and_its_theta_gradient():
     m.zero_grad()
     e = eikonal_loss(m, x)
     e.backward()
-    assert abs(float(s) - float(e)) < 1e-6 * max(1.0, float(e))
+    assert abs(float(s.detach()) - float(e.detach())) < 1e-6 * max(1.0, float(e.detach()))
     for a, p in zip(gs, m.parameters()):  # (the output bias has no gradient in either)
         b = p.grad if p.grad is not None else torch.zeros_like(p)
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-8)
