@@ -256,7 +256,8 @@ def _fill_closed(mesh, data: np.ndarray, radius_s: float, spacing: float, index)
     from .refine import membrane_fill
     from .support import vertex_support
 
-    free = vertex_support(mesh.vertices, data, spacing, tree=index) > radius_s
+    # the search stops at the radius (beyond it a vertex is free whatever its distance)
+    free = vertex_support(mesh.vertices, data, spacing, tree=index, upto=radius_s) > radius_s
     if not free.any():
         return mesh, 0.0
     verts, moved = membrane_fill(mesh.vertices, mesh.faces, free)
