@@ -23,7 +23,8 @@ def test_bench_runs_scores_reports_and_resumes(tmp_path):
            str(out), "--iters", "60", "--resolution", "48", "--poisson-depth", "6", "--samples", "5000", "-q"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stderr  # one case failed, the others ran
-    rows = {(row["case"], row["method"]): row for row in csv.DictReader(open(out / "results.csv"))}
+    with open(out / "results.csv", newline="") as fh:
+        rows = {(row["case"], row["method"]): row for row in csv.DictReader(fh)}
     assert rows["ball", "poisson"]["status"] == "ok" and rows["ball", "surfrec-fast"]["status"] == "ok"
     assert float(rows["ball", "poisson"]["chamfer_l1"]) < 0.01
     assert float(rows["ball", "surfrec-fast"]["chamfer_l1"]) < 0.05

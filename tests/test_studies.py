@@ -205,7 +205,8 @@ def test_quick_study_writes_report(tmp_path, tiny_cases, name, csvs):
 
     report = get_study(name)(tiny_cases, tmp_path / name, quick=True, seed=0)
     _check_outputs(report, csvs)
-    rows = list(csv.DictReader(open(report.parent / csvs[0])))
+    with open(report.parent / csvs[0], newline="") as fh:
+        rows = list(csv.DictReader(fh))
     if name == "projection":  # docs/studies.md: Newton needs 3-4 evaluations per seed to 90% < 1e-5
         newton = next(r for r in rows if r["method"] == "newton")
         assert float(newton["evals_to_90%<1e-05"]) / float(newton["seeds"]) <= 5.0
