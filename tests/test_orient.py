@@ -350,7 +350,7 @@ def test_sign_push_starts_at_sign_after_and_pushed_samples_leave_the_pull():
         st.step = step
         _loss(cfg, data, st)
         assert bool(st.usable.all())
-        return {k: float(v) for k, v in st.terms.items()}
+        return {k: float(v.detach()) for k, v in st.terms.items()}
 
     early = terms_at(19)  # sign_after · iterations = 20
     assert "sign" not in early
