@@ -412,7 +412,7 @@ def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
     _loss(get_config(cfg, sign_weight=0.0), data, st)
     assert "side" in st.terms and bool(st.usable.all())
     pulled = cKDTree(data.unit).query(st.buf.numpy())[0].mean()
-    assert float(st.terms["surface"]) == pytest.approx(pulled, rel=1e-3)
+    assert float(st.terms["surface"].detach()) == pytest.approx(pulled, rel=1e-3)
 
     noisy = _sphere(4000) * 0.6 + np.random.default_rng(1).normal(scale=0.03, size=(4000, 3))
     nd = prepare_data(noisy, None, cfg, torch.device("cpu"))
