@@ -514,9 +514,10 @@ def membrane_fill(vertices: np.ndarray, faces: np.ndarray, free: np.ndarray) -> 
     adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
     # groups of free vertices with no fixed neighbour stay (the system would be singular)
     idx = np.flatnonzero(free)
-    n_groups, group = connected_components(adj[idx][:, idx], directed=False)
+    rows = adj[idx]
+    n_groups, group = connected_components(rows[:, idx], directed=False)
     anchored = np.zeros(n_groups, dtype=bool)
-    anchored[group[np.asarray(adj[idx][:, ~free].sum(axis=1)).ravel() > 0]] = True
+    anchored[group[np.asarray(rows[:, ~free].sum(axis=1)).ravel() > 0]] = True
     moved = np.zeros(len(v), dtype=bool)
     moved[idx[anchored[group]]] = True
     if not moved.any():
