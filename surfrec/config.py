@@ -12,7 +12,7 @@ import copy
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .validation import EXTRACT, FIT, SURFACES, check_choice, check_fields
+from .validation import EXTRACT, FIT, SURFACES, check_choice, check_fields, check_neighbors
 from .model import ModelConfig
 from .refine import RefineConfig
 from .support import SurfaceConfig
@@ -90,6 +90,16 @@ class ExtractConfig:
     mesh is then no longer watertight. 0 (default) keeps it watertight; 4 removes exactly
     what the support report counts as phantom (``support.phantom_radius``). Open surfaces
     are always trimmed (``surface_config.trim_radius``)."""
+    neighbors: int = 0
+    """Scan points in each vertex's local fit of the refinement (:mod:`surfrec.refine`). 0
+    (default): from the scan's estimated noise (``RefineConfig``: 20 + 150·(noise/spacing)²,
+    at most 128), which puts the mesh close to the true surface of a noisy scan. A fixed
+    count trades that for closeness to the scan's points: fewer neighbours follow the
+    points, detail and noise alike (lower scan → mesh distances), more average the noise.
+    Measured in benchmarks/RESULTS_REAL.md (session 12): on the SRB gargoyle 14 gives
+    scan → mesh 0.0462 instead of 0.0529, below screened Poisson's 0.0477, while on noisy
+    scans with a known truth 14 moves the mesh away from it (the demo scan's CD-L1 ×1000
+    4.13 → 7.17)."""
     support_map: bool = True
     """Attach the support map (``vertex_attributes["quality"]``: distance from each vertex
     to the nearest data point in units of the data's spacing s, a PLY vertex property) and
@@ -101,6 +111,7 @@ class ExtractConfig:
         if isinstance(self.surface_config, dict):
             self.surface_config = SurfaceConfig(**self.surface_config)
         check_fields(self, EXTRACT)  # the ranges live in surfrec.validation (shared with the CLI)
+        check_neighbors(f"{type(self).__name__}.neighbors", self.neighbors)
         check_choice(f"{type(self).__name__}.method", self.method, METHODS)
         check_choice(f"{type(self).__name__}.components", self.components, COMPONENTS)
         check_choice(f"{type(self).__name__}.surface", self.surface, SURFACES)

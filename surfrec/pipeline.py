@@ -21,7 +21,7 @@ from .config import ExtractConfig
 from .device import resolve_device, torch_threads
 from .errors import EmptyLevelSetError
 from .normalize import UNIT_HALF_EXTENT
-from .validation import EXTRACT, SURFACES, check_choice, check_padding, check_range
+from .validation import EXTRACT, SURFACES, check_choice, check_neighbors, check_padding, check_range
 from .result import FIELD_BATCH, FitResult, load_model
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def extract_mesh(
     support_map: bool | None = None,
     trim: float | None = None,
     fill: float | None = None,
+    neighbors: int | None = None,
     refine_config=None,
     extract_config: ExtractConfig | None = None,
     report: dict | None = None,
@@ -80,7 +81,7 @@ def extract_mesh(
     ----------
     result : FitResult or path of a model file
     resolution, level, padding, method, components, normals_from_gradient, close_at_box, refine, surface,
-    support_map, trim, fill
+    support_map, trim, fill, neighbors
         Override the matching :class:`~surfrec.config.ExtractConfig` field. ``level``
         None: the fitted level; refinement runs only at the fitted level, and not when
         the model holds no data points; ``near-data`` becomes ``all`` then too.
@@ -108,6 +109,8 @@ def extract_mesh(
                         ("fill", fill)):
         if value is not None:  # before loading anything (the CLI's words)
             check_range(name, value, EXTRACT[name])
+    if neighbors is not None:
+        check_neighbors("neighbors", neighbors)
     if surface is not None:
         check_choice("surface", surface, SURFACES)
     if not isinstance(result, FitResult):
@@ -115,7 +118,7 @@ def extract_mesh(
     ec = mesh_settings(result, extract_config, resolution=resolution, level=level, padding=padding,
                        method=method, components=components, normals_from_gradient=normals_from_gradient,
                        close_at_box=close_at_box, refine=refine, surface=surface, support_map=support_map,
-                       trim=trim, fill=fill)
+                       trim=trim, fill=fill, neighbors=neighbors)
     check_padding(ec.padding, result.config.box)  # the model's own box (the CLI checks box 1)
     dev = resolve_device(device)
     timings: dict[str, float] = {}
@@ -152,7 +155,9 @@ def _onto_data(mesh, result: FitResult, ec: ExtractConfig, dev, cell, refine_con
         mesh = _pretrim(mesh, result, ec)
         timings["pretrim"] = time.perf_counter() - t0
     if mesh is not None and ec.refine and len(mesh.vertices) and result.data_points is not None and at_fit:
-        cfg = refine_config if refine_config is not None else result.config.refine
+        from .refine import with_neighbors
+
+        cfg = with_neighbors(refine_config if refine_config is not None else result.config.refine, ec.neighbors)
         t0 = time.perf_counter()
         with torch_threads(result.config.threads):
             mesh, info = _refine_onto_data(mesh, result, dev, cell, cfg, normals_ready=ec.normals_from_gradient)

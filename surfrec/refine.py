@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -43,6 +43,10 @@ import torch
 from .validation import REFINE, check_choice, check_fields
 
 log = logging.getLogger(__name__)
+
+
+#: How :func:`plan` sets k (``RefineConfig.k_rule``).
+K_RULES = ("sum", "max", "fixed")
 
 
 @dataclass
@@ -59,7 +63,8 @@ class RefineConfig:
     (noise / spacing)² points (see ``k_rule``)."""
     k_rule: str = "sum"
     """``sum``: k = ``neighbors`` + the neighbours the noise asks for; ``max``: the larger of
-    the two (``neighbors`` is then only the floor of a stable local fit). No global k suits
+    the two (``neighbors`` is then only the floor of a stable local fit); ``fixed``: k =
+    ``neighbors`` whatever the noise (:func:`with_neighbors`, ``--neighbors``). No global k suits
     every scan (benchmarks/EXPERIMENTS.md, session 11): ``max`` with ``neighbors=10`` follows
     the detail of clean scans better (same fits, CD-L1 ×1000 armadillo 0.237 → 0.196,
     fandisk 0.102 → 0.077, abc00994122 0.255 → 0.232, the gargoyle's scan → mesh distance
@@ -100,13 +105,21 @@ class RefineConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, REFINE)  # the ranges live in surfrec.validation
-        check_choice(f"{type(self).__name__}.k_rule", self.k_rule, ("sum", "max"))
+        check_choice(f"{type(self).__name__}.k_rule", self.k_rule, K_RULES)
         if self.max_neighbors < self.neighbors:
             raise ValueError(f"RefineConfig.max_neighbors: got {self.max_neighbors}, expected an integer "
                              f">= neighbors ({self.neighbors})")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def with_neighbors(config: RefineConfig, neighbors: int) -> RefineConfig:
+    """``config`` with a fixed k of ``neighbors`` (``ExtractConfig.neighbors``); 0: ``config``
+    unchanged (k from the scan's noise)."""
+    if neighbors == 0:
+        return config
+    return replace(config, k_rule="fixed", neighbors=neighbors, max_neighbors=max(config.max_neighbors, neighbors))
 
 
 def _check(name: str, a: np.ndarray, width: int = 3) -> np.ndarray:
@@ -372,14 +385,17 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tr
                                     seed=cfg.seed, tree=tree)
     rel = noise / max(spacing, 1e-30)
     for_noise = cfg.noise_neighbors * rel * rel
-    want = max(cfg.neighbors, for_noise) if cfg.k_rule == "max" else cfg.neighbors + for_noise
+    if cfg.k_rule == "fixed":
+        want = cfg.neighbors
+    else:
+        want = max(cfg.neighbors, for_noise) if cfg.k_rule == "max" else cfg.neighbors + for_noise
     k = int(min(cfg.max_neighbors, math.ceil(want)))
     if spacing > cfg.max_spacing * cell:
         return RefinePlan(False, k, noise, spacing, cell,
                           f"skipped: the scan is sparser than the mesh grid (spacing {spacing / cell:.2f} cells "
                           f"> {cfg.max_spacing:g})")
     return RefinePlan(True, k, noise, spacing, cell,
-                      f"k={k} (noise {noise:.3g} = {rel:.2f} x spacing {spacing:.3g}; cell {cell:.3g})")
+                      f"k={k}{' fixed' if cfg.k_rule == 'fixed' else ''} (noise {noise:.3g} = {rel:.2f} x spacing {spacing:.3g}; cell {cell:.3g})")
 
 
 def _chunk(cfg: RefineConfig, neighbors: int) -> int:
@@ -470,7 +486,8 @@ def refine_vertices(
     return out, report
 
 
-__all__ = ["RefineConfig", "RefinePlan", "local_heights", "estimate_noise", "plan", "refine_vertices"]
+__all__ = ["RefineConfig", "RefinePlan", "local_heights", "estimate_noise", "plan", "refine_vertices", "with_neighbors",
+           "membrane_fill"]
 
 
 def membrane_fill(vertices: np.ndarray, faces: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

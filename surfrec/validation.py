@@ -276,6 +276,20 @@ EXTRACT: dict[str, Range] = {
     "trim": Range(0, None, note="0: no trim, a watertight closed surface"),
 }
 
+#: A fixed neighbour count of the refinement (``ExtractConfig.neighbors``, ``--neighbors``);
+#: 0 means auto (from the scan's noise). A quadric has 6 coefficients; above 1024 one batch
+#: of local fits alone needs gigabytes.
+NEIGHBORS = Range(6, 1024, integer=True)
+
+
+def check_neighbors(name: str, value: Any) -> int:
+    """``value`` when it is 0 (auto) or inside :data:`NEIGHBORS`, else :class:`ParameterError`."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value == 0:
+        return 0
+    if not NEIGHBORS.contains(value):
+        raise ParameterError(name, f"got {format_value(value, True)}, expected auto (0) or {NEIGHBORS.describe()}")
+    return int(value)
+
 #: Surface modes of :func:`surfrec.extract_mesh` (``ExtractConfig.surface``, ``--surface``).
 SURFACES = ("auto", "closed", "open")
 

@@ -4,7 +4,7 @@ import pytest
 from helpers import Sphere
 from surfrec.fitting import get_config
 from surfrec.normalize import Normalization
-from surfrec.refine import RefineConfig, estimate_noise, local_heights, plan, refine_vertices
+from surfrec.refine import RefineConfig, estimate_noise, local_heights, plan, refine_vertices, with_neighbors
 from surfrec.pipeline import extract_mesh
 from surfrec.result import FitResult
 
@@ -115,6 +115,30 @@ def test_k_rule_max_and_sum():
     assert p.noise == pytest.approx(estimate_noise(noisy, k=12)[0])
     with pytest.raises(ValueError, match="k_rule"):
         RefineConfig(k_rule="min")
+
+
+def test_fixed_k_ignores_the_noise():
+    """``fixed`` (``--neighbors K``, :func:`with_neighbors`): k is K on a noisy scan too,
+    beyond ``max_neighbors`` if asked; 0 leaves the configuration alone."""
+    rng = np.random.default_rng(7)
+    noisy = sphere_points(30000) + rng.normal(scale=0.0015, size=(30000, 3))
+    auto = plan(noisy, cell=0.005)
+    assert auto.neighbors > 30
+    fixed = plan(noisy, cell=0.005, config=with_neighbors(RefineConfig(), 14))
+    assert fixed.neighbors == 14 and "fixed" in fixed.reason and fixed.noise == pytest.approx(auto.noise)
+    big = with_neighbors(RefineConfig(), 200)
+    assert big.max_neighbors == 200 and plan(noisy, cell=0.005, config=big).neighbors == 200
+    base = RefineConfig()
+    assert with_neighbors(base, 0) is base
+    # fewer neighbours follow the noise: the refined vertices scatter more about the sphere
+    verts = sphere_points(400, seed=3)
+    spread = {}
+    for k in (8, 64):
+        cfg = with_neighbors(RefineConfig(), k)
+        out, rep = refine_vertices(verts, verts, noisy, cell=0.005, config=cfg)
+        assert rep["neighbors"] == k
+        spread[k] = np.std(np.linalg.norm(out, axis=1) - 0.5)
+    assert spread[8] > 1.5 * spread[64]
 
 
 def test_moves_are_clipped_to_max_shift():

@@ -408,6 +408,34 @@ def test_fill_spans_the_hole_of_a_closed_scan_with_its_membrane():
         extract_mesh(result, fill=-1.0)
 
 
+def test_neighbors_fix_the_refinements_k_from_the_model_and_the_command_line():
+    """``neighbors`` (``--neighbors K``): the refinement's k is K instead of the noise's rule,
+    it is kept with the model's settings, ``auto`` / 0 returns to the rule, and a bad value
+    is a specific error before any work."""
+    from surfrec.cli.common import mesh_overrides
+    from surfrec.cli.fit_cmd import _passthrough
+    from surfrec.cli.main import build_parser
+    from surfrec.pipeline import extract_mesh, mesh_settings
+
+    result = _sphere_result()
+    rng = np.random.default_rng(5)
+    result.data_points = (_sphere_points(20_000) + rng.normal(scale=0.004, size=(20_000, 3))).astype(np.float32)
+    auto: dict = {}
+    extract_mesh(result, resolution=48, device="cpu", surface="closed", report=auto)
+    fixed: dict = {}
+    extract_mesh(result, resolution=48, device="cpu", surface="closed", neighbors=9, report=fixed)
+    assert auto["refine"]["applied"] and auto["refine"]["neighbors"] != 9 and fixed["refine"]["neighbors"] == 9
+    assert mesh_settings(result, neighbors=9).neighbors == 9 and result.config.extract.neighbors == 0
+    with pytest.raises(ValueError, match="neighbors: got 3, expected auto"):
+        extract_mesh(result, neighbors=3)
+    args = build_parser(only="fit").parse_args(["fit", "scan.xyz", "--neighbors", "14"])
+    resume = _passthrough(args)
+    assert mesh_overrides(args)["neighbors"] == 14 and resume[resume.index("--neighbors") + 1] == "14"
+    args = build_parser(only="mesh").parse_args(["mesh", "model.pt", "-o", "out.ply", "--neighbors", "auto"])
+    assert mesh_overrides(args)["neighbors"] == 0
+    assert _passthrough(build_parser(only="fit").parse_args(["fit", "s.xyz", "--neighbors", "auto"]))[-1] == "auto"
+
+
 def test_fill_reaches_extraction_from_the_command_line_and_the_summary_line():
     from surfrec.cli.common import mesh_overrides
     from surfrec.cli.fit_cmd import _passthrough

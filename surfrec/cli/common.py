@@ -46,6 +46,11 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
                    help="closed surfaces: move the vertices farther than S scan spacings from every scan point "
                         "onto the membrane the others span (hole fills without bulges; watertight as before); "
                         "(default: 2)")
+    g.add_argument("--neighbors", type=validate.neighbors, default=None, metavar="K",
+                   help="scan points in each vertex's local fit when the mesh is refined onto the scan: fewer "
+                        "follow the points closer, their detail and their noise alike; more average the noise "
+                        "(default: auto, from the scan's estimated noise, which keeps noisy scans closest to "
+                        "their true surface; benchmarks/RESULTS_REAL.md)")
     parser.epilog = ((parser.epilog or "") + " Mesh options not given take the values stored with the model "
                      "(what `surfrec fit` used), else the defaults shown.").strip()
 
@@ -54,7 +59,7 @@ def mesh_overrides(args: argparse.Namespace) -> dict:
     """The mesh options given on the command line, as ExtractConfig fields (None: not given)."""
     return {"resolution": args.resolution, "level": args.level, "padding": args.padding,
             "method": args.method, "components": args.components, "refine": args.refine,
-            "surface": args.surface, "trim": args.trim, "fill": args.fill}
+            "surface": args.surface, "trim": args.trim, "fill": args.fill, "neighbors": args.neighbors}
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -106,6 +106,8 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
         out += ["--trim", str(args.trim)]
     if args.fill is not None:
         out += ["--fill", str(args.fill)]
+    if args.neighbors is not None:
+        out += ["--neighbors", str(args.neighbors or "auto")]
     if args.save_model is not None:
         out += ["--save-model", str(args.save_model)]
     return out
