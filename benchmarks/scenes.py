@@ -207,12 +207,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--only", nargs="*", default=list(SCENES))
+    ap.add_argument("--truth", action="store_true",
+                    help="also measure each true surface against its scan (cover, scan->mesh in spacings)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only:
         pts = scene_points(name)
         np.savetxt(args.out / f"{name}.xyz", pts, fmt="%.6f")
-        print(name, len(pts), "points", np.ptp(pts, axis=0).round(3))
+        line = f"{name} {len(pts)} points {np.ptp(pts, axis=0).round(3)}"
+        if args.truth:
+            from surfrec.support import measure_support, scan_spacing
+
+            truth = scene_truth(name)
+            rep = measure_support(truth.vertices, truth.faces, pts, spacing=scan_spacing(pts))
+            line += f"  truth: cover {rep.cover:.3f} scan->mesh {rep.scan_to_mesh_mean_s:.3f} s"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":
