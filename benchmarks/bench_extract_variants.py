@@ -9,7 +9,9 @@ replace. Bench cases (``../shared/data/bench``) are scored against their ground 
 against the whole scan (:func:`surfrec.support.measure_support`, in scan units and in
 spacings s), which is how issue 14 compares them with screened Poisson. Poisson rows
 (``--poisson``) come from :func:`surfrec.baselines.poisson` in the same run, watertight
-(no density trim) and with the tutorial's 5% density trim. ``--truth`` adds a row for the
+(no density trim) and with the tutorial's 5% density trim. The generated scenes of
+``benchmarks/scenes.py`` are cases too (``--cases room_kinect``): their rows add ``m2gt_s``,
+the mesh's mean distance to the true surface in spacings. ``--truth`` adds a row for the
 ground-truth mesh itself measured against the scan: on a noisy scan it shows how close to
 the scan's points the true surface lies, which a reconstruction closer than that follows
 the noise to reach.
@@ -34,12 +36,13 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 #: the bench folder (``SURFREC_BENCH`` selects another, e.g. noisy copies from make_noisy.py)
 BENCH = Path(os.environ.get("SURFREC_BENCH", DATA / "bench"))
-SCANS = {"gargoyle_srb": "gargoyle_srb.ply", "abc00994122_simscan": "abc00994122_simscan.xyz"}
+SCANS = {"gargoyle_srb": "gargoyle_srb.ply", "abc00994122_simscan": "abc00994122_simscan.xyz",
+         "milk_carton": "milk_carton.pcd", "bunny_rangescan_bun000": "bunny_rangescan_bun000.xyz"}
 TRUTH = {"abc00994122_simscan": "abc00994122_gt.ply"}
 #: the demo scan (``example``) lives in the repository's data folder
 EXAMPLE = HERE.parent / "data" / "example.xyz", HERE.parent / "data" / "example.gt.ply"
 FIELDS = ("case", "variant", "seed", "cd_x1000", "nc", "cover", "phantom", "s2m", "m2s", "s2m_s", "m2s_s",
-          "watertight", "faces", "refine_k", "filled", "seconds")
+          "m2gt_s", "watertight", "faces", "refine_k", "refine_weight", "filled", "seconds")
 
 
 def _paths(case: str) -> tuple[Path, Path | None]:
@@ -51,11 +54,15 @@ def _paths(case: str) -> tuple[Path, Path | None]:
     return BENCH / f"{case}.xyz", BENCH / f"{case}.gt.ply"
 
 
-def _score(mesh, scan_pts, gt, spacing) -> dict:
+def _score(mesh, scan_pts, gt, spacing, scene_truth=None) -> dict:
     from surfrec.metrics import evaluate
     from surfrec.support import measure_support
 
     row: dict = {"watertight": bool(mesh.is_watertight), "faces": len(mesh.faces)}
+    if scene_truth is not None:  # an open scene: mean distance from the mesh to its true surface, in s
+        from bench_real import mesh_to_truth
+
+        row["m2gt_s"] = round(mesh_to_truth(mesh, scene_truth) / spacing, 4)
     if gt is not None:
         e = evaluate(mesh, gt)
         row.update(cd_x1000=round(e["chamfer_l1"] * 1000, 4), nc=round(e["normal_consistency"], 4))
@@ -78,6 +85,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import surfrec
+    from scenes import SCENES, scene_points, scene_truth
     from surfrec.baselines import poisson
     from surfrec.support import scan_spacing
 
@@ -88,8 +96,12 @@ def main() -> None:
         if new:
             writer.writeheader()
         for case in args.cases:
-            scan, gt = _paths(case)
-            pts = surfrec.load_points(scan).points
+            truth_mesh = None
+            if case in SCENES:  # generated scenes (benchmarks/scenes.py): points and truth from the generator
+                pts, gt, truth_mesh = scene_points(case), None, scene_truth(case)
+            else:
+                scan, gt = _paths(case)
+                pts = surfrec.load_points(scan).points
             s = scan_spacing(pts)
             model = args.cache / f"{case}_seed{args.seed}.pt"
             if model.exists():
@@ -107,14 +119,16 @@ def main() -> None:
                 mesh = surfrec.extract_mesh(result, report=report, **kw)
                 row = dict(case=case, variant=spec, seed=args.seed, seconds=round(time.perf_counter() - t0, 1),
                            refine_k=(report.get("refine") or {}).get("neighbors"),
-                           filled=report["surface"].get("filled"), **_score(mesh, pts, gt, s))
+                           refine_weight=(report.get("refine") or {}).get("weight"),
+                           filled=report["surface"].get("filled"), **_score(mesh, pts, gt, s, truth_mesh))
                 writer.writerow(row)
                 fh.flush()
                 print(json.dumps(row), flush=True)
-            if args.truth and gt is not None:
+            if args.truth and (gt is not None or truth_mesh is not None):
                 import trimesh
 
-                row = dict(case=case, variant="truth", seed="", seconds=0.0, **_score(trimesh.load(gt), pts, gt, s))
+                truth = truth_mesh if truth_mesh is not None else trimesh.load(gt)
+                row = dict(case=case, variant="truth", seed="", seconds=0.0, **_score(truth, pts, gt, s, truth_mesh))
                 writer.writerow(row)
                 fh.flush()
                 print(json.dumps(row), flush=True)
@@ -123,7 +137,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     mesh = poisson(pts, None, depth=9, density_quantile=q, crop_factor=0.0)
                     row = dict(case=case, variant=name, seed="", seconds=round(time.perf_counter() - t0, 1),
-                               **_score(mesh, pts, gt, s))
+                               **_score(mesh, pts, gt, s, truth_mesh))
                     writer.writerow(row)
                     fh.flush()
                     print(json.dumps(row), flush=True)

@@ -239,6 +239,7 @@ REFINE: dict[str, Range] = {
     "max_shift": Range(0, None, lo_open=True),
     "ridge": Range(0, None),
     "max_spacing": Range(0, None, lo_open=True),
+    "taper_spacing": Range(0, None, lo_open=True),
     "noise_samples": Range(10, None, integer=True),
     "chunk_size": Range(1, None, integer=True),
     "chunk_neighbors": Range(1, None, integer=True),

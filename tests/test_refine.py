@@ -1,3 +1,4 @@
+import dataclasses
 import numpy as np
 import pytest
 
@@ -148,6 +149,28 @@ def test_moves_are_clipped_to_max_shift():
     moved = np.linalg.norm(out - verts, axis=1)
     assert rep["applied"] and rep["clipped"] == 1.0
     np.testing.assert_allclose(moved, 2 * 2 * 0.01, rtol=1e-9)
+
+
+def test_moves_shrink_on_scans_sparser_than_the_grid():
+    """Up to ``max_spacing`` cells the whole move; then a linear share, none from
+    ``taper_spacing``: the partial mesh is exactly that share of the way to the full one."""
+    pts = sphere_points(3000)
+    verts = sphere_points(200, r=0.52, seed=5)
+    spacing = estimate_noise(pts)[1]
+    cfg = RefineConfig(max_spacing=2.0, taper_spacing=3.0)
+    full = plan(pts, cell=spacing / 1.9, config=cfg)
+    part = plan(pts, cell=spacing / 2.5, config=cfg)
+    none = plan(pts, cell=spacing / 3.1, config=cfg)
+    assert full.apply and full.weight == 1.0 and "of each move" not in full.reason
+    assert part.apply and part.weight == pytest.approx(0.5) and "0.50 of each move" in part.reason
+    assert not none.apply and none.weight == 0.0 and "sparser" in none.reason
+    moved_full, _ = refine_vertices(verts, verts, pts, part.cell, cfg,
+                                    refine_plan=dataclasses.replace(part, weight=1.0, reason="full"))
+    moved_part, rep = refine_vertices(verts, verts, pts, part.cell, cfg, refine_plan=part)
+    np.testing.assert_allclose(moved_part, verts + 0.5 * (moved_full - verts), atol=1e-12)
+    assert rep["weight"] == pytest.approx(0.5) and rep["mean_shift"] > 0
+    with pytest.raises(ValueError, match="taper_spacing"):
+        RefineConfig(max_spacing=2.0, taper_spacing=1.0)
 
 
 def test_sparse_scans_and_tiny_scans_are_skipped():
