@@ -33,26 +33,11 @@ LADDER = (10, 14, 20, 28, 40, 57, 80, 113)
 
 
 def _intercept_fit(design, s, base_w, h, robust_iterations: int, ridge: float):
-    """surfrec.refine's reweighted quadric fit, plus the intercept's variance factor v (m,)."""
+    """surfrec.refine's reweighted quadric fit: height (m,), its variance factor v (m,), scale (m,)."""
     import surfrec.refine as R
 
-    reg = torch.full((6,), float(ridge))
-    reg[0] = 0.0
-    design_s = torch.cat([design.transpose(1, 2), s.unsqueeze(-1)], dim=2)
-    weight = base_w
-    for it in range(robust_iterations + 1):
-        ne = torch.bmm(design * weight.unsqueeze(1), design_s)
-        lhs = ne[:, :, :6] + torch.diag(reg) * weight.sum(1)[:, None, None]
-        coef = torch.linalg.solve(lhs, ne[:, :, 6])
-        res = s - (coef.unsqueeze(-1) * design).sum(1)
-        scale = R.MAD_TO_SIGMA * R._lower_median(res.abs()) + 1e-6 * h
-        if it < robust_iterations:
-            weight = base_w * torch.exp(-((res / (R.REWEIGHT_SCALES * scale)) ** 2))
-    e0 = torch.zeros(lhs.shape[0], 6)
-    e0[:, 0] = 1.0
-    row = torch.linalg.solve(lhs, e0)                   # lhs⁻¹ e0: a = Σ_j w_j (A_j·row) s_j
-    influence = weight * (design * row.unsqueeze(-1)).sum(1)
-    return coef[:, 0], (influence ** 2).sum(1), scale[:, 0]
+    coef, scale, v = R._robust_quadric(design, s, base_w, h, robust_iterations, ridge, intercept_variance=True)
+    return coef[:, 0], v, scale[:, 0]
 
 
 def ici_heights(centers, normals, points, sigma: float, gamma: float, tree, point_normals=None,

@@ -303,10 +303,14 @@ def _local_design(nb: torch.Tensor, n: torch.Tensor):
     return s.contiguous(), design, torch.exp(-0.5 * r2 / h2), h
 
 
-def _robust_quadric(design, s, base_w, h, robust_iterations: int, ridge: float):
+def _robust_quadric(design, s, base_w, h, robust_iterations: int, ridge: float, intercept_variance: bool = False):
     """Weighted ridge least squares, reweighted by the residual: coefficients (m, 6), scale (m, 1).
 
-    ``design`` (m, 6, k) as :func:`_local_design` returns it, ``s`` and ``base_w`` (m, k)."""
+    ``design`` (m, 6, k) as :func:`_local_design` returns it, ``s`` and ``base_w`` (m, k).
+    ``intercept_variance``: also return v (m,), the variance of the height ``coef[:, 0]``
+    per unit variance of independent noise in ``s`` (the final weights held fixed):
+    ``a = Σ_j w_j (A_j · L⁻¹e₀) s_j``, so ``v = Σ_j (w_j A_j · L⁻¹e₀)²`` with L the
+    regularized normal matrix (``benchmarks/bench_ici.py`` builds confidence intervals on it)."""
     reg = torch.full((6,), float(ridge), dtype=torch.float32)
     reg[0] = 0.0
     design_s = torch.cat([design.transpose(1, 2), s.unsqueeze(-1)], dim=2)  # (m, k, 7): [design | s]
@@ -319,7 +323,13 @@ def _robust_quadric(design, s, base_w, h, robust_iterations: int, ridge: float):
         scale = MAD_TO_SIGMA * _lower_median(res.abs()) + 1e-6 * h
         if it < robust_iterations:
             weight = base_w * torch.exp(-((res / (REWEIGHT_SCALES * scale)) ** 2))
-    return coef, scale
+    if not intercept_variance:
+        return coef, scale
+    e0 = torch.zeros(len(lhs), 6, dtype=lhs.dtype)
+    e0[:, 0] = 1.0
+    row = torch.linalg.solve(lhs, e0)  # L⁻¹e₀ (L symmetric)
+    influence = weight * (design * row.unsqueeze(-1)).sum(1)  # (m, k): ∂a/∂s_j
+    return coef, scale, (influence * influence).sum(1)
 
 
 def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed: int = 0,
