@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Sequence
 
 from .errors import InputError
 from .resources import peak_rss_mb
-from .validation import BATCH, EXTRACT, SURFACES, check_choice, check_fields, check_range
+from .validation import BATCH, EXTRACT, SURFACES, check_choice, check_fields, check_neighbors, check_range
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,15 @@ class BatchOptions:
     """Refine the meshes onto the input points (:mod:`surfrec.refine`)."""
     surface: str = "auto"
     """``auto``, ``closed`` or ``open`` (:attr:`surfrec.config.ExtractConfig.surface`)."""
+    fill: float = 2.0
+    """Closed surfaces: vertices farther than this many scan spacings from the scan go onto
+    the membrane of the others (:attr:`surfrec.config.ExtractConfig.fill`; 0: off)."""
+    trim: float = 0.0
+    """Closed surfaces: drop the faces farther than this many scan spacings from the scan
+    (:attr:`surfrec.config.ExtractConfig.trim`; 0: watertight)."""
+    neighbors: int = 0
+    """Scan points per local fit of the refinement (:attr:`surfrec.config.ExtractConfig.neighbors`;
+    0: from the scan's noise)."""
     device: str = "cpu"
     """Device of each fit."""
     threads: int = 1
@@ -75,7 +84,8 @@ class BatchOptions:
 
     def __post_init__(self) -> None:
         check_fields(self, {"resolution": EXTRACT["resolution"], "level": EXTRACT["level"],
-                            "threads": BATCH["threads"]})
+                            "fill": EXTRACT["fill"], "trim": EXTRACT["trim"], "threads": BATCH["threads"]})
+        check_neighbors("BatchOptions.neighbors", self.neighbors)
         check_choice("BatchOptions.surface", self.surface, SURFACES)
 
 
@@ -149,7 +159,8 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
         # the mesh settings travel with the model (`surfrec mesh` replays them)
         result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
                                               components=options.components, refine=options.refine,
-                                              surface=options.surface)
+                                              surface=options.surface, fill=options.fill, trim=options.trim,
+                                              neighbors=options.neighbors)
         report: dict = {}
         mesh = extract_mesh(result, device=options.device, report=report)
         if job.model:  # after meshing: the surface decision goes in too

@@ -122,3 +122,28 @@ def test_batch_surface_mode_reaches_the_fit(tmp_path):
     assert shapes["open"]["fit_surface"] == "open"
     assert shapes["closed"]["fit_surface"] == "closed"  # measured too: the sign push uses the orientation
     assert shapes["auto"]["fit_surface"] == "closed" and shapes["auto"]["closure"] < 0.1
+
+
+def test_batch_mesh_options_reach_the_meshes_and_the_models(tmp_path):
+    """``--fill``, ``--trim`` and ``--neighbors`` are those of ``surfrec fit``: stored with each
+    model, and a trimmed closed mesh is no longer watertight; bad values are specific errors."""
+    import dataclasses
+
+    import trimesh
+
+    from surfrec.result import load_model
+
+    d = tmp_path / "scans"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(3000, 3))
+    p = p / np.linalg.norm(p, axis=1, keepdims=True)
+    np.savetxt(d / "cap.xyz", p[p[:, 2] > -0.6])  # a sphere without its bottom cap: a hole to fill or trim
+    opts = dataclasses.replace(TINY, surface="closed", fill=0.0, trim=4.0, neighbors=9)
+    run_batch([d], tmp_path / "out", opts, workers=1, save_models=True)
+    ec = load_model(tmp_path / "out" / "cap.pt").config.extract
+    assert (ec.fill, ec.trim, ec.neighbors) == (0.0, 4.0, 9)
+    assert not trimesh.load(tmp_path / "out" / "cap.ply").is_watertight
+    for bad, name in (({"fill": -1.0}, "fill"), ({"trim": float("nan")}, "trim"), ({"neighbors": 3}, "neighbors")):
+        with pytest.raises(ValueError, match=f"BatchOptions.{name}"):
+            BatchOptions(**bad)

@@ -33,6 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="no refinement of the meshes onto the input points")
     p.add_argument("--surface", choices=("auto", "closed", "open"), default="auto",
                    help="closed, open (only the part the data support) or auto (default; see surfrec fit --help)")
+    p.add_argument("--fill", type=validate.number(EXTRACT["fill"]), default=2.0, metavar="S",
+                   help="closed surfaces: vertices farther than S scan spacings from the scan go onto the membrane "
+                        "of the others (default: 2; see surfrec fit --help)")
+    p.add_argument("--trim", type=validate.number(EXTRACT["trim"]), default=0.0, metavar="S",
+                   help="closed surfaces: drop the faces farther than S scan spacings from the scan; the meshes are "
+                        "then not watertight (default: 0, no trim)")
+    p.add_argument("--neighbors", type=validate.neighbors, default=0, metavar="K",
+                   help="scan points per local fit of the refinement (default: auto, from each scan's noise; "
+                        "see surfrec fit --help)")
     p.add_argument("--device", type=validate.device, default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
@@ -47,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads or 1  # the preset's fixed count: the same meshes on any machine
     opts = BatchOptions(preset=args.preset, overrides=overrides, resolution=args.resolution, level=args.level,
                         components=args.components, device=device, threads=threads, refine=args.refine,
-                        surface=args.surface)
+                        surface=args.surface, fill=args.fill, trim=args.trim, neighbors=args.neighbors)
     bar = Progress(None, "batch", args.quiet, unit="scan")
 
     def on_progress(done: int, total: int, rec: dict | None) -> None:
