@@ -4,9 +4,11 @@ point spacing (benchmarks/EXPERIMENTS.md, session 12).
 On scans whose points lie farther apart than the mesh's cells, neighbouring vertices get
 their heights from neighbour sets that switch as they move, and the refined surface
 roughens (normal consistency falls). Here each vertex's move along its normal is
-averaged with its edge neighbours' in ``round(c · (spacing / cell)²)`` half-steps of a
-uniform Laplacian (the diffusion reaches about the point spacing), after the library's
-refinement (``surfrec.pipeline._refine_onto_data`` is wrapped for the run).
+averaged with its edge neighbours' in ``round(c · max(0, (spacing / cell)² − floor))``
+half-steps of a uniform Laplacian (the diffusion reaches about the point spacing), after
+the library's refinement (``surfrec.pipeline._refine_onto_data`` is wrapped for the run).
+``floor`` is 1 (no smoothing up to one cell between points) unless a SPEC sets ``"floor"``;
+the first table of EXPERIMENTS.md, session 12, used ``"floor": 0``.
 
 Usage::
 
@@ -26,7 +28,7 @@ def wrapped(mesh, result, dev, cell, cfg, normals_ready):
     if not c or not info.get("applied"):
         return refined, info
     ratio = info["spacing"] / cell
-    m = int(round(c * ratio * ratio))
+    m = int(round(c * max(0.0, ratio * ratio - STATE.get("floor", 1.0))))
     v0 = np.asarray(mesh.vertices); v1 = np.asarray(refined.vertices)
     n = np.asarray(mesh.vertex_normals)
     n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
@@ -46,7 +48,8 @@ def wrapped(mesh, result, dev, cell, cfg, normals_ready):
 P._refine_onto_data = wrapped
 res = surfrec.load_model(sys.argv[1]); gt = sys.argv[2]
 for spec in sys.argv[3:]:
-    kw = json.loads(spec); STATE["c"] = kw.pop("c", 0.0); rc = kw.pop("refine", None)
+    kw = json.loads(spec); STATE["c"] = kw.pop("c", 0.0); STATE["floor"] = kw.pop("floor", 1.0)
+    rc = kw.pop("refine", None)
     if rc is not None:
         kw["refine_config"] = dataclasses.replace(res.config.refine, **rc)
     r = {}; mesh = surfrec.extract_mesh(res, report=r, **kw)
