@@ -8,7 +8,9 @@ averaged with its edge neighbours' in ``round(c · max(0, (spacing / cell)² −
 half-steps of a uniform Laplacian (the diffusion reaches about the point spacing), after
 the library's refinement (``surfrec.pipeline._refine_onto_data`` is wrapped for the run).
 ``floor`` is 1 (no smoothing up to one cell between points) unless a SPEC sets ``"floor"``;
-the first table of EXPERIMENTS.md, session 12, used ``"floor": 0``.
+the first table of EXPERIMENTS.md, session 12, used ``"floor": 0``. ``"gate": "noise"``
+takes ``round(c · (noise / cell)²)`` half-steps instead (the noise from the refinement's
+plan).
 
 Usage::
 
@@ -28,7 +30,11 @@ def wrapped(mesh, result, dev, cell, cfg, normals_ready):
     if not c or not info.get("applied"):
         return refined, info
     ratio = info["spacing"] / cell
-    m = int(round(c * max(0.0, ratio * ratio - STATE.get("floor", 1.0))))
+    if STATE.get("gate") == "noise":  # the scale of the scan's noise instead of its spacing
+        rn = info["noise"] / cell
+        m = int(round(c * rn * rn))
+    else:
+        m = int(round(c * max(0.0, ratio * ratio - STATE.get("floor", 1.0))))
     v0 = np.asarray(mesh.vertices); v1 = np.asarray(refined.vertices)
     n = np.asarray(mesh.vertex_normals)
     n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
@@ -49,6 +55,7 @@ P._refine_onto_data = wrapped
 res = surfrec.load_model(sys.argv[1]); gt = sys.argv[2]
 for spec in sys.argv[3:]:
     kw = json.loads(spec); STATE["c"] = kw.pop("c", 0.0); STATE["floor"] = kw.pop("floor", 1.0)
+    STATE["gate"] = kw.pop("gate", "spacing")
     rc = kw.pop("refine", None)
     if rc is not None:
         kw["refine_config"] = dataclasses.replace(res.config.refine, **rc)
