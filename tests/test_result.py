@@ -56,6 +56,13 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     older = dict(payload, config={k: v for k, v in payload["config"].items() if k != "extract"})
     torch.save(older, tmp_path / "older.pt")  # a file from before the mesh settings were stored
     assert load_model(tmp_path / "older.pt").config.extract == ExtractConfig()
+    session11 = dict(payload, config=dict(payload["config"]))  # before taper_spacing and neighbors existed
+    session11["config"]["refine"] = {k: v for k, v in payload["config"]["refine"].items() if k != "taper_spacing"}
+    session11["config"]["refine"]["max_spacing"] = 1.5
+    session11["config"]["extract"] = {k: v for k, v in payload["config"]["extract"].items() if k != "neighbors"}
+    torch.save(session11, tmp_path / "s11.pt")
+    cfg = load_model(tmp_path / "s11.pt").config
+    assert (cfg.refine.max_spacing, cfg.refine.taper_spacing, cfg.extract.neighbors) == (1.5, 3.0, 0)
     payload["format_version"] = 999
     torch.save(payload, tmp_path / "future.pt")
     with pytest.raises(InputError, match="format 999"):
