@@ -105,14 +105,8 @@ def extract_mesh(
     trimesh.Trimesh
         In input coordinates, faces oriented outward.
     """
-    for name, value in (("resolution", resolution), ("level", level), ("padding", padding), ("trim", trim),
-                        ("fill", fill)):
-        if value is not None:  # before loading anything (the CLI's words)
-            check_range(name, value, EXTRACT[name])
-    if neighbors is not None:
-        check_neighbors("neighbors", neighbors)
-    if surface is not None:
-        check_choice("surface", surface, SURFACES)
+    _check_overrides(resolution=resolution, level=level, padding=padding, trim=trim, fill=fill, neighbors=neighbors,
+                     surface=surface)
     if not isinstance(result, FitResult):
         result = load_model(result)
     ec = mesh_settings(result, extract_config, resolution=resolution, level=level, padding=padding,
@@ -142,6 +136,18 @@ def extract_mesh(
         report["surface"] = decision
         report["support"] = support
     return _to_scan(mesh, result, ec.normals_from_gradient)
+
+
+def _check_overrides(*, surface, neighbors, **numbers) -> None:
+    """The overrides given to :func:`extract_mesh`, checked before anything is loaded (the
+    CLI's words); None: not given."""
+    for name, value in numbers.items():
+        if value is not None:
+            check_range(name, value, EXTRACT[name])
+    if neighbors is not None:
+        check_neighbors("neighbors", neighbors)
+    if surface is not None:
+        check_choice("surface", surface, SURFACES)
 
 
 def _onto_data(mesh, result: FitResult, ec: ExtractConfig, dev, cell, refine_config, lvl: float,

@@ -412,8 +412,10 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tr
     for_noise = cfg.noise_neighbors * rel * rel
     if cfg.k_rule == "fixed":
         want = cfg.neighbors
+    elif cfg.k_rule == "max":
+        want = max(cfg.neighbors, for_noise)
     else:
-        want = max(cfg.neighbors, for_noise) if cfg.k_rule == "max" else cfg.neighbors + for_noise
+        want = cfg.neighbors + for_noise
     k = int(min(cfg.max_neighbors, math.ceil(want)))
     cells = spacing / cell
     if cells >= cfg.taper_spacing:
@@ -490,24 +492,8 @@ def refine_vertices(
     if not decision.apply or len(vertices) == 0:
         log.info("refinement %s", decision.reason)
         return vertices.copy(), report
-    nlen = np.linalg.norm(normals, axis=1, keepdims=True)
-    unit = np.where(nlen > 0, normals / np.maximum(nlen, 1e-30), 0.0)
-    movable = (nlen[:, 0] > 0)
-    limit = cfg.max_shift * cell
-    out = vertices.copy()
-    total = np.zeros(len(vertices))
-    clipped = np.zeros(len(vertices), bool)
-    for _ in range(cfg.iterations):
-        a = np.zeros(len(vertices))
-        a[movable], _ = local_heights(out[movable], unit[movable], points, decision.neighbors,
-                                      robust_iterations=cfg.robust_iterations, ridge=cfg.ridge,
-                                      tree=tree, chunk_size=_chunk(cfg, decision.neighbors), point_normals=point_normals,
-                                      normal_agreement=cfg.normal_agreement, min_support=cfg.min_support)
-        far = np.abs(a) > limit
-        clipped |= far
-        a = np.clip(a, -limit, limit)
-        out += a[:, None] * unit
-        total += a
+    out, total, clipped = _rounds(vertices, normals, points, decision.neighbors, cfg, cfg.max_shift * cell, tree,
+                                  point_normals)
     if decision.weight < 1.0:  # a sparse scan: part of the move (after all rounds, so the share is exact)
         out = vertices + decision.weight * (out - vertices)
         total *= decision.weight
@@ -517,6 +503,28 @@ def refine_vertices(
              len(vertices), decision.reason, report["mean_shift"], report["mean_shift"] / cell,
              100 * report["clipped"])
     return out, report
+
+
+def _rounds(vertices, normals, points, k: int, cfg: RefineConfig, limit: float, tree, point_normals):
+    """``cfg.iterations`` rounds of fit-and-move along the unit normals (moves clipped to
+    ``limit``): moved vertices (V, 3), total signed move (V,), clipped (V,) bool. Vertices
+    with a zero normal stay."""
+    nlen = np.linalg.norm(normals, axis=1, keepdims=True)
+    unit = np.where(nlen > 0, normals / np.maximum(nlen, 1e-30), 0.0)
+    movable = nlen[:, 0] > 0
+    out = vertices.copy()
+    total = np.zeros(len(vertices))
+    clipped = np.zeros(len(vertices), bool)
+    for _ in range(cfg.iterations):
+        a = np.zeros(len(vertices))
+        a[movable], _ = local_heights(out[movable], unit[movable], points, k, robust_iterations=cfg.robust_iterations,
+                                      ridge=cfg.ridge, tree=tree, chunk_size=_chunk(cfg, k), point_normals=point_normals,
+                                      normal_agreement=cfg.normal_agreement, min_support=cfg.min_support)
+        clipped |= np.abs(a) > limit
+        a = np.clip(a, -limit, limit)
+        out += a[:, None] * unit
+        total += a
+    return out, total, clipped
 
 
 __all__ = ["RefineConfig", "RefinePlan", "local_heights", "estimate_noise", "plan", "refine_vertices", "with_neighbors",
