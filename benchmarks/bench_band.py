@@ -23,8 +23,8 @@ def main() -> None:
     import torch
 
     import surfrec
-    from surfrec import mesh as meshmod
-    from surfrec.normalize import UNIT_HALF_EXTENT
+    from surfrec.surface import extract as mesh as meshmod
+    from surfrec.input.normalize import UNIT_HALF_EXTENT
 
     res = surfrec.fit(args.scan, iterations=args.steps, time_budget=0, threads=1)
     torch.set_num_threads(1)

@@ -26,8 +26,8 @@ DIRECTIONS = [(1, 0, 0), (0, 1, 0.3), (-0.5, -0.2, 1), (0.2, -1, -0.4), (-1, 0.5
 def main() -> None:
     import bench_real as br
 
-    from surfrec.orient import scan_orientation
-    from surfrec.support import SurfaceConfig
+    from surfrec.input.orient import scan_orientation
+    from surfrec.settings import SurfaceConfig
 
     thr = SurfaceConfig().open_closure
     print(f"open above {thr}\n\n| scan | points | closure | pieces | decision |\n|---|---|---|---|---|")

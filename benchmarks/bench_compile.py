@@ -27,7 +27,7 @@ def _ms(fn, n: int = 200) -> float:
 
 
 def main() -> None:
-    from surfrec.model import build_model
+    from surfrec.field.model import build_model
 
     torch.set_num_threads(1)
     model = build_model()

@@ -6,8 +6,8 @@ Two parts:
     For every case of a bench folder (``NAME.xyz`` + ``NAME.gt.ply``; by default
     ``../shared/data/bench``) and, with ``--scans``, the simulated scan
     ``abc00994122_simscan`` and the project's example (``data/example.xyz``): fit with a
-    preset, mesh with :func:`surfrec.pipeline.extract_mesh` at resolution 256, score with
-    :func:`surfrec.metrics.evaluate`, run :func:`surfrec.baselines.poisson` on the same
+    preset, mesh with :func:`surfrec.run.extract_mesh` at resolution 256, score with
+    :func:`surfrec.evaluate.metrics.evaluate`, run :func:`surfrec.evaluate.baselines.poisson` on the same
     points in the same run, and print a table with the ratios surfrec/Poisson of Chamfer,
     normal consistency and seconds.
 ``speed``
@@ -61,7 +61,7 @@ def _peak_rss_mb() -> float:
 
 
 def _score(mesh, gt: Path) -> dict:
-    from surfrec.metrics import evaluate
+    from surfrec.evaluate.metrics import evaluate
 
     e = evaluate(mesh, str(gt), n_samples=100_000)
     return {"cd": 1000 * e["chamfer_l1"], "nc": e["normal_consistency"], "hausdorff": e["hausdorff"],
@@ -72,9 +72,9 @@ def accuracy(args) -> list[dict]:
     import torch
     import trimesh
 
-    from surfrec.fitting import fit
+    from surfrec.run import fit
     from surfrec.io import load_points
-    from surfrec.pipeline import extract_mesh
+    from surfrec.run import extract_mesh
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -102,7 +102,7 @@ def accuracy(args) -> list[dict]:
         if not args.no_score:
             row.update({k: v for k, v in _score(mesh, gt).items()})
         if not args.no_poisson:
-            from surfrec.baselines import poisson
+            from surfrec.evaluate.baselines import poisson
 
             t0 = time.perf_counter()
             pm = poisson(pc.points)
@@ -152,8 +152,10 @@ def _shape_points(n: int, seed: int = 0) -> np.ndarray:
 def speed(args) -> list[dict]:
     import torch
 
-    from surfrec.fitting import fit, get_config
-    from surfrec.model import ModelConfig, build_model
+    from surfrec.run import fit
+    from surfrec.settings import get_config
+    from surfrec.settings import ModelConfig
+    from surfrec.field.model import build_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

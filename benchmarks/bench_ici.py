@@ -3,7 +3,7 @@ intervals (ICI), tried in session 12 and rejected (benchmarks/EXPERIMENTS.md, se
 
 For each vertex the refinement's local quadric is fitted on the nearest 10, 14, 20, 28, 40,
 57, 80 and 113 scan points. Each fit's height ``a_k`` has a standard error ``σ·√v_k``:
-σ the scan's noise from :func:`surfrec.refine.estimate_noise`, ``v_k`` the exact variance
+σ the scan's noise from :func:`surfrec.surface.refine.estimate_noise`, ``v_k`` the exact variance
 factor of the weighted, ridge-regularized intercept. k grows while the intervals
 ``a_k ± γ·σ·√v_k`` of every k so far still intersect (the bias of a larger neighbourhood
 is what makes them part). The library's refinement is patched for the run; nothing here is
@@ -81,7 +81,7 @@ def ici_heights(centers, normals, points, sigma: float, gamma: float, tree, poin
 def noise_curve(points: np.ndarray, ks=(8, 10, 14, 20, 28, 40, 57, 80), n: int = 2000, seed: int = 0):
     """Spacing s and, per k, the raw and corrected noise estimates in units of s."""
     import surfrec.refine as R
-    from surfrec.index import SpatialIndex
+    from surfrec.input.index import SpatialIndex
 
     sub = points[np.random.default_rng(seed).choice(len(points), size=min(n, len(points)), replace=False)]
     d, idx = SpatialIndex(points).query(sub, k=max(ks) + 1)
@@ -111,8 +111,9 @@ def main() -> None:
 
     import surfrec
     import surfrec.refine as R
-    from surfrec.metrics import evaluate
-    from surfrec.support import measure_support, scan_spacing
+    from surfrec.evaluate.metrics import evaluate
+    from surfrec.surface.support import measure_support
+    from surfrec.input.inspect import scan_spacing
 
     if args.noise_curve:
         for path in args.noise_curve:

@@ -25,7 +25,7 @@ CHILD = r"""
 import json, sys, time, numpy as np
 lib, threads, scan, repeats = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 from surfrec.io import load_points
-from surfrec.normalize import Normalization
+from surfrec.input.normalize import Normalization
 pc = load_points(scan)
 pts = Normalization.from_points(pc.points).to_unit(pc.points).astype(np.float32)
 rng = np.random.default_rng(0)

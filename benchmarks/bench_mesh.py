@@ -1,4 +1,4 @@
-"""Time and peak memory of ``surfrec.mesh.extract_mesh_from_field`` per resolution.
+"""Time and peak memory of ``surfrec.surface.extract.extract_mesh_from_field`` per resolution.
 
 Each resolution runs in a fresh subprocess, so its peak resident memory (VmHWM) is its
 own. The field is, by default, an MLP built here (4 hidden layers of 256 units,
@@ -132,13 +132,14 @@ def worker(args: argparse.Namespace) -> dict:
     """One extraction; returns the measurements (printed as JSON by ``main``)."""
     import torch
 
-    from surfrec.mesh import extract_mesh_from_field, mesh_report
+    from surfrec.surface.extract import extract_mesh_from_field
+    from surfrec.surface.components import mesh_report
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.model:
         from surfrec.result import load_model
-        from surfrec.normalize import UNIT_HALF_EXTENT
+        from surfrec.input.normalize import UNIT_HALF_EXTENT
 
         result = load_model(args.model)
         module = result.model.eval()

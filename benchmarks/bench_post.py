@@ -36,7 +36,7 @@ import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
 import surfrec
-from surfrec import pipeline
+from surfrec.run import run as pipeline
 from surfrec.result import load_model
 
 cpu = {"extract": 0.0, "refine": 0.0, "surface": 0.0}

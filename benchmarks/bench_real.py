@@ -10,7 +10,7 @@ point removal, light noise, fixed seed; nothing is written to the data folders):
 * ``poisson-trim``: Open3D screened Poisson depth 9, estimated normals oriented by tangent
   plane (k=15), the tutorial density trim (drop the lowest 5% density vertices), no crop.
 
-Each mesh is scored with :func:`surfrec.support.measure_support` against the whole scan.
+Each mesh is scored with :func:`surfrec.surface.support.measure_support` against the whole scan.
 Usage::
 
     python benchmarks/bench_real.py [--iters N] [--surface auto|open|closed] [--bench] [--scenes] [--only NAME ...]
@@ -49,7 +49,7 @@ def single_view(points: np.ndarray, direction=(0.3, 0.2, 1.0), seed: int = SEED)
     with pixels of ``PIXEL_OF_SPACING`` scan spacings: per pixel, the points within one
     pixel depth of the nearest one), plus Gaussian noise of ``NOISE_OF_SPACING`` times the
     kept points' spacing."""
-    from surfrec.support import scan_spacing
+    from surfrec.input.inspect import scan_spacing
 
     d = np.asarray(direction, float)
     d /= np.linalg.norm(d)
@@ -113,9 +113,10 @@ def main() -> None:
     import torch
 
     import surfrec
-    from surfrec.baselines import poisson
-    from surfrec.fitting import get_config
-    from surfrec.support import measure_support, scan_spacing
+    from surfrec.evaluate.baselines import poisson
+    from surfrec.settings import get_config
+    from surfrec.surface.support import measure_support
+    from surfrec.input.inspect import scan_spacing
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,9 @@ def make_cloud(n: int, path: Path) -> None:
 def child(path: str, iters: int, resolution: int, preset: str) -> None:
     import torch
 
-    from surfrec.fitting import fit
+    from surfrec.run import fit
     from surfrec.io import load_points
-    from surfrec.pipeline import extract_mesh
+    from surfrec.run import extract_mesh
 
     t0 = time.perf_counter()
     cloud = load_points(path)

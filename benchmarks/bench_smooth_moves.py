@@ -6,7 +6,7 @@ their heights from neighbour sets that switch as they move, and the refined surf
 roughens (normal consistency falls). Here each vertex's move along its normal is
 averaged with its edge neighbours' in ``round(c · max(0, (spacing / cell)² − floor))``
 half-steps of a uniform Laplacian (the diffusion reaches about the point spacing), after
-the library's refinement (``surfrec.pipeline._refine_onto_data`` is wrapped for the run).
+the library's refinement (``surfrec.run._refine_onto_data`` is wrapped for the run).
 ``floor`` is 1 (no smoothing up to one cell between points) unless a SPEC sets ``"floor"``;
 the first table of EXPERIMENTS.md, session 12, used ``"floor": 0``. ``"gate": "noise"``
 takes ``round(c · (noise / cell)²)`` half-steps instead (the noise from the refinement's
@@ -21,7 +21,7 @@ Each SPEC: ``extract_mesh`` keyword arguments, ``"refine"`` RefineConfig fields 
 """
 import sys, json, dataclasses, numpy as np, scipy.sparse as sp, trimesh, surfrec
 import surfrec.pipeline as P
-from surfrec.metrics import evaluate
+from surfrec.evaluate.metrics import evaluate
 orig = P._refine_onto_data
 STATE = {"c": 0.0}
 def wrapped(mesh, result, dev, cell, cfg, normals_ready):
@@ -46,7 +46,7 @@ def wrapped(mesh, result, dev, cell, cfg, normals_ready):
         d = 0.5 * d + 0.5 * (A @ d) / np.maximum(deg, 1)
     out = trimesh.Trimesh(v0 + d[:, None] * n, mesh.faces, process=False)
     if normals_ready:
-        from surfrec.mesh import gradient_normals
+        from surfrec.surface.extract import gradient_normals
         from surfrec.result import FIELD_BATCH
         out.vertex_normals = gradient_normals(out, result.gradient(dev), FIELD_BATCH)
     info = dict(info, smooth_iters=m)

@@ -47,9 +47,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import surfrec
-    from surfrec.fitting import FitConfig
+    from surfrec.settings import FitConfig
     from surfrec.io import load_points
-    from surfrec.model import ImplicitMLP
+    from surfrec.field.model import ImplicitMLP
 
     m = ImplicitMLP(FitConfig().model)
     x = torch.rand(1024, 3) * 1.6 - 0.8

@@ -35,7 +35,7 @@ def _patch_open3d() -> None:
     import numpy as np
     import point_cloud_utils as pcu
 
-    from surfrec import metrics
+    from surfrec.evaluate import metrics
 
     def to_mesh(query, mesh, origin):
         v = np.asarray(mesh.vertices, np.float64) - origin

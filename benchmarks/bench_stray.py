@@ -4,8 +4,8 @@
 Flying pixels are made as a depth camera makes them: a share of the scan's points (default
 1%, fixed seed) is moved along the viewing direction (the scan's axis of least extent) by
 5–50 scan spacings, to either side. Each mesh is scored with
-:func:`surfrec.support.measure_support` against the clean scan (cover, phantom), and the
-stray count found by :func:`surfrec.support.find_outliers` is compared with the points
+:func:`surfrec.surface.support.measure_support` against the clean scan (cover, phantom), and the
+stray count found by :func:`surfrec.surface.support.find_outliers` is compared with the points
 added.
 
 Usage::
@@ -29,7 +29,7 @@ SCANS = HERE.parent.parent / "shared" / "data" / "scans"
 def flying_pixels(points: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
     """(N, 3) -> (M, 3) copies of a random ``share`` of the points moved 5–50 spacings along
     the axis of least extent (a depth camera's viewing direction for a single view)."""
-    from surfrec.support import scan_spacing
+    from surfrec.input.inspect import scan_spacing
 
     rng = np.random.default_rng(seed)
     c = points - points.mean(0)
@@ -48,7 +48,8 @@ def main() -> None:
 
     import surfrec
     from surfrec.io import load_points
-    from surfrec.support import find_outliers, measure_support, scan_spacing
+    from surfrec.input.inspect import find_outliers, scan_spacing
+    from surfrec.surface.support import measure_support
 
     clean = load_points(SCANS / args.scan).points
     extra = flying_pixels(clean, args.share)

@@ -41,7 +41,7 @@ def main() -> None:
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
 
     import surfrec
-    from surfrec import fitting
+    from surfrec.field import train as fitting
 
     bench_steps._patch_open3d()
     seen: dict = {}

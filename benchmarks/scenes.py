@@ -216,7 +216,8 @@ def main() -> None:
         np.savetxt(args.out / f"{name}.xyz", pts, fmt="%.6f")
         line = f"{name} {len(pts)} points {np.ptp(pts, axis=0).round(3)}"
         if args.truth:
-            from surfrec.support import measure_support, scan_spacing
+            from surfrec.surface.support import measure_support
+            from surfrec.input.inspect import scan_spacing
 
             truth = scene_truth(name)
             rep = measure_support(truth.vertices, truth.faces, pts, spacing=scan_spacing(pts))

@@ -3,9 +3,10 @@
 The public API is re-exported here lazily (importing ``surfrec`` stays cheap):
 
 >>> import surfrec
->>> result = surfrec.fit("scan.ply", preset="fast")        # doctest: +SKIP
->>> mesh = surfrec.extract_mesh(result, resolution=256)     # doctest: +SKIP
->>> scores = surfrec.evaluate(mesh, "scan.gt.ply")          # doctest: +SKIP
+>>> rec = surfrec.reconstruct("scan.ply", output="mesh.ply")   # doctest: +SKIP
+>>> result = surfrec.fit("scan.ply", preset="fast")            # doctest: +SKIP
+>>> mesh = surfrec.extract_mesh(result, resolution=256)         # doctest: +SKIP
+>>> scores = surfrec.evaluate(mesh, "scan.gt.ply")              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,25 +18,35 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "fit": ".fitting",
-    "reconstruct": ".pipeline",
-    "ReconstructionConfig": ".config",
-    "ExtractConfig": ".config",
-    "FitConfig": ".config",
-    "get_config": ".config",
+    "reconstruct": ".run",
+    "fit": ".run",
+    "extract_mesh": ".run",
+    "mesh_stages": ".run",
+    "Reconstruction": ".run",
+    "RunReport": ".run",
+    "ReconstructionConfig": ".settings",
+    "InputConfig": ".settings",
+    "FitConfig": ".settings",
+    "ModelConfig": ".settings",
+    "MeshConfig": ".settings",
+    "RefineConfig": ".settings",
+    "SurfaceConfig": ".settings",
+    "SupportConfig": ".settings",
+    "PRESETS": ".settings",
+    "get_config": ".settings",
     "FitResult": ".result",
-    "PRESETS": ".config",
     "save_model": ".result",
     "load_model": ".result",
-    "extract_mesh": ".pipeline",
+    "inspect_scan": ".input.inspect",
     "load_points": ".io",
     "save_mesh": ".io",
     "PointCloud": ".io",
-    "project_to_level_set": ".levelset",
-    "evaluate": ".metrics",
-    "Normalization": ".normalize",
+    "project_to_level_set": ".field.levelset",
+    "evaluate": ".evaluate.metrics",
+    "Normalization": ".input.normalize",
     "SurfrecError": ".errors",
     "InputError": ".errors",
+    "StageError": ".errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,6 +1,8 @@
 """Many scans: one fit per scan, spread over local worker processes or a Ray cluster.
 
-Every scan gets ``OUT_DIR/<name>.<ext>`` (and ``<name>.pt`` on request). A manifest,
+Every scan is reconstructed by :func:`surfrec.run.reconstruct` with the same settings (a
+:class:`~surfrec.settings.ReconstructionConfig`, stored with each model) and gets
+``OUT_DIR/<name>.<ext>`` (and ``<name>.pt`` on request). A manifest,
 ``OUT_DIR/manifest.json``, holds one record per scan (input, output, status, seconds,
 peak memory, error) and is rewritten atomically after every scan, so an interrupted batch
 loses nothing; running the same command again skips finished scans and retries failed
@@ -10,9 +12,9 @@ Executors:
 
 * ``workers == 1``: sequential, in this process.
 * ``workers > 1``: a process pool (one fresh process per scan, so memory and torch state do
-  not leak between scans); each fit uses the config's fixed torch thread count (1 unless
-  ``--threads``), so a scan's mesh is the same whatever the number of workers or cores;
-  use ``workers`` up to the number of cores.
+  not leak between scans); each fit uses the settings' fixed thread count, so a scan's mesh
+  is the same whatever the number of workers or cores; use ``workers`` up to the number of
+  cores.
 * ``ray``: one Ray task per scan with declared resources (``num_cpus`` = threads,
   ``num_gpus`` = 1 for CUDA), on an existing cluster (address) or a local one. Workers
   write their outputs directly to OUT_DIR: on a multi-node cluster it must be shared
@@ -21,20 +23,19 @@ Executors:
 
 from __future__ import annotations
 
-import dataclasses
-
 import glob
 import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import InputError
 from .resources import peak_rss_mb
-from .validation import BATCH, EXTRACT, SURFACES, check_choice, check_fields, check_neighbors, check_range
+from .settings import ReconstructionConfig
+from .validation import BATCH, check_range
 
 log = logging.getLogger(__name__)
 
@@ -48,45 +49,6 @@ class BatchJob:
     input: str
     output: str
     model: str | None = None
-
-
-@dataclass
-class BatchOptions:
-    """How each scan is reconstructed (the fit options of ``surfrec fit``)."""
-
-    preset: str = "default"
-    """Fit preset."""
-    overrides: dict = field(default_factory=dict)
-    """FitConfig fields to override (iterations, time_budget, lr, seed ...)."""
-    resolution: int = 256
-    """Marching-cubes resolution."""
-    level: float | None = None
-    """Level c to extract (None: the fitted level)."""
-    components: str = "near-data"
-    """Mesh components to keep."""
-    refine: bool = True
-    """Refine the meshes onto the input points (:mod:`surfrec.refine`)."""
-    surface: str = "auto"
-    """``auto``, ``closed`` or ``open`` (:attr:`surfrec.config.ExtractConfig.surface`)."""
-    fill: float = 2.0
-    """Closed surfaces: vertices farther than this many scan spacings from the scan go onto
-    the membrane of the others (:attr:`surfrec.config.ExtractConfig.fill`; 0: off)."""
-    trim: float = 0.0
-    """Closed surfaces: drop the faces farther than this many scan spacings from the scan
-    (:attr:`surfrec.config.ExtractConfig.trim`; 0: watertight)."""
-    neighbors: int = 0
-    """Scan points per local fit of the refinement (:attr:`surfrec.config.ExtractConfig.neighbors`;
-    0: from the scan's noise)."""
-    device: str = "cpu"
-    """Device of each fit."""
-    threads: int = 1
-    """torch threads per worker."""
-
-    def __post_init__(self) -> None:
-        check_fields(self, {"resolution": EXTRACT["resolution"], "level": EXTRACT["level"],
-                            "fill": EXTRACT["fill"], "trim": EXTRACT["trim"], "threads": BATCH["threads"]})
-        check_neighbors("BatchOptions.neighbors", self.neighbors)
-        check_choice("BatchOptions.surface", self.surface, SURFACES)
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -137,7 +99,7 @@ def plan_jobs(inputs: Sequence[Path], out_dir: Path, *, ext: str = ".ply", save_
     return jobs
 
 
-def run_one(job: BatchJob, options: BatchOptions) -> dict:
+def run_one(job: BatchJob, config: ReconstructionConfig | dict) -> dict:
     """Reconstruct one scan; never raises: failures become a record with status ``failed``."""
     from .errors import SurfrecError
 
@@ -145,28 +107,11 @@ def run_one(job: BatchJob, options: BatchOptions) -> dict:
     rec = {"input": job.input, "output": job.output, "model": job.model, "status": "failed",
            "seconds": None, "peak_mem_mb": None, "error": None, "steps": None}
     try:
-        from .fitting import fit, get_config
-        from .io import load_points, save_mesh
-        from .pipeline import extract_mesh, mesh_settings
-        from .result import save_model
+        from .run import reconstruct
 
-        cloud = load_points(job.input)
-        # the thread count is part of the fit's config (results depend on it, not on the machine)
-        cfg = get_config(options.preset, device=options.device, **{"threads": options.threads, **options.overrides})
-        # the fit decides closed / open too (as `surfrec fit` does)
-        cfg.extract = dataclasses.replace(cfg.extract, surface=options.surface)
-        result = fit(cloud, config=cfg)
-        # the mesh settings travel with the model (`surfrec mesh` replays them)
-        result.config.extract = mesh_settings(result, resolution=options.resolution, level=options.level,
-                                              components=options.components, refine=options.refine,
-                                              surface=options.surface, fill=options.fill, trim=options.trim,
-                                              neighbors=options.neighbors)
-        report: dict = {}
-        mesh = extract_mesh(result, device=options.device, report=report)
-        if job.model:  # after meshing: the surface decision goes in too
-            save_model(result, job.model, surface=report["surface"])
-        save_mesh(mesh, job.output, protect=(job.input,))
-        rec.update(status="ok", steps=result.steps)
+        cfg = config if isinstance(config, ReconstructionConfig) else ReconstructionConfig.from_dict(config)
+        done = reconstruct(job.input, config=cfg, output=job.output, model_path=job.model)
+        rec.update(status="ok", steps=done.result.steps)
     except SurfrecError as exc:
         rec["error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad scan must not stop the batch
@@ -212,7 +157,7 @@ def default_threads(workers: int) -> int:
 def run_batch(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
-    options: BatchOptions | None = None,
+    config: ReconstructionConfig | None = None,
     *,
     workers: int = 1,
     ray: str | None = None,
@@ -226,7 +171,8 @@ def run_batch(
     ----------
     inputs : files, folders or glob patterns
     out_dir : output folder (created)
-    options : BatchOptions
+    config : ReconstructionConfig, optional
+        The settings of every scan (default: the default preset).
     workers : int
         Local worker processes (ignored with ``ray``).
     ray : str or None
@@ -244,7 +190,7 @@ def run_batch(
     if ext.lower() not in SUPPORTED_MESH_EXTENSIONS:
         raise InputError(ext, f"unsupported mesh extension; use one of {', '.join(sorted(SUPPORTED_MESH_EXTENSIONS))}")
     check_range("workers", workers, BATCH["workers"])
-    options = options or BatchOptions()
+    config = config or ReconstructionConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(expand_inputs(inputs), out.resolve(), ext=ext, save_models=save_models)
@@ -267,22 +213,23 @@ def run_batch(
             progress(done, len(jobs), rec)
 
     if ray is not None:
-        _run_ray(todo, options, ray, finished)
+        _run_ray(todo, config, ray, finished)
     elif workers == 1 or len(todo) <= 1:
         for job in todo:
-            finished(run_one(job, options))
+            finished(run_one(job, config))
     else:
-        _run_pool(todo, options, workers, finished)
+        _run_pool(todo, config, workers, finished)
     return [manifest.records[j.input] for j in jobs]
 
 
-def _run_pool(jobs: list[BatchJob], options: BatchOptions, workers: int, finished: Callable[[dict], None]) -> None:
+def _run_pool(jobs: list[BatchJob], config: ReconstructionConfig, workers: int,
+              finished: Callable[[dict], None]) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")  # no fork of a process holding torch threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(run_one, j, options): j for j in jobs}
+        futures = {pool.submit(run_one, j, config): j for j in jobs}
         for fut in as_completed(futures):
             job = futures[fut]
             try:
@@ -294,11 +241,11 @@ def _run_pool(jobs: list[BatchJob], options: BatchOptions, workers: int, finishe
             finished(rec)
 
 
-def _run_ray(jobs: list[BatchJob], options: BatchOptions, address: str, finished: Callable[[dict], None]) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--ray", "Ray is not installed: pip install 'surfrec[ray]'") from None
+def _run_ray(jobs: list[BatchJob], config: ReconstructionConfig, address: str,
+             finished: Callable[[dict], None]) -> None:
+    from .optional import require
+
+    ray = require("ray", "surfrec batch --ray")
 
     started_here = False
     if not ray.is_initialized():
@@ -316,9 +263,10 @@ def _run_ray(jobs: list[BatchJob], options: BatchOptions, address: str, finished
             ray.init(address=address, **kwargs)
         started_here = True
     try:
-        use_gpu = options.device.startswith("cuda")
-        task = ray.remote(num_cpus=max(1, options.threads), num_gpus=1 if use_gpu else 0)(run_one)
-        pending = {task.remote(j, options): j for j in jobs}
+        use_gpu = config.fit.device.startswith("cuda")
+        task = ray.remote(num_cpus=max(1, config.fit.threads or 1), num_gpus=1 if use_gpu else 0)(run_one)
+        payload = config.to_dict()
+        pending = {task.remote(j, payload): j for j in jobs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -349,5 +297,5 @@ def summary_table(records: Iterable[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BatchJob", "BatchOptions", "expand_inputs", "plan_jobs", "run_one", "run_batch", "summary_table",
+__all__ = ["BatchJob", "expand_inputs", "plan_jobs", "run_one", "run_batch", "summary_table",
            "default_threads", "Manifest"]

@@ -3,7 +3,7 @@
 A case is a scan ``NAME.xyz`` (or ``.ply``, ``.pts``, ``.npy`` ...) with a ground truth
 ``NAME.gt.ply`` beside it. Each (case, method) runs in a fresh subprocess, so its time and
 peak resident memory are its own; the mesh it writes is scored with
-:func:`surfrec.metrics.evaluate` in the parent. Results go to ``OUT/results.csv``,
+:func:`surfrec.evaluate.metrics.evaluate` in the parent. Results go to ``OUT/results.csv``,
 ``OUT/RESULTS.md`` and ``OUT/previews/NAME.png``; finished (case, method) pairs are
 skipped on a re-run unless ``force``. One failing case is recorded and the rest go on.
 """
@@ -33,12 +33,13 @@ log = logging.getLogger(__name__)
 METHODS = ("surfrec", "surfrec-fast", "surfrec-quality", "surfrec-raw", "poisson", "ball-pivoting")
 _SCAN_EXTENSIONS = (".xyz", ".ply", ".pts", ".txt", ".npy", ".npz", ".pcd")
 #: Columns of results.csv, in order.
+#: Stages of the time breakdown (``t_<stage>`` columns; ``seconds`` is read → written mesh).
+STAGES = ("read", "inspect", "index", "orient", "sigma", "sides", "fit", "extract", "filter", "pretrim", "refine",
+          "surface", "fill", "trim", "support", "write")
+#: Columns of results.csv, in order.
 COLUMNS = ("case", "method", "status", "seconds", "peak_mem_mb", "chamfer_l1", "chamfer_l2",
            "hausdorff", "normal_consistency", "fscore_0.005", "fscore_0.01", "n_faces", "watertight",
-           "n_components", "steps", "stopped_by", "t_read", "t_normalize", "t_index", "t_orient", "t_fit", "t_extract",
-           "t_filter", "t_pretrim", "t_refine", "t_surface", "t_write", "error")
-#: Stages of the time breakdown (``t_<stage>`` columns; ``seconds`` is read → written mesh).
-STAGES = ("read", "normalize", "index", "orient", "fit", "extract", "filter", "pretrim", "refine", "surface", "write")
+           "n_components", "steps", "stopped_by", *(f"t_{s}" for s in STAGES), "error")
 
 
 @dataclass
@@ -88,28 +89,26 @@ def _worker(spec: dict) -> dict:
     stages: dict[str, float] = {"read": time.perf_counter() - t0}
     extra: dict = {}
     if method.startswith("surfrec"):
-        from .fitting import fit
-        from .pipeline import extract_mesh
+        from .run import reconstruct
 
         # surfrec-raw: the default preset without the refinement onto the data (ablation)
         raw = method == "surfrec-raw"
         preset = "default" if raw else method.split("-", 1)[1] if "-" in method else opts.get("preset", "default")
-        extra_fit = {"iterations": opts["iterations"]} if opts.get("iterations") else {}
-        result = fit(cloud, preset=preset, device=opts.get("device", "auto"), seed=opts.get("seed", 0), **extra_fit)
-        report: dict = {}
-        mesh = extract_mesh(result, resolution=opts.get("resolution", 256), device=opts.get("device", "auto"),
-                            refine=not raw, report=report)
-        stages.update(result.timings)
-        stages.update(report.get("timings", {}))
-        info = report.get("refine")
-        extra = {"fit_seconds": result.timings.get("fit"), "steps": result.steps, "stopped_by": result.stopped_by,
-                 "refine_k": info["neighbors"] if info and info["applied"] else 0}
+        overrides = dict(opts.get("settings", {}))
+        if raw:
+            overrides["mesh.refine"] = False
+        rec = reconstruct(cloud, preset=preset, **overrides)
+        mesh = rec.mesh
+        stages.update({k: v for k, v in rec.report.timings.as_dict().items() if k not in ("read", "write")})
+        info = rec.report.refine
+        extra = {"fit_seconds": rec.result.seconds, "steps": rec.result.steps, "stopped_by": rec.result.stopped_by,
+                 "refine_k": info.neighbors if info and info.applied else 0}
     elif method == "poisson":
-        from .baselines import poisson
+        from .evaluate.baselines import poisson
 
         mesh = poisson(cloud.points, cloud.normals, depth=opts.get("poisson_depth", 9))
     elif method == "ball-pivoting":
-        from .baselines import ball_pivoting
+        from .evaluate.baselines import ball_pivoting
 
         mesh = ball_pivoting(cloud.points, cloud.normals)
     else:
@@ -162,8 +161,8 @@ def _bench_one(case, method: str, out: Path, label: str, force: bool, samples: i
 
 def _score_into(row: dict, mesh_path: Path, case, samples: int) -> None:
     """Scores and topology of a written mesh, into ``row`` (a broken mesh fails its case only)."""
-    from .components import mesh_report
-    from .metrics import evaluate
+    from .surface.components import mesh_report
+    from .evaluate.metrics import evaluate
 
     try:
         import trimesh
@@ -211,8 +210,8 @@ def run_bench(
     samples : int
         Surface samples per side for the metrics.
     options : dict, optional
-        ``resolution``, ``device``, ``seed``, ``poisson_depth``, ``iterations`` (surfrec steps,
-        overriding the preset's).
+        ``poisson_depth`` (Poisson's octree depth) and ``settings``: surfrec's settings by
+        name (``{"fit.iterations": 300, "mesh.resolution": 192}``), checked before any run.
     timeout : float, optional
         Seconds allowed per (case, method).
     progress : callable, optional
@@ -223,8 +222,11 @@ def run_bench(
     list of dict
         One row per (case, method) with the keys of :data:`COLUMNS`.
     """
+    from .settings import get_config
+
     check_range("samples", samples, SAMPLES)
     check_range("timeout", timeout, TIMEOUT)
+    get_config("default", **(options or {}).get("settings", {}))  # bad settings: one line before any run
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
@@ -250,7 +252,7 @@ def run_bench(
 
 def _fscore(scores: dict, frac: float) -> float | None:
     """F-score at a threshold given as a fraction of the ground truth's box side."""
-    from .metrics import threshold_key
+    from .evaluate.metrics import threshold_key
 
     proto = scores.get("protocol", {})
     for t, fr in zip(proto.get("thresholds", []), proto.get("threshold_fractions") or []):
@@ -337,7 +339,7 @@ def render_case_preview(case: Case, methods: Sequence[str], out: Path) -> Path:
     """A PNG with the ground truth and each method's mesh side by side."""
     import trimesh
 
-    from .render import render_meshes_png
+    from .evaluate.render import render_meshes_png
 
     meshes = [("ground truth", trimesh.load(case.gt, process=False, force="mesh"))]
     for m in methods:

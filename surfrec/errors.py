@@ -43,6 +43,23 @@ class FitDivergedError(SurfrecError):
     """The optimization produced non-finite values and could not recover."""
 
 
+class StageError(SurfrecError):
+    """A stage after the fit failed (meshing, refinement, surface step, support map,
+    writing). The fitted model was saved first when there was a place to save it, and the
+    one-line message names the stage and the command that meshes the saved model again.
+    The CLI exits with code 1 (not 2: the input was fine)."""
+
+    exit_code = 1
+
+    def __init__(self, stage: str, cause: BaseException, model: str | None = None, command: str | None = None) -> None:
+        self.stage, self.cause, self.model, self.command = stage, cause, model, command
+        text = " ".join(str(cause).split()) or type(cause).__name__
+        what = text if isinstance(cause, SurfrecError) else f"{type(cause).__name__}: {text}"
+        saved = (f"; the fitted model was saved to {model}: mesh it again with `{command}`" if model
+                 else "; the fitted model could not be saved")
+        super().__init__(f"{stage} failed ({what}){saved}")
+
+
 class FitInterrupted(SurfrecError):
     """A fit was asked to stop (Ctrl-C, SIGTERM); its state was saved to ``checkpoint``."""
 

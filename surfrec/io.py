@@ -772,6 +772,28 @@ def _check_not_protected(dest: Path, protect: Iterable[PathLike]) -> None:
             raise InputError(dest, f"refusing to overwrite the input file {os.fspath(q)}")
 
 
+def check_output(path: PathLike, *, suffixes: Iterable[str] | None = None, protect: Iterable[PathLike] = ()) -> Path:
+    """Check an output path before any work: its extension (one of ``suffixes``), not one
+    of the ``protect`` inputs, not a folder, in an existing folder that can be written.
+
+    Raises
+    ------
+    InputError
+        One line naming the path and the problem.
+    """
+    dest = Path(path)
+    if suffixes is not None:
+        allowed = tuple(suffixes)
+        if dest.suffix.lower() not in allowed:
+            raise InputError(dest, f"unsupported output extension {dest.suffix or '(none)'!r}; "
+                                   f"use one of {', '.join(sorted(allowed))}")
+    _check_not_protected(dest, protect)
+    _check_writable(dest)
+    if not os.access(dest.parent if os.fspath(dest.parent) else Path("."), os.W_OK):
+        raise InputError(dest, f"the folder {os.fspath(dest.parent) or '.'!r} is not writable")
+    return dest
+
+
 def save_mesh(
     mesh: trimesh.Trimesh, path: PathLike, *, protect: Iterable[PathLike] = ()
 ) -> Path:

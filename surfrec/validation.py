@@ -1,14 +1,17 @@
-"""The valid ranges of every numeric parameter, in one place.
+"""Valid ranges and their checks, with one wording everywhere.
 
-The library configs check their fields against these ranges in ``__post_init__``
-(:func:`check_fields`), functions check their arguments with :func:`check_range`, and the
-CLI builds its argparse types from the same :class:`Range` objects
-(:mod:`surfrec.cli.validate`), so a bad value gets the same words everywhere::
+:class:`Range` describes the valid numbers of a setting or an argument. The settings
+declare theirs with each field (:mod:`surfrec.settings`); the ranges of function
+arguments that are not settings (sample counts, thresholds, render sizes ...) are here.
+Functions check their arguments with :func:`check_range`, and the CLI builds its argparse
+types from the same :class:`Range` objects (:mod:`surfrec.cli.validate`), so a bad value
+gets the same words everywhere::
 
     FitConfig(iterations=-1)         ValueError: FitConfig.iterations: got -1, expected an integer >= 0
     surfrec fit scan.xyz --iters -1  surfrec fit: error: --iters: got -1, expected an integer >= 0
 
-Importing this module is cheap (numpy, no torch): the CLI rejects a bad value before it imports torch.
+Importing this module is cheap (no numpy, no torch): the CLI rejects a bad value before
+it imports torch.
 """
 
 from __future__ import annotations
@@ -16,11 +19,10 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 from .errors import ParameterError
-from .normalize import UNIT_HALF_EXTENT
 
 
 
@@ -112,15 +114,6 @@ def check_range(name: str, value: Any, rng: Range) -> Any:
     return rng.check(name, value)
 
 
-def check_fields(obj: Any, ranges: Mapping[str, Range]) -> None:
-    """Check the fields of a config dataclass that have a range (``Owner.field: got ...``)."""
-    owner = type(obj).__name__
-    names = {f.name for f in fields(obj)}
-    for name, rng in ranges.items():
-        if name in names:
-            rng.check(f"{owner}.{name}", getattr(obj, name))
-
-
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of ``choices`` (``name: got 'x', expected one of a, b``)."""
     if value not in choices:
@@ -148,186 +141,12 @@ SEED = Range(0, 2**32 - 1, integer=True)
 #: CPU threads.
 THREADS = Range(1, None, integer=True)
 
-#: :class:`surfrec.fitting.FitConfig` (the CLI's ``--iters``, ``--lr`` ... use these).
-FIT: dict[str, Range] = {
-    "iterations": Range(0, None, integer=True),
-    "time_budget": Range(0, None, optional=True, note="0: no limit"),
-    "lr": Range(0, None, lo_open=True),
-    "grid_lr": Range(0, None, lo_open=True),
-    "grid_decay_weight": Range(0, None),
-    "coarse_to_fine": Range(0, 1),
-    "lr_final_factor": Range(0, 1),
-    "warmup_steps": Range(0, None, integer=True),
-    "batch_points": Range(1, None, integer=True),
-    "n_samples": Range(1, None, integer=True),
-    "refresh_fraction": Range(0, 1),
-    "keep_far_fraction": Range(0, 1),
-    "newton_steps": Range(1, None, integer=True),
-    "init_newton_steps": Range(0, None, integer=True),
-    "seed_k": Range(1, None, integer=True),
-    "seed_sigma_scale": Range(0, None, lo_open=True),
-    "seed_sigma": Range(0, None, lo_open=True, optional=True),
-    "uniform_fraction": Range(0, 1),
-    "sample_tol": Range(0, None, lo_open=True),
-    "surface_weight": Range(0, None),
-    "data_weight": Range(0, None),
-    "distance_weight": Range(0, None),
-    "n_distance_samples": Range(1, None, integer=True),
-    "distance_near_fraction": Range(0, 1),
-    "distance_nn_eps": Range(0, None),
-    "eikonal_weight": Range(0, None),
-    "slope_weight": Range(0, None),
-    "slope_points": Range(1, None, integer=True),
-    "slope_near_fraction": Range(0, 1),
-    "slope_step": Range(0, None, lo_open=True),
-    "normal_weight": Range(0, None),
-    "side_weight": Range(0, None),
-    "closed_side_weight": Range(0, None),
-    "closed_side_max_variation": Range(0, 1),
-    "closed_side_min_share": Range(0, 1),
-    "side_offset": Range(0, None, lo_open=True),
-    "side_margin": Range(0, None),
-    "side_points": Range(1, None, integer=True),
-    "open_sample_radius": Range(0, None, lo_open=True),
-    "sign_weight": Range(0, None),
-    "sign_after": Range(0, 1),
-    "sign_resolution": Range(4, 256, integer=True),
-    "sign_far": Range(0, None),
-    "sign_inside": Range(0, None),
-    "sign_outside": Range(None, 1),
-    "level": Range(),
-    "eps": Range(0, None, lo_open=True),
-    "box": Range(UNIT_HALF_EXTENT, None, note=f"the scan fills ±{UNIT_HALF_EXTENT}"),
-    "seed": SEED,
-    "threads": Range(1, None, integer=True, optional=True),
-    "log_every": Range(1, None, integer=True),
-    "max_seed_points": Range(1, None, integer=True),
-    "outlier_percentile": Range(0, 50, hi_open=True),
-    "outlier_box_ratio": Range(1, None),
-    "outlier_margin": Range(0, None),
-    "distance_sigma_scale": Range(0, None, lo_open=True),
-    "rollback_every": Range(1, None, integer=True),
-    "max_failures": Range(0, None, integer=True),
-    "failure_lr_factor": Range(0, 1, lo_open=True),
-    "schedule_after": Range(0, None, integer=True),
-}
-
-#: :class:`surfrec.model.ModelConfig`.
-MODEL: dict[str, Range] = {
-    "hidden_dim": Range(1, None, integer=True),
-    "n_hidden_layers": Range(1, None, integer=True),
-    "softplus_beta": Range(0, None, lo_open=True),
-    "init_radius": Range(0, None, lo_open=True),
-    "grid_levels": Range(1, None, integer=True),
-    "grid_min_res": Range(2, None, integer=True),
-    "grid_max_res": Range(2, None, integer=True),
-    "grid_channels": Range(1, None, integer=True),
-    "grid_bound": Range(0, None, lo_open=True),
-    "grid_init_std": Range(0, None),
-}
-
-#: :class:`surfrec.refine.RefineConfig`.
-REFINE: dict[str, Range] = {
-    "neighbors": Range(6, None, integer=True),
-    "max_neighbors": Range(6, None, integer=True),
-    "noise_neighbors": Range(0, None),
-    "noise_k": Range(6, None, integer=True, optional=True),
-    "iterations": Range(0, None, integer=True),
-    "robust_iterations": Range(0, None, integer=True),
-    "normal_agreement": Range(-1, 1),
-    "min_support": Range(1, None, integer=True),
-    "max_shift": Range(0, None, lo_open=True),
-    "ridge": Range(0, None),
-    "max_spacing": Range(0, None, lo_open=True),
-    "taper_spacing": Range(0, None, lo_open=True),
-    "noise_samples": Range(10, None, integer=True),
-    "chunk_size": Range(1, None, integer=True),
-    "chunk_neighbors": Range(1, None, integer=True),
-    "seed": SEED,
-}
-
-
-def max_padding(box: float = 1.0) -> float:
-    """Largest extraction padding whose box still fits in the fitting box of half-side ``box``."""
-    return (box / UNIT_HALF_EXTENT - 1.0) / 2.0
-
-
-def check_padding(padding: float, box: float) -> float:
-    """The padding of an extraction inside a fitting box of half-side ``box`` (the model's)."""
-    return Range(0, max_padding(box), note="the box must stay inside the fitting box").check("padding", padding)
-
-
-#: :func:`surfrec.extract_mesh` (``surfrec fit`` / ``mesh`` / ``batch`` / ``bench``).
-#: Below 16 samples per side the mesh is a coarse blob (100 vertices at 7); above 2048 the
-#: narrow band alone needs tens of GB.
-EXTRACT: dict[str, Range] = {
-    "resolution": Range(16, 2048, integer=True),
-    "level": Range(optional=True),
-    # the bound for the default fitting box (box = 1); extract_mesh checks the model's own
-    "padding": Range(0, max_padding(1.0), note="the box must stay inside the fitting box"),
-    "narrowband_above": Range(1, None, integer=True),
-    "band_factor": Range(0, None, lo_open=True),
-    "near_fraction": Range(0, 1),
-    "near_cells": Range(0, None),
-    "near_diagonal": Range(0, None),
-    "cap_margin": Range(0, None, lo_open=True),
-    "crossing_check_resolution": Range(2, None, integer=True),
-    "max_data_points": Range(1, None, integer=True),
-    "fill": Range(0, None, note="0: off"),
-    "trim": Range(0, None, note="0: no trim, a watertight closed surface"),
-}
-
-#: A fixed neighbour count of the refinement (``ExtractConfig.neighbors``, ``--neighbors``);
-#: 0 means auto (from the scan's noise). A quadric has 6 coefficients; above 1024 one batch
-#: of local fits alone needs gigabytes.
-NEIGHBORS = Range(6, 1024, integer=True)
-
-
-def check_neighbors(name: str, value: Any) -> int:
-    """``value`` when it is 0 (auto) or inside :data:`NEIGHBORS`, else :class:`ParameterError`."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value == 0:
-        return 0
-    if not NEIGHBORS.contains(value):
-        raise ParameterError(name, f"got {format_value(value, True)}, expected auto (0) or {NEIGHBORS.describe()}")
-    return int(value)
-
-#: Surface modes of :func:`surfrec.extract_mesh` (``ExtractConfig.surface``, ``--surface``).
-SURFACES = ("auto", "closed", "open")
-
-#: :class:`surfrec.support.SupportConfig` (cover / phantom measurement).
-SUPPORT: dict[str, Range] = {
-    "cover_radius": Range(0, None, lo_open=True),
-    "phantom_radius": Range(0, None, lo_open=True),
-    "miss_radius": Range(0, None, lo_open=True),
-    "samples_per_area": Range(0, None, lo_open=True),
-    "min_samples": Range(1, None, integer=True),
-    "max_samples": Range(1, None, integer=True),
-}
-
-#: :class:`surfrec.support.SurfaceConfig` (open/closed decision, open extraction, warnings).
-SURFACE: dict[str, Range] = {
-    "open_closure": Range(0, 1, hi_open=True),
-    "closure_area_clip": Range(0, None, lo_open=True),
-    "normal_k": Range(3, 1000, integer=True),
-    "orient_k": Range(1, 1000, integer=True),
-    "open_phantom": Range(0, 1, lo_open=True, hi_open=True),
-    "open_missed": Range(0, 1, lo_open=True, hi_open=True),
-    "open_cover_gain": Range(0, 1),
-    "shell_quantile": Range(0, 1, lo_open=True, hi_open=True),
-    "shell_points": Range(1, None, integer=True),
-    "trim_radius": Range(0, None, lo_open=True),
-    "pretrim_radius": Range(0, None, lo_open=True),
-    "warn_phantom": Range(0, 1),
-    "warn_missed": Range(0, 1),
-    "seed": SEED,
-}
-
-#: :func:`surfrec.metrics.evaluate` (``surfrec eval``) and surface sampling (``info``, ``bench``).
+#: :func:`surfrec.evaluate.metrics.evaluate` (``surfrec eval``) and surface sampling (``info``, ``bench``).
 SAMPLES = Range(1, 10**8, integer=True)
 #: F-score thresholds as fractions of the largest side of the ground truth's box.
 THRESHOLD_FRACTION = Range(0, 1, lo_open=True)
 
-#: :func:`surfrec.diagnostics.residual_report` (``surfrec residuals``).
+#: :func:`surfrec.evaluate.residuals.residual_report` (``surfrec residuals``).
 RESIDUALS: dict[str, Range] = {
     "steps": Range(0, 1000, integer=True),
     "n_seeds": Range(1, 10**7, integer=True),
@@ -336,7 +155,7 @@ RESIDUALS: dict[str, Range] = {
     "seed": SEED,
 }
 
-#: :func:`surfrec.baselines.poisson` / ``ball_pivoting`` (``surfrec baseline``, ``bench``).
+#: :func:`surfrec.evaluate.baselines.poisson` / ``ball_pivoting`` (``surfrec baseline``, ``bench``).
 POISSON: dict[str, Range] = {
     "depth": Range(1, 16, integer=True),
     "density_quantile": Range(0, 1, hi_open=True),
@@ -344,7 +163,7 @@ POISSON: dict[str, Range] = {
 #: Ball-pivoting radii, in the scan's units.
 RADIUS = Range(0, None, lo_open=True)
 
-#: :func:`surfrec.render.render` (``surfrec render``): views and pixels per view.
+#: :func:`surfrec.evaluate.render.render` (``surfrec render``): views and pixels per view.
 RENDER: dict[str, Range] = {
     "views": Range(1, 64, integer=True),
     "size": Range(16, 4096, integer=True),

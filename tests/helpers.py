@@ -45,7 +45,8 @@ def naive_point_triangle_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
 
 def perturbed_mlp():
     """A small float64 surfrec MLP (2×16), its weights nudged off the geometric init (seed 0)."""
-    from surfrec.model import ImplicitMLP, ModelConfig
+    from surfrec.field.model import ImplicitMLP
+    from surfrec.settings import ModelConfig
 
     torch.manual_seed(0)
     m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2)).double()
@@ -53,3 +54,19 @@ def perturbed_mlp():
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return m
+
+
+def fit_data(points, config=None):
+    """The loop's view of a scan, as the runner builds it: inspect → decide → prepare_fit.
+
+    Returns (FitData, ShapeDecision, Scan)."""
+    from surfrec.field.train import prepare_fit
+    from surfrec.io import PointCloud
+    from surfrec.input.inspect import inspect_scan
+    from surfrec.settings import ReconstructionConfig
+    from surfrec.surface.decide import fit_shape
+
+    cfg = config or ReconstructionConfig()
+    scan = inspect_scan(PointCloud.from_arrays(points), cfg.input, box=cfg.fit.box, seed=cfg.fit.seed, orient=True)
+    shape = fit_shape(scan.orientation, cfg.mesh.surface, cfg.mesh.surface_config)
+    return prepare_fit(scan, shape.open, cfg.fit, torch.device("cpu")), shape, scan

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import trimesh
 
-from surfrec.baselines import ball_pivoting, mean_spacing, poisson
+from surfrec.evaluate.baselines import ball_pivoting, mean_spacing, poisson
 from surfrec.errors import InputError
-from surfrec.metrics import evaluate
+from surfrec.evaluate.metrics import evaluate
 
 from optional_deps import require_open3d
 
 
 @pytest.fixture(autouse=True)
 def _open3d():
-    """Every baseline runs Open3D: fail (not skip) when it cannot be imported, unless
-    SURFREC_ALLOW_NO_OPEN3D=1 (see tests/optional_deps.py)."""
+    """Every baseline runs Open3D: fail in CI (skip elsewhere) when it cannot be imported
+    (tests/optional_deps.py)."""
     require_open3d()
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surfrec.batch import BatchOptions, default_threads, expand_inputs, plan_jobs, run_batch
+from surfrec.batch import default_threads, expand_inputs, plan_jobs, run_batch
 from surfrec.errors import InputError
+from surfrec.settings import get_config, with_overrides
 
-TINY = BatchOptions(preset="fast", overrides={"iterations": 3, "n_samples": 512, "batch_points": 512,
-                                              "n_distance_samples": 256}, resolution=24, threads=1)
+TINY = get_config("fast", iterations=3, n_samples=512, batch_points=512, n_distance_samples=256, resolution=24,
+                  threads=1)
 
 
 def _sphere(path: Path, n: int = 400, center=(0.0, 0.0, 0.0), seed: int = 0) -> Path:
@@ -107,8 +108,6 @@ def test_cli_batch_exit_codes(tmp_path, scans):
 def test_batch_surface_mode_reaches_the_fit(tmp_path):
     """``--surface`` decides the fit too, as in ``surfrec fit``: open fits a closed sphere as an
     open surface, closed skips the decision, auto measures the closure."""
-    import dataclasses
-
     from surfrec.result import load_model
 
     d = tmp_path / "scans"
@@ -117,18 +116,16 @@ def test_batch_surface_mode_reaches_the_fit(tmp_path):
     shapes = {}
     for mode in ("open", "closed", "auto"):
         out = tmp_path / f"out-{mode}"
-        run_batch([d], out, dataclasses.replace(TINY, surface=mode), workers=1, save_models=True)
+        run_batch([d], out, with_overrides(TINY, surface=mode), workers=1, save_models=True)
         shapes[mode] = load_model(out / "s.pt").shape
-    assert shapes["open"]["fit_surface"] == "open"
-    assert shapes["closed"]["fit_surface"] == "closed"  # measured too: the sign push uses the orientation
-    assert shapes["auto"]["fit_surface"] == "closed" and shapes["auto"]["closure"] < 0.1
+    assert shapes["open"].fit_surface == "open"
+    assert shapes["closed"].fit_surface == "closed"  # measured too: the sign push uses the orientation
+    assert shapes["auto"].fit_surface == "closed" and shapes["auto"].closure < 0.1
 
 
 def test_batch_mesh_options_reach_the_meshes_and_the_models(tmp_path):
     """``--fill``, ``--trim`` and ``--neighbors`` are those of ``surfrec fit``: stored with each
     model, and a trimmed closed mesh is no longer watertight; bad values are specific errors."""
-    import dataclasses
-
     import trimesh
 
     from surfrec.result import load_model
@@ -139,11 +136,11 @@ def test_batch_mesh_options_reach_the_meshes_and_the_models(tmp_path):
     p = rng.normal(size=(3000, 3))
     p = p / np.linalg.norm(p, axis=1, keepdims=True)
     np.savetxt(d / "cap.xyz", p[p[:, 2] > -0.6])  # a sphere without its bottom cap: a hole to fill or trim
-    opts = dataclasses.replace(TINY, surface="closed", fill=0.0, trim=4.0, neighbors=9)
+    opts = with_overrides(TINY, surface="closed", fill=0.0, trim=4.0, neighbors=9)
     run_batch([d], tmp_path / "out", opts, workers=1, save_models=True)
-    ec = load_model(tmp_path / "out" / "cap.pt").config.extract
+    ec = load_model(tmp_path / "out" / "cap.pt").config.mesh
     assert (ec.fill, ec.trim, ec.neighbors) == (0.0, 4.0, 9)
     assert not trimesh.load(tmp_path / "out" / "cap.ply").is_watertight
     for bad, name in (({"fill": -1.0}, "fill"), ({"trim": float("nan")}, "trim"), ({"neighbors": 3}, "neighbors")):
-        with pytest.raises(ValueError, match=f"BatchOptions.{name}"):
-            BatchOptions(**bad)
+        with pytest.raises(ValueError, match=f"MeshConfig.{name}"):
+            with_overrides(TINY, **bad)

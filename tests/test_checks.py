@@ -1,8 +1,9 @@
 import numpy as np
 import trimesh
 
-from surfrec.checks import cloud_shape
-from surfrec.support import SupportConfig, measure_support
+from surfrec.input.inspect import cloud_shape
+from surfrec.settings import SupportConfig
+from surfrec.surface.support import measure_support
 
 
 def test_cloud_shape_detects_lines_and_planes():

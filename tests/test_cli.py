@@ -51,7 +51,7 @@ def test_mesh_command_replays_the_fit_settings(fitted, tmp_path):
     assert r.returncode == 0, r.stderr
     assert again.read_bytes() == out.read_bytes()
     from surfrec.result import load_model
-    from surfrec.support import read_support
+    from surfrec.surface.support import read_support
 
     assert read_support(out) is not None  # the support map travels in the PLY
     decision = load_model(model).surface  # saved after meshing: the decision is in the model file

@@ -312,10 +312,10 @@ def _library_calls():
     from surfrec import extract_mesh
     from surfrec.batch import BatchOptions
     from surfrec.device import resolve_device
-    from surfrec.diagnostics import residual_report
-    from surfrec.fitting import FitConfig
-    from surfrec.metrics import evaluate
-    from surfrec.render import render
+    from surfrec.evaluate.residuals import residual_report
+    from surfrec.settings import FitConfig
+    from surfrec.evaluate.metrics import evaluate
+    from surfrec.evaluate.render import render
 
     return [
         ("--iters -1", lambda: FitConfig(iterations=-1), "ReconstructionConfig.iterations"),
@@ -376,11 +376,11 @@ def test_library_raises_value_error_with_the_cli_words(runs, case):
 def test_library_configs_and_functions_reject_out_of_range_values(call, expected):
     from surfrec.bench import run_bench  # noqa: F401 - used by eval
     from surfrec.device import resolve_device  # noqa: F401
-    from surfrec.diagnostics import residual_report  # noqa: F401
-    from surfrec.fitting import FitConfig  # noqa: F401
-    from surfrec.metrics import evaluate  # noqa: F401
-    from surfrec.model import ModelConfig  # noqa: F401
-    from surfrec.refine import RefineConfig  # noqa: F401
+    from surfrec.evaluate.residuals import residual_report  # noqa: F401
+    from surfrec.settings import FitConfig  # noqa: F401
+    from surfrec.evaluate.metrics import evaluate  # noqa: F401
+    from surfrec.settings import ModelConfig  # noqa: F401
+    from surfrec.settings import RefineConfig  # noqa: F401
 
     with pytest.raises(ValueError) as info:
         eval(call)
@@ -389,7 +389,7 @@ def test_library_configs_and_functions_reject_out_of_range_values(call, expected
 
 def test_library_accepts_the_edges_of_each_range():
     """The bounds themselves are valid where the range is closed (no off-by-one in the table)."""
-    from surfrec.fitting import FitConfig
+    from surfrec.settings import FitConfig
     from surfrec.validation import EXTRACT, FIT, Range
 
     FitConfig(iterations=0, time_budget=0, data_weight=0, seed=2**32 - 1, threads=1, refresh_fraction=1.0)

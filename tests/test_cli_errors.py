@@ -200,7 +200,7 @@ def test_info_module_report(capsys, tmp_path):
 
 
 def test_info_summary_subsamples_large_clouds():
-    from surfrec.checks import summarize
+    from surfrec.input.inspect import summarize
 
     grid = np.stack(np.meshgrid(*[np.arange(40.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
     stats = summarize(0.5 * grid, max_samples=1000)

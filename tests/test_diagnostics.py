@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from surfrec.diagnostics import plot_residuals, residual_report
-from surfrec.fitting import get_config
-from surfrec.normalize import Normalization
+from surfrec.evaluate.residuals import plot_residuals, residual_report
+from surfrec.settings import get_config
+from surfrec.input.normalize import Normalization
 from surfrec.result import FitResult
 
 

@@ -1,10 +1,10 @@
-"""The membrane fill of the vertices no scan point constrains (surfrec.refine.membrane_fill)."""
+"""The membrane fill of the vertices no scan point constrains (surfrec.surface.refine.membrane_fill)."""
 
 import numpy as np
 import pytest
 import trimesh
 
-from surfrec.refine import membrane_fill
+from surfrec.surface.fill import membrane_fill
 
 
 def naive_membrane(v: np.ndarray, f: np.ndarray, free: np.ndarray, sweeps: int = 4000) -> np.ndarray:

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from surfrec.errors import FitDivergedError
-from surfrec.fitting import PRESETS, FitConfig, fit, get_config
-from surfrec.optim import level_weights
-from surfrec.model import ModelConfig
-from surfrec.pipeline import extract_mesh
+from surfrec.field.optim import level_weights
 from surfrec.result import FitResult, load_model, save_model
+from surfrec.run import extract_mesh, fit
+from surfrec.settings import PRESETS, ModelConfig, ReconstructionConfig, get_config
 
 
 def _torus(n: int, seed: int = 0, R: float = 1.0, r: float = 0.4) -> np.ndarray:
@@ -37,7 +36,7 @@ SMALL = dict(iterations=150, batch_points=1024, n_samples=1024, n_distance_sampl
              device="cpu", threads=1, log_every=10)
 
 
-def _small_config(encoding: str = "none") -> FitConfig:
+def _small_config(encoding: str = "none") -> ReconstructionConfig:
     model = (ModelConfig(encoding="grid", hidden_dim=32, n_hidden_layers=2, grid_levels=3,
                          grid_min_res=8, grid_max_res=32)
              if encoding == "grid" else ModelConfig(hidden_dim=32, n_hidden_layers=3))
@@ -96,21 +95,20 @@ def test_step_hook_sees_the_loop_and_can_stop_it():
 
 
 def test_reconstruct_is_fit_then_extract():
-    from surfrec.pipeline import reconstruct
+    from surfrec.run import reconstruct
 
     pts = _torus(500, seed=5)
-    cfg = get_config(_small_config(), iterations=10)
-    cfg.extract.resolution = 32
-    report = {}
-    mesh = reconstruct(pts, cfg, device="cpu", report=report)
+    cfg = get_config(_small_config(), iterations=10, resolution=32)
+    rec = reconstruct(pts, config=cfg)
     again = extract_mesh(fit(pts, config=cfg), device="cpu")
-    assert np.array_equal(mesh.vertices, again.vertices) and np.array_equal(mesh.faces, again.faces)
-    assert report["result"].steps == 10
+    assert np.array_equal(rec.mesh.vertices, again.vertices) and np.array_equal(rec.mesh.faces, again.faces)
+    assert rec.result.steps == rec.report.fit.steps == 10
+    assert rec.report.input.points == 500 and rec.report.timings.fit > 0
 
 
 def test_one_spatial_index_per_fit(monkeypatch):
     """Seeds, loss, component filter and refinement share the fit's KD-tree."""
-    import surfrec.index as index
+    import surfrec.input.index as index
 
     built = []
     real = index.SpatialIndex.__init__
@@ -153,7 +151,7 @@ def test_grid_model_fits_and_round_trips(tmp_path):
 
 
 def test_non_finite_loss_rolls_back_then_raises(monkeypatch):
-    import surfrec.fitting as fitting
+    import surfrec.field.train as fitting
 
     calls = {"n": 0}
     real = fitting.surface_sample_loss
@@ -177,8 +175,11 @@ def test_non_finite_loss_rolls_back_then_raises(monkeypatch):
 def test_presets_and_overrides():
     assert set(PRESETS) >= {"fast", "default", "quality"}
     cfg = get_config("fast", iterations=7, lr=None)
-    assert cfg.iterations == 7 and cfg.lr == PRESETS["fast"].lr
-    assert FitConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.fit.iterations == 7 and cfg.fit.lr == PRESETS["fast"].fit.lr
+    assert ReconstructionConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="ambiguous"):
+        get_config("fast", level=0.1)  # the fitted level or the extracted one: say fit.level or mesh.level
+    assert get_config("fast", **{"mesh.level": 0.1}).mesh.level == 0.1
     with pytest.raises(ValueError, match="unknown preset"):
         get_config("nope")
 
@@ -192,7 +193,7 @@ def test_coarse_to_fine_weights():
 def test_two_stage_nearest_points_match_exact_search_near_the_data():
     from scipy.spatial import cKDTree
 
-    from surfrec.index import COARSE_NN_ABOVE, NearestPoints, SpatialIndex
+    from surfrec.input.index import COARSE_NN_ABOVE, NearestPoints, SpatialIndex
 
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(COARSE_NN_ABOVE + 1000, 3)).astype(np.float32)
@@ -210,7 +211,7 @@ def test_two_stage_nearest_points_match_exact_search_near_the_data():
 
 
 def test_adam_matches_torch_adam():
-    from surfrec.optim import Adam
+    from surfrec.field.optim import Adam
 
     torch.manual_seed(0)
     a = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
@@ -239,17 +240,17 @@ def test_adam_matches_torch_adam():
 
 
 def test_presets_stop_on_step_count_with_a_fixed_thread_count():
-    # the result must not depend on how busy or how big the machine is (issue 15)
+    # the result must not depend on how busy or how big the machine is
     for name, cfg in PRESETS.items():
-        assert cfg.time_budget is None, name
-        assert cfg.threads, name
+        assert cfg.fit.time_budget is None, name
+        assert cfg.fit.threads, name
 
 
 def test_time_budget_is_opt_in_and_says_it_cut_the_fit_short(tmp_path):
     pts = np.random.default_rng(0).normal(size=(500, 3))
     full = fit(pts, iterations=20, seed=0, device="cpu")
     assert full.stopped_by == "iterations" and full.steps == 20
-    assert set(full.timings) >= {"normalize", "index", "fit"}
+    assert set(full.timings) >= {"read", "inspect", "index", "fit"}
     cut = fit(pts, iterations=100_000, time_budget=0.5, seed=0, device="cpu")
     assert cut.stopped_by == "time_budget" and cut.steps < 100_000
 
@@ -264,9 +265,9 @@ def test_fit_restores_the_callers_thread_count():
 
 def test_refresh_keeps_the_samples_farthest_from_the_data():
     """keep_far_fraction: the refresh never replaces the samples farthest from the data."""
-    from surfrec.fitting import FitState, _refresh_indices
+    from surfrec.field.train import FitState, _refresh_indices
 
-    cfg = get_config("default", n_samples=100, keep_far_fraction=0.2)
+    cfg = get_config("default", n_samples=100, keep_far_fraction=0.2).fit
     st = FitState(model=None, opt=None, gen=torch.Generator().manual_seed(0), buf=torch.zeros(100, 3))
     st.d_buf = torch.rand(100, generator=torch.Generator().manual_seed(1))
     far = set(torch.argsort(st.d_buf)[80:].tolist())
@@ -286,10 +287,10 @@ def test_lookup_thread_gives_the_same_fit(surface):
         pts = np.column_stack([xy, 0.2 * np.sin(3 * xy[:, 0])])
     else:
         pts = _torus(1500, seed=3)
-    cfg = get_config(_small_config(), iterations=40, sign_after=0.25, extract={"surface": surface})
+    cfg = get_config(_small_config(), iterations=40, sign_after=0.25, surface=surface)
     a = fit(pts, config=get_config(cfg, parallel_nearest=True))
     b = fit(pts, config=get_config(cfg, parallel_nearest=False))
-    assert a.shape["fit_surface"] == surface
+    assert a.shape.fit_surface == surface
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb), ka
     assert not torch.equal(a.model.out.weight, fit(pts, config=get_config(cfg, iterations=39)).model.out.weight)
@@ -307,7 +308,7 @@ def test_slope_term_keeps_the_field_from_flattening_on_a_noisy_scan():
     """On a noisy scan the data term λ·|F − c| is lowered by flattening F (the sample terms do
     not depend on F's scale): without the slope term ‖∇F‖ at the data falls far below 1;
     with it, it stays near 1."""
-    from surfrec.levelset import value_and_grad
+    from surfrec.field.levelset import value_and_grad
 
     pts = _torus(2000, seed=7)
     pts = pts + np.random.default_rng(0).normal(scale=0.03, size=pts.shape)

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from surfrec.levelset import draw_seeds, knn_sigma, project_to_level_set, value_and_grad
-from surfrec.model import ImplicitMLP, ModelConfig
+from surfrec.field.levelset import draw_seeds, knn_sigma, project_to_level_set, value_and_grad
+from surfrec.field.model import ImplicitMLP
+from surfrec.settings import ModelConfig
 
 
 def sphere_sdf(r: float = 0.5):
@@ -64,7 +65,7 @@ def test_draw_seeds_counts_and_spread():
 
 
 def test_seed_sigmas_clip_duplicates_and_outliers_or_use_a_fixed_value():
-    from surfrec.levelset import seed_sigmas
+    from surfrec.field.levelset import seed_sigmas
 
     rng = np.random.default_rng(0)
     pts = rng.random((500, 3))

@@ -1,7 +1,7 @@
 import torch
 
-from surfrec.levelset import project_to_level_set
-from surfrec.losses import distance_sample_loss, sample_network, surface_sample_loss
+from surfrec.field.levelset import project_to_level_set
+from surfrec.field.losses import distance_sample_loss, sample_network, surface_sample_loss
 from helpers import perturbed_mlp
 
 
@@ -50,7 +50,7 @@ def test_surface_and_distance_losses():
 def test_slope_loss_matches_the_eikonal_loss_and_its_theta_gradient():
     """The slope term's central difference along the unit gradient equals the eikonal term
     (‖∇F‖ − 1)² to O(h²), in value and in θ-gradient (float64, h = 1e-4)."""
-    from surfrec.losses import eikonal_loss, slope_loss
+    from surfrec.field.losses import eikonal_loss, slope_loss
 
     m = _model()
     x = torch.rand(64, 3, dtype=torch.float64) - 0.5

@@ -10,7 +10,8 @@ import pytest
 from scipy.spatial import cKDTree
 
 from surfrec.errors import EmptyLevelSetError, InputError
-from surfrec.mesh import extract_mesh_from_field, mesh_report
+from surfrec.surface.extract import extract_mesh_from_field
+from surfrec.surface.components import mesh_report
 
 BOX = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
 
@@ -180,7 +181,7 @@ def test_chunk_size_bounds_field_calls():
 
 
 def test_auto_method_switches_above_the_threshold(caplog):
-    from surfrec.mesh import AUTO_NARROWBAND_ABOVE
+    from surfrec.surface.extract import AUTO_NARROWBAND_ABOVE
 
     with caplog.at_level(logging.INFO, logger="surfrec.mesh"):
         extract_mesh_from_field(sphere(), BOX, AUTO_NARROWBAND_ABOVE)

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from surfrec.model import ImplicitMLP, ModelConfig, build_model, count_parameters
+from surfrec.field.model import ImplicitMLP, build_model, count_parameters
+from surfrec.settings import ModelConfig
 
 
 def _perturbed(cfg: ModelConfig) -> ImplicitMLP:
@@ -102,7 +103,8 @@ def test_grid_init_keeps_the_sphere_and_sparse_gradients():
 
 def test_float32_inference_softplus_matches_torch():
     # inference in float32 clamps βz at -SOFTPLUS_FLOOR (faster exp); it must equal torch's softplus
-    from surfrec.model import ImplicitMLP, ModelConfig
+    from surfrec.field.model import ImplicitMLP
+    from surfrec.settings import ModelConfig
 
     m = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2))
     z = torch.linspace(-2.0, 2.0, 20001)
@@ -181,7 +183,7 @@ def test_field_is_the_same_at_any_batch_size(monkeypatch):
     import numpy as np
 
     from surfrec import result as result_mod
-    from surfrec.normalize import Normalization
+    from surfrec.input.normalize import Normalization
 
     m = _perturbed(ModelConfig(hidden_dim=64, n_hidden_layers=3))
     res = result_mod.FitResult(model=m, normalization=Normalization.identity(), config=None, history={},

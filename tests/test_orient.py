@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surfrec.orient import closure, estimate_normals, orient_normals, scan_orientation
+from surfrec.input.orient import closure, estimate_normals, orient_normals, scan_orientation
 
 
 def _sphere(n: int, seed: int = 0) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_rejects_bad_input():
 def test_side_loss_matches_naive():
     import torch
 
-    from surfrec.losses import side_loss
+    from surfrec.field.losses import side_loss
 
     g = torch.Generator().manual_seed(0)
     f, delta = torch.randn(50, generator=g), torch.rand(50, generator=g)
@@ -132,26 +132,23 @@ def test_single_view_sheet_is_fitted_open_and_covered():
     """A wavy open sheet (a terrain-like single view): decided open before the fit, the field
     crosses its level at the sheet, and the written mesh covers the scan with no invented
     surface; the decision and its evidence are in the report and the model file."""
-    from surfrec.fitting import fit
-    from surfrec.pipeline import extract_mesh
-    from surfrec.result import load_model, save_model
-    from surfrec.support import measure_support, summary_line
+    from surfrec.run import fit, mesh_config, mesh_stages, summary_line
+    from surfrec.surface.support import measure_support
 
     pts = _wavy_sheet(4000)
     res = fit(pts, preset="fast", iterations=300, device="cpu", threads=1, seed=0)
-    assert res.shape["fit_surface"] == "open" and res.shape["closure"] > 0.8
-    assert "orient" in res.timings
-    report: dict = {}
-    mesh = extract_mesh(res, resolution=64, device="cpu", report=report)
-    assert report["surface"]["surface"] == "open" and report["surface"]["closure"] == res.shape["closure"]
+    assert res.shape.fit_surface == "open" and res.shape.closure > 0.8
+    assert res.input.closure == res.shape.closure and "orient" in res.timings
+    mesh, report = mesh_stages(res, mesh_config(res, resolution=64), device="cpu")
+    assert report.surface.surface == "open"
     assert not mesh.is_watertight
     rep = measure_support(mesh.vertices, mesh.faces, pts)
     assert rep.cover > 0.97 and rep.phantom < 0.03
-    assert "closure of the scan normals" in summary_line(report["surface"], report["support"])
+    assert "closure of the scan normals" in summary_line(report.surface, report.support, shape=res.shape)
 
 
 def test_open_fit_model_file_keeps_the_decision(tmp_path):
-    from surfrec.fitting import fit
+    from surfrec.run import fit
     from surfrec.result import load_model, save_model
 
     res = fit(_wavy_sheet(1500), preset="fast", iterations=5, device="cpu", threads=1, seed=0)
@@ -163,17 +160,17 @@ def test_closed_scan_fit_is_unchanged_by_the_decision():
     """A closed scan takes the closed path: the same model as with the decision off."""
     import torch
 
-    from surfrec.fitting import fit
+    from surfrec.run import fit
 
     p = _sphere(2000) * 0.7
     a = fit(p, preset="fast", iterations=40, device="cpu", threads=1, seed=0)
-    b = fit(p, preset="fast", iterations=40, device="cpu", threads=1, seed=0,
-            extract={"surface": "closed"})
-    assert a.shape["fit_surface"] == "closed" and a.shape["closure"] < 0.05
-    assert b.shape["fit_surface"] == "closed"
+    b = fit(p, preset="fast", iterations=40, device="cpu", threads=1, seed=0, surface="closed")
+    assert a.shape.fit_surface == "closed" and a.shape.closure < 0.05
+    assert b.shape.fit_surface == "closed"
     c = fit(p, preset="fast", iterations=1, device="cpu", threads=1, seed=0, sign_weight=0.0,
-            closed_side_weight=0.0, extract={"surface": "closed"})
-    assert c.shape == {"fit_surface": "closed"}  # nothing measured: no orientation needed
+            closed_side_weight=0.0, surface="closed")
+    assert c.shape.fit_surface == "closed" and c.shape.closure is None  # nothing measured: no orientation needed
+    assert c.input.closure is None
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
 
@@ -181,15 +178,15 @@ def test_closed_scan_fit_is_unchanged_by_the_decision():
 def test_open_fit_follows_density_that_varies_100x():
     """A wavy sheet whose density falls 100x from one side to the other (a depth camera's
     near and far): fitted open, the sparse far side is covered too."""
-    from surfrec.fitting import fit
-    from surfrec.pipeline import extract_mesh
-    from surfrec.support import measure_support, point_mesh_distance
+    from surfrec.run import fit
+    from surfrec.run import extract_mesh
+    from surfrec.surface.support import measure_support, point_mesh_distance
 
     rng = np.random.default_rng(1)
     p = _wavy_sheet(30000)
     pts = p[rng.random(len(p)) < 10 ** (-(p[:, 0] + 1))]  # keep 100% at x = -1, 1% at x = 1
     res = fit(pts, preset="fast", iterations=400, device="cpu", threads=1, seed=0)
-    assert res.shape["fit_surface"] == "open"
+    assert res.shape.fit_surface == "open"
     mesh = extract_mesh(res, resolution=96, device="cpu")
     rep = measure_support(mesh.vertices, mesh.faces, pts)
     far = pts[:, 0] > 0.3
@@ -203,8 +200,8 @@ def test_bounded_nearest_searches_match_brute_force():
     term, trimming) against brute force: the nearest point within r, else −1 / inf."""
     import torch
 
-    from surfrec.index import NearestPoints, SpatialIndex
-    from surfrec.support import vertex_support
+    from surfrec.input.index import NearestPoints, SpatialIndex
+    from surfrec.surface.support import vertex_support
 
     rng = np.random.default_rng(7)
     pts = rng.uniform(-1, 1, size=(500, 3)).astype(np.float32)
@@ -235,7 +232,7 @@ def _naive_winding(c: np.ndarray, m: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def test_winding_numbers_match_naive_sum():
-    from surfrec.orient import winding_numbers
+    from surfrec.input.orient import winding_numbers
 
     rng = np.random.default_rng(3)
     c, m, x = rng.normal(size=(30, 3)), rng.normal(size=(30, 3)), rng.normal(size=(17, 3)) * 2
@@ -243,7 +240,7 @@ def test_winding_numbers_match_naive_sum():
 
 
 def test_point_areas_add_up_to_the_surface_and_outward_flips_inward_pieces():
-    from surfrec.orient import outward, point_areas
+    from surfrec.input.orient import outward, point_areas
 
     p = np.concatenate([_sphere(4000) * 0.3, _sphere(4000, seed=1) * 0.2 + 0.6])
     a = point_areas(p, k=10)
@@ -257,7 +254,7 @@ def test_point_areas_add_up_to_the_surface_and_outward_flips_inward_pieces():
 
 
 def test_winding_grid_is_one_inside_zero_outside_far_from_the_scan():
-    from surfrec.orient import point_areas, winding_grid
+    from surfrec.input.orient import point_areas, winding_grid
 
     p = _sphere(6000) * 0.6
     w = winding_grid(p, p / 0.6, point_areas(p, k=10), resolution=16, box=1.0)
@@ -273,19 +270,20 @@ def test_sign_push_marks_far_samples_by_side_and_moves_them():
     one gradient step on the push loss lowers F at a +1 sample and raises it at a −1 one."""
     import torch
 
-    from surfrec.config import get_config
-    from surfrec.fitting import _sign_data, sign_push
-    from surfrec.losses import sign_push_loss
-    from surfrec.model import ImplicitMLP, ModelConfig
+    from surfrec.settings import get_config
+    from surfrec.field.train import _sign_data, sign_push
+    from surfrec.field.losses import sign_push_loss
+    from surfrec.field.model import ImplicitMLP
+    from surfrec.settings import ModelConfig
 
     p = (_sphere(5000) * 0.6).astype(np.float32)
     cfg = get_config(None)
     o = scan_orientation(p)
     kth = np.full(len(p), 0.01, np.float32)
-    from surfrec.orient import outward, point_areas
+    from surfrec.input.orient import outward, point_areas
 
-    area = point_areas(p, cfg.extract.surface_config.orient_k, knn=o.knn)
-    signs = _sign_data(p, outward(p, o.normals, o.labels, area), area, cfg, kth, torch.device("cpu"))
+    area = point_areas(p, cfg.input.orient_k, knn=o.knn)
+    signs = _sign_data(p, outward(p, o.normals, o.labels, area), area, cfg.fit, kth, torch.device("cpu"))
     assert signs.far == pytest.approx(max(4 * 0.01, 2.0 / 32))
     # the lookup honours the x, y, z order: a point off-centre along x only
     ps = torch.tensor([[0.0, 0.0, 0.0], [0.9, 0.0, 0.0], [0.0, 0.61, 0.0], [0.3, 0.0, 0.0]])
@@ -331,15 +329,17 @@ def test_sign_push_starts_at_sign_after_and_pushed_samples_leave_the_pull():
     the sign term and leave the pull, which then only holds the samples on the scan."""
     import torch
 
-    from surfrec.config import get_config
-    from surfrec.fitting import FitState, _loss, prepare_data
-    from surfrec.levelset import value_and_grad
+    from surfrec.settings import get_config
+    from helpers import fit_data
+    from surfrec.field.levelset import value_and_grad
+    from surfrec.field.train import FitState, _loss
 
     cfg = get_config(None, iterations=100, sign_after=0.2, device="cpu", threads=1, seed=0,
                      distance_weight=0.0, eikonal_weight=0.0)
-    data = prepare_data(_sphere(4000) * 0.6, None, cfg, torch.device("cpu"))
+    data = fit_data(_sphere(4000) * 0.6, cfg)[0]
+    cfg = cfg.fit
     assert data.signs is not None
-    r = float(np.linalg.norm(data.unit, axis=1).mean())
+    r = float(np.linalg.norm(data.points, axis=1).mean())
     field = _TwoSpheres(r, 0.3 * r)
     d = torch.from_numpy(_sphere(64, seed=1).astype(np.float32))
     st = FitState(model=field, opt=None, gen=torch.Generator().manual_seed(0))
@@ -358,7 +358,7 @@ def test_sign_push_starts_at_sign_after_and_pushed_samples_leave_the_pull():
     assert "sign" in late  # (zero in value: linear in F − F₀; it acts through its gradient)
     from scipy.spatial import cKDTree
 
-    on_scan = cKDTree(data.unit).query((d * r).numpy())[0].mean()
+    on_scan = cKDTree(data.points).query((d * r).numpy())[0].mean()
     assert late["surface"] == pytest.approx(on_scan, rel=1e-3)  # only the samples on the scan are pulled
     assert early["surface"] == pytest.approx(0.5 * on_scan + 0.5 * 0.7 * r, rel=0.02)
 
@@ -389,36 +389,37 @@ def test_closed_side_term_takes_trusted_outward_normals_and_keeps_the_pull():
     trusted, gets no side term."""
     import torch
 
-    from surfrec.config import get_config
-    from surfrec.fitting import FitState, _loss, prepare_data
-    from surfrec.levelset import value_and_grad
     from scipy.spatial import cKDTree
 
+    from helpers import fit_data
+    from surfrec.field.levelset import value_and_grad
+    from surfrec.field.train import FitState, _loss
+    from surfrec.settings import get_config
+
     cfg = get_config(None, iterations=100, device="cpu", threads=1, seed=0, closed_side_weight=1.0)
-    data = prepare_data(_sphere(4000) * 0.6, None, cfg, torch.device("cpu"))
+    data, shape, _ = fit_data(_sphere(4000) * 0.6, cfg)
     sides = data.sides
-    assert data.shape["fit_surface"] == "closed" and sides is not None and data.sheet is None
-    assert data.shape["closed_side"] is True and data.shape["closed_side_share"] > 0.99
+    assert shape.fit_surface == "closed" and sides is not None and data.sheet is None
+    assert data.closed_side is True and data.closed_side_share > 0.99
     radial = sides.points / sides.points.norm(dim=1, keepdim=True)
     assert float((sides.normals * radial).sum(dim=1).min()) > 0.95  # outward, not inward
 
-    r = float(np.linalg.norm(data.unit, axis=1).mean())
+    r = float(np.linalg.norm(data.points, axis=1).mean())
     field = _TwoSpheres(r, 0.3 * r)
     d = torch.from_numpy(_sphere(64, seed=1).astype(np.float32))
     st = FitState(model=field, opt=None, gen=torch.Generator().manual_seed(0))
     st.buf = torch.cat([d * r, d * (0.3 * r)])  # on the scan; a bubble whose ∇F faces inwards
     st.g_buf = value_and_grad(field, st.buf)[1]
     st.step = 0
-    _loss(get_config(cfg, sign_weight=0.0), data, st)
+    _loss(get_config(cfg, sign_weight=0.0).fit, data, st)
     assert "side" in st.terms and bool(st.usable.all())
-    pulled = cKDTree(data.unit).query(st.buf.numpy())[0].mean()
+    pulled = cKDTree(data.points).query(st.buf.numpy())[0].mean()
     assert float(st.terms["surface"].detach()) == pytest.approx(pulled, rel=1e-3)
 
     noisy = _sphere(4000) * 0.6 + np.random.default_rng(1).normal(scale=0.03, size=(4000, 3))
-    nd = prepare_data(noisy, None, cfg, torch.device("cpu"))
-    assert nd.sides is None and nd.shape["closed_side"] is False
-    assert prepare_data(_sphere(4000) * 0.6, None, get_config(cfg, closed_side_weight=0.0),
-                        torch.device("cpu")).sides is None
+    nd = fit_data(noisy, cfg)[0]
+    assert nd.sides is None and nd.closed_side is False
+    assert fit_data(_sphere(4000) * 0.6, get_config(cfg, closed_side_weight=0.0))[0].sides is None
 
 
 def test_closed_side_term_needs_half_of_the_points_trusted():
@@ -428,17 +429,17 @@ def test_closed_side_term_needs_half_of_the_points_trusted():
     lowered gets it on the clean points only."""
     import torch
 
-    from surfrec.config import get_config
-    from surfrec.fitting import prepare_data
+    from helpers import fit_data
+    from surfrec.settings import get_config
 
     p = _sphere(6000, seed=5) * 0.6
     noisy = p[:, 2] < 0.3  # ~75% of the sphere: the cap above z = 0.3 stays clean
     p[noisy] += np.random.default_rng(2).normal(scale=0.03, size=(int(noisy.sum()), 3))
     cfg = get_config(None, device="cpu", threads=1, seed=0, closed_side_weight=1.0)
-    off = prepare_data(p, None, cfg, torch.device("cpu"))
-    assert off.sides is None and off.shape["closed_side"] is False
-    assert 0.05 < off.shape["closed_side_share"] < 0.5
-    on = prepare_data(p, None, get_config(cfg, closed_side_min_share=0.05), torch.device("cpu"))
-    assert on.sides is not None and on.shape["closed_side"] is True
-    assert on.sides.points.shape[0] == round(on.shape["closed_side_share"] * len(p))
+    off = fit_data(p, cfg)[0]
+    assert off.sides is None and off.closed_side is False
+    assert 0.05 < off.closed_side_share < 0.5
+    on = fit_data(p, get_config(cfg, closed_side_min_share=0.05))[0]
+    assert on.sides is not None and on.closed_side is True
+    assert on.sides.points.shape[0] == round(on.closed_side_share * len(p))
     assert float((on.sides.points[:, 2] > 0).float().mean()) > 0.9  # the trusted points: the clean cap's

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from surfrec.levelset import newton_iterate, project_to_level_set
-from surfrec.losses import sample_network
+from surfrec.field.levelset import newton_iterate, project_to_level_set
+from surfrec.field.losses import sample_network
 from helpers import perturbed_mlp
 
 

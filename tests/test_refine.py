@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 from helpers import Sphere
-from surfrec.fitting import get_config
-from surfrec.normalize import Normalization
-from surfrec.refine import RefineConfig, estimate_noise, local_heights, plan, refine_vertices, with_neighbors
-from surfrec.pipeline import extract_mesh
+from surfrec.settings import get_config
+from surfrec.input.normalize import Normalization
+from surfrec.settings import RefineConfig
+from surfrec.surface.refine import estimate_noise, local_heights, plan, refine_vertices, with_neighbors
+from surfrec.run import extract_mesh
 from surfrec.result import FitResult
 
 
@@ -272,7 +273,7 @@ def test_robust_oriented_heights_match_naive_reference(k):
 def test_lower_median_and_gather_equal_torch():
     import torch
 
-    from surfrec.refine import _gather, _lower_median
+    from surfrec.surface.refine import _gather, _lower_median
 
     x = torch.rand(300, 128)
     x[:, 5] = x[:, 7]                                                      # ties
@@ -288,7 +289,7 @@ def test_intercept_variance_matches_the_written_out_formula():
     float64, one fit at a time), and the height and scale are those of the plain call."""
     import torch
 
-    from surfrec.refine import _local_design, _robust_quadric
+    from surfrec.surface.refine import _local_design, _robust_quadric
 
     rng = np.random.default_rng(3)
     nb = torch.from_numpy(rng.normal(scale=[0.02, 1.0, 1.0], size=(5, 30, 3))).float()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from surfrec.errors import FitInterrupted, InputError
-from surfrec.fitting import fit
+from surfrec.run import fit
 
 SMALL = dict(preset="fast", iterations=30, time_budget=None, n_samples=512, batch_points=512, device="cpu",
              threads=1, seed=7)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surfrec.fitting import fit
-from surfrec.pipeline import extract_mesh
+from surfrec.run import fit
+from surfrec.run import extract_mesh
 
 SMALL = dict(preset="fast", iterations=15, n_samples=1024, batch_points=1024, n_distance_samples=512,
              device="cpu", threads=1, seed=3)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from surfrec.model import ImplicitMLP, ModelConfig
+from surfrec.field.model import ImplicitMLP
+from surfrec.settings import ModelConfig
 from surfrec.studies import STUDIES, common, get_study
 from surfrec.studies.curves import PlanarField, curve_points, fit_curve
 from surfrec.studies.losses import igr_loss, pull_loss
@@ -113,7 +114,7 @@ def test_planar_field_rejects_3d_points():
 
 
 def test_projection_works_in_2d():
-    from surfrec.levelset import project_to_level_set
+    from surfrec.field.levelset import project_to_level_set
 
     torch.manual_seed(0)
     field = PlanarField(ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2)))

@@ -7,17 +7,22 @@ import pytest
 import trimesh
 
 from helpers import naive_point_triangle_distance
-from surfrec.support import (
+from surfrec.input.inspect import find_outliers, scan_spacing
+from surfrec.run import mesh_config, mesh_stages
+from surfrec.settings import SupportConfig
+from surfrec.surface.decide import SurfaceDecision
+from surfrec.surface.support import (
     SUPPORT_ATTRIBUTE,
-    OutlierConfig,
-    SupportConfig,
-    find_outliers,
     measure_support,
     point_mesh_distance,
-    scan_spacing,
     trim_unsupported,
     vertex_support,
 )
+
+
+def _mesh(result, device="cpu", **overrides):
+    """The mesh and the typed report of the stages after the fit."""
+    return mesh_stages(result, mesh_config(result, **overrides), device=device)
 
 
 def _square(n: int = 20) -> trimesh.Trimesh:
@@ -119,7 +124,7 @@ def test_outliers_flag_flying_pixels_not_density_changes():
     sparse = sparse[sparse[:, 0] > 0.6] + [0, 0, 0]
     stray = rng.random((5, 3)) + [0, 0, 1.0]
     pts = np.concatenate([dense, sparse, stray])
-    mask = find_outliers(pts, OutlierConfig())
+    mask = find_outliers(pts)
     assert mask[-5:].all()
     assert mask[: len(dense) + len(sparse)].mean() < 0.01
 
@@ -143,8 +148,8 @@ def test_rejects_bad_shapes():
 def _sphere_result(r: float = 0.5):
     from helpers import Sphere
 
-    from surfrec.fitting import get_config
-    from surfrec.normalize import Normalization
+    from surfrec.settings import get_config
+    from surfrec.input.normalize import Normalization
     from surfrec.result import FitResult
 
     return FitResult(model=Sphere(r), normalization=Normalization(center=np.zeros(3), scale=1.0),
@@ -158,7 +163,8 @@ def _sphere_points(n: int, r: float = 0.5, upper_only: bool = False) -> np.ndarr
 
 
 def test_decide_surface():
-    from surfrec.support import SurfaceConfig, decide_surface
+    from surfrec.settings import SurfaceConfig
+    from surfrec.surface.decide import decide_surface
 
     assert decide_surface(0.01) == "closed"
     assert decide_surface(0.5) == "open"
@@ -176,64 +182,60 @@ def test_surface_step_keeps_closed_scans_and_trims_single_views():
     """pipeline.extract_mesh's surface step on an exact sphere field: data on the whole sphere
     stays closed (and the decision measures the closed mesh once), data on the upper half
     becomes an open, trimmed surface; both carry the support map."""
-    from surfrec.pipeline import extract_mesh
-    from surfrec.support import SUPPORT_ATTRIBUTE
+    from surfrec.run import extract_mesh
+    from surfrec.surface.support import SUPPORT_ATTRIBUTE
 
     result = _sphere_result()
     result.data_points = _sphere_points(20_000).astype(np.float32)
-    report: dict = {}
     # fill off: moving the vertices in the random sample's gaps would make a second measurement necessary
-    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, report=report, fill=0.0)
-    assert report["surface"]["surface"] == "closed" and report["surface"]["phantom_closed"] < 0.01
+    mesh, report = _mesh(result, resolution=48, device="cpu", refine=False, fill=0.0)
+    assert report.surface.surface == "closed" and report.surface.phantom_closed < 0.01
     assert mesh.is_watertight
-    assert report["support"]["phantom"] == report["surface"]["phantom_closed"]  # one measurement
-    assert report["support"]["missed"] == report["surface"]["missed_closed"]  # scan distances measured once too
+    assert report.support.phantom == report.surface.phantom_closed  # one measurement
+    assert report.support.missed == report.surface.missed_closed  # scan distances measured once too
     q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
     assert q.shape == (len(mesh.vertices),) and q.max() < 4.0  # within the phantom radius everywhere
 
     half = _sphere_points(20_000, upper_only=True)
     result.data_points = half.astype(np.float32)
     result.index = None
-    report = {}
-    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, report=report)
-    assert report["surface"]["surface"] == "open" and report["surface"]["phantom_closed"] > 0.4
+    mesh, report = _mesh(result, resolution=48, device="cpu", refine=False)
+    assert report.surface.surface == "open" and report.surface.phantom_closed > 0.4
     assert not mesh.is_watertight
     rep = measure_support(mesh.vertices, mesh.faces, half)
     assert rep.cover > 0.95 and rep.phantom < 0.05
-    assert report["support"]["phantom"] == pytest.approx(rep.phantom, abs=0.02)
+    assert report.support.phantom == pytest.approx(rep.phantom, abs=0.02)
     assert len(mesh.vertex_attributes[SUPPORT_ATTRIBUTE]) == len(mesh.vertices)
 
-    report = {}
-    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", report=report)
-    assert mesh.is_watertight and report["surface"]["mode"] == "closed" and report["surface"]["surface"] == "closed"
+    mesh, report = _mesh(result, resolution=48, device="cpu", refine=False, surface="closed")
+    assert mesh.is_watertight and report.surface.mode == "closed" and report.surface.surface == "closed"
     # the lower half, which no point supports, is the membrane of the equator (a flat disk)
-    assert report["surface"]["filled"] > 0.4 and mesh.vertices[:, 2].min() > -0.05
-    assert 0.25 < report["support"]["phantom"] < 0.34  # the disk: a third of the area, measured as written
+    assert report.surface.filled > 0.4 and mesh.vertices[:, 2].min() > -0.05
+    assert 0.25 < report.support.phantom < 0.34  # the disk: a third of the area, measured as written
     with pytest.raises(ValueError, match="surface: got 'bogus', expected one of auto, closed, open"):
         extract_mesh(result, surface="bogus")
     # another level: no surface step, no support map
-    report = {}
-    mesh = extract_mesh(result, resolution=32, level=0.05, device="cpu", report=report)
-    assert "skipped" in report["surface"] and report["support"] is None
+    mesh, report = _mesh(result, resolution=32, level=0.05, device="cpu")
+    assert report.surface.skipped is not None and report.support is None
     assert SUPPORT_ATTRIBUTE not in mesh.vertex_attributes
 
 
 def test_surface_config_fields_are_checked():
-    from surfrec.config import ExtractConfig
-    from surfrec.support import SurfaceConfig
+    from surfrec.settings import MeshConfig, SurfaceConfig
+    from surfrec.settings.declare import from_dict
 
     with pytest.raises(ValueError, match="SurfaceConfig.shell_quantile: got 1"):
         SurfaceConfig(shell_quantile=1.0)
-    with pytest.raises(ValueError, match="ExtractConfig.surface: got 'flat'"):
-        ExtractConfig(surface="flat")
-    cfg = ExtractConfig(surface="open", surface_config=SurfaceConfig(open_phantom=0.5))
-    assert ExtractConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="MeshConfig.surface: got 'flat'"):
+        MeshConfig(surface="flat")
+    cfg = MeshConfig(surface="open", surface_config=SurfaceConfig(open_phantom=0.5))
+    assert from_dict(MeshConfig, cfg.to_dict()) == cfg
 
 
 def test_render_support_colours_supported_green_and_phantom_red(tmp_path):
     from surfrec.errors import InputError
-    from surfrec.render import render, render_file
-    from surfrec.support import attach_support
+    from surfrec.evaluate.render import render, render_file
+    from surfrec.surface.support import attach_support
 
     mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
     attach_support(mesh, _sphere_points(20_000, upper_only=True))
@@ -252,7 +254,7 @@ def test_render_support_colours_supported_green_and_phantom_red(tmp_path):
 def test_support_attribute_reaches_ply(tmp_path):
     """The PLY 'quality' property round-trips (trimesh export; surfrec.io.save_mesh writes
     vertex_attributes the same way once the io rewrite lands)."""
-    from surfrec.support import attach_support, read_support
+    from surfrec.surface.support import attach_support, read_support
 
     mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
     q = attach_support(mesh, _sphere_points(5_000, upper_only=True))
@@ -263,7 +265,7 @@ def test_support_attribute_reaches_ply(tmp_path):
 
 def test_evaluate_scan_reports_support():
     pytest.importorskip("open3d")
-    from surfrec.metrics import evaluate, format_report
+    from surfrec.evaluate.metrics import evaluate, format_report
 
     mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
     res = evaluate(mesh, None, scan=_sphere_points(5_000, upper_only=True), n_samples=2_000)
@@ -275,18 +277,17 @@ def test_surface_step_without_a_closed_level_set_is_open():
     """F never crosses the fitted level (-1 for ‖x‖ − 0.5): auto and open find the shell
     around the data, closed is the empty-level-set error."""
     from surfrec.errors import EmptyLevelSetError
-    from surfrec.fitting import get_config
-    from surfrec.pipeline import extract_mesh
+    from surfrec.settings import get_config
+    from surfrec.run import extract_mesh
 
     half = _sphere_points(20_000, upper_only=True)
     result = _sphere_result()
-    result.config = get_config("fast", level=-1.0)
+    result.config = get_config("fast", **{"fit.level": -1.0})
     result.data_points = half.astype(np.float32)
     for mode in ("auto", "open"):
-        report: dict = {}
-        mesh = extract_mesh(result, resolution=48, device="cpu", surface=mode, report=report)
-        assert report["surface"]["surface"] == "open" and len(mesh.faces) > 0
-        assert report["surface"]["phantom_closed"] == 1.0
+        mesh, report = _mesh(result, resolution=48, device="cpu", surface=mode)
+        assert report.surface.surface == "open" and len(mesh.faces) > 0
+        assert report.surface.phantom_closed == 1.0
         assert measure_support(mesh.vertices, mesh.faces, half).cover > 0.95
     with pytest.raises(EmptyLevelSetError, match="never crosses"):
         extract_mesh(result, resolution=48, device="cpu", surface="closed")
@@ -297,27 +298,26 @@ def test_fitted_open_cap_is_opened_and_closed_sphere_stays_closed(shape):
     """A tiny fit (60 steps) of a spherical cap (one view) and of a whole sphere:
     the fit decides open / closed, the open mesh invents little surface, the closed
     one stays watertight, both carry the support map."""
-    from surfrec.fitting import fit
-    from surfrec.pipeline import extract_mesh
-    from surfrec.support import SUPPORT_ATTRIBUTE
+    from surfrec.run import fit
+    from surfrec.run import extract_mesh
+    from surfrec.surface.support import SUPPORT_ATTRIBUTE
 
     p = np.random.default_rng(0).normal(size=(6000, 3))
     p /= np.linalg.norm(p, axis=1, keepdims=True)
     pts = p[p[:, 2] > 0.2] if shape == "cap" else p[:3000]
     res = fit(pts, preset="fast", iterations=60, time_budget=0, device="cpu", threads=1, seed=0)
-    report: dict = {}
-    mesh = extract_mesh(res, resolution=40, device="cpu", report=report)
+    mesh, report = _mesh(res, resolution=40, device="cpu")
     if shape == "cap":  # decided open before the fit, from the closure of its normals
-        assert report["surface"]["surface"] == "open" and report["surface"]["closure"] > 0.3
-        assert res.shape["fit_surface"] == "open"
-        assert not mesh.is_watertight and report["support"]["phantom"] < 0.05
+        assert report.surface.surface == "open" and res.shape.closure > 0.3
+        assert res.shape.fit_surface == "open"
+        assert not mesh.is_watertight and report.support.phantom < 0.05
     else:
-        assert report["surface"]["surface"] == "closed" and report["surface"]["phantom_closed"] < 0.05
+        assert report.surface.surface == "closed" and report.surface.phantom_closed < 0.05
         assert mesh.is_watertight
-    assert report["support"]["cover"] > 0.95
+    assert report.support.cover > 0.95
     # the report's phantom is the written mesh's, against the scan itself (scan units)
     rep = measure_support(mesh.vertices, mesh.faces, pts)
-    assert report["support"]["phantom"] == pytest.approx(rep.phantom, abs=0.02)
+    assert report.support.phantom == pytest.approx(rep.phantom, abs=0.02)
     q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
     assert q.shape == (len(mesh.vertices),) and q.dtype == np.float32
     np.testing.assert_allclose(q, vertex_support(mesh.vertices, pts, rep.spacing), rtol=1e-4, atol=1e-4)
@@ -326,7 +326,7 @@ def test_fitted_open_cap_is_opened_and_closed_sphere_stays_closed(shape):
 def test_remove_stray_drops_flying_pixels_before_the_fit():
     """``remove_stray``: the points find_outliers flags are not fitted and not kept as data
     points; off (the default), every point is kept."""
-    from surfrec.fitting import fit
+    from surfrec.run import fit
 
     rng = np.random.default_rng(0)
     p = rng.normal(size=(3000, 3))
@@ -336,43 +336,40 @@ def test_remove_stray_drops_flying_pixels_before_the_fit():
     flagged = find_outliers(pts)
     assert flagged[-12:].all()
     res = fit(pts, preset="fast", iterations=3, device="cpu", threads=1, remove_stray=True)
-    assert res.removed == int(flagged.sum()) and len(res.data_points) == len(pts) - res.removed
+    assert res.input.stray == int(flagged.sum()) and res.input.stray_removed
+    assert len(res.data_points) == len(pts) - res.input.stray
     radii = np.linalg.norm(res.normalization.to_input(res.data_points), axis=1)
     assert radii.max() < 1.01
     keep = fit(pts, preset="fast", iterations=3, device="cpu", threads=1)
-    assert keep.removed == 0 and len(keep.data_points) == len(pts)
+    assert keep.input.stray == res.input.stray and not keep.input.stray_removed and len(keep.data_points) == len(pts)
 
 
 def test_trim_opt_in_drops_the_closed_surface_over_a_hole():
     """``trim`` on a closed fit: the cap a watertight surface spans over a scan's hole goes
     (all of it lies farther than 4 s from the data), the rest stays as it was, the area
     share removed is the cap's, and the mesh is no longer watertight; 0 keeps it watertight."""
-    from surfrec.pipeline import extract_mesh
+    from surfrec.run import extract_mesh
 
     result = _sphere_result()
     pts = _sphere_points(20_000)
     kept = pts[pts[:, 2] > -0.3]  # no scan points on a bottom cap of the sphere (r = 0.5)
     result.data_points = kept.astype(np.float32)
-    base: dict = {}
-    closed = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", report=base)
-    assert closed.is_watertight and "trimmed_area" not in base["surface"]
-    report: dict = {}
-    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", trim=4.0, report=report)
+    closed, base = _mesh(result, resolution=48, device="cpu", refine=False, surface="closed")
+    assert closed.is_watertight and base.surface.trimmed_area is None
+    mesh, report = _mesh(result, resolution=48, device="cpu", refine=False, surface="closed", trim=4.0)
     assert not mesh.is_watertight
     s = scan_spacing(kept)
     far = vertex_support(mesh.vertices, kept, s)
     # a face goes only when all of its vertices are beyond the radius
     assert (far[np.asarray(mesh.faces)].min(axis=1) <= 4.0).all()
-    assert report["support"]["phantom"] < 0.2 * base["support"]["phantom"]
-    assert report["support"]["cover"] == pytest.approx(base["support"]["cover"], abs=1e-3)
+    assert report.support.phantom < 0.2 * base.support.phantom
+    assert report.support.cover == pytest.approx(base.support.cover, abs=1e-3)
     gone = 1.0 - mesh.area / closed.area
-    assert report["surface"]["trimmed_area"] == pytest.approx(gone, abs=2e-3) and gone > 0.02
-    assert report["surface"]["trim"] == 4.0
+    assert report.surface.trimmed_area == pytest.approx(gone, abs=2e-3) and gone > 0.02
+    assert report.surface.trim == 4.0
     # a radius no vertex meets: nothing would be left, so the closed surface is kept
-    report = {}
-    kept_mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", trim=1e-9,
-                             report=report)
-    assert kept_mesh.is_watertight and report["surface"]["trimmed_area"] == 0.0
+    kept_mesh, report = _mesh(result, resolution=48, device="cpu", refine=False, surface="closed", trim=1e-9)
+    assert kept_mesh.is_watertight and report.surface.trimmed_area == 0.0
     with pytest.raises(ValueError, match="trim: got -1"):
         extract_mesh(result, trim=-1.0)
 
@@ -382,23 +379,21 @@ def test_fill_spans_the_hole_of_a_closed_scan_with_its_membrane():
     onto the membrane of its rim (it no longer bulges to the sphere's bottom), the mesh
     stays watertight with the same faces, the report says which share moved, the support
     map describes the moved vertices, and 0 turns it off."""
-    from surfrec.pipeline import extract_mesh
+    from surfrec.run import extract_mesh
 
     result = _sphere_result()
     pts = _sphere_points(20_000)
     kept = pts[pts[:, 2] > -0.3]  # no scan points on a bottom cap of the sphere (r = 0.5)
     result.data_points = kept.astype(np.float32)
-    off: dict = {}
-    bulge = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", fill=0.0, report=off)
-    assert "filled" not in off["surface"] and bulge.vertices[:, 2].min() < -0.49
-    report: dict = {}
-    mesh = extract_mesh(result, resolution=48, device="cpu", refine=False, surface="closed", report=report)
-    assert result.config.extract.fill == 2.0 and report["surface"]["fill"] == 2.0
+    bulge, off = _mesh(result, resolution=48, device="cpu", refine=False, surface="closed", fill=0.0)
+    assert off.surface.filled is None and bulge.vertices[:, 2].min() < -0.49
+    mesh, report = _mesh(result, resolution=48, device="cpu", refine=False, surface="closed")
+    assert result.config.mesh.fill == 2.0 and report.surface.fill == 2.0
     assert mesh.is_watertight and np.array_equal(mesh.faces, bulge.faces)
     moved = np.linalg.norm(mesh.vertices - bulge.vertices, axis=1) > 0
-    assert report["surface"]["filled"] == pytest.approx(moved.mean(), abs=1e-4) and moved.mean() > 0.05
+    assert report.surface.filled == pytest.approx(moved.mean(), abs=1e-4) and moved.mean() > 0.05
     assert mesh.vertices[:, 2].min() > -0.33  # the membrane of the rim at z ≈ -0.3, not the sphere's bottom
-    assert mesh.area < bulge.area and report["support"]["phantom"] < off["support"]["phantom"]
+    assert mesh.area < bulge.area and report.support.phantom < off.support.phantom
     s = scan_spacing(kept)
     q = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
     np.testing.assert_allclose(q, vertex_support(mesh.vertices, kept, s), rtol=1e-4, atol=1e-4)
@@ -412,61 +407,57 @@ def test_neighbors_fix_the_refinements_k_from_the_model_and_the_command_line():
     """``neighbors`` (``--neighbors K``): the refinement's k is K instead of the noise's rule,
     it is kept with the model's settings, ``auto`` / 0 returns to the rule, and a bad value
     is a specific error before any work."""
-    from surfrec.cli.common import mesh_overrides
-    from surfrec.cli.fit_cmd import _passthrough
     from surfrec.cli.main import build_parser
-    from surfrec.pipeline import extract_mesh, mesh_settings
+    from surfrec.cli.options import as_arguments, overrides
+    from surfrec.run import extract_mesh
 
     result = _sphere_result()
     rng = np.random.default_rng(5)
     result.data_points = (_sphere_points(20_000) + rng.normal(scale=0.004, size=(20_000, 3))).astype(np.float32)
-    auto: dict = {}
-    extract_mesh(result, resolution=48, device="cpu", surface="closed", report=auto)
-    fixed: dict = {}
-    extract_mesh(result, resolution=48, device="cpu", surface="closed", neighbors=9, report=fixed)
-    assert auto["refine"]["applied"] and auto["refine"]["neighbors"] != 9 and fixed["refine"]["neighbors"] == 9
-    assert mesh_settings(result, neighbors=9).neighbors == 9 and result.config.extract.neighbors == 0
+    _, auto = _mesh(result, resolution=48, device="cpu", surface="closed")
+    _, fixed = _mesh(result, resolution=48, device="cpu", surface="closed", neighbors=9)
+    assert auto.refine.applied and auto.refine.neighbors != 9 and fixed.refine.neighbors == 9
+    assert mesh_config(result, neighbors=9).neighbors == 9 and result.config.mesh.neighbors == 0
     with pytest.raises(ValueError, match="neighbors: got 3, expected auto"):
         extract_mesh(result, neighbors=3)
     args = build_parser(only="fit").parse_args(["fit", "scan.xyz", "--neighbors", "14"])
-    resume = _passthrough(args)
-    assert mesh_overrides(args)["neighbors"] == 14 and resume[resume.index("--neighbors") + 1] == "14"
+    resume = as_arguments(args, ("mesh",))
+    assert overrides(args)["mesh.neighbors"] == 14 and resume[resume.index("--neighbors") + 1] == "14"
     args = build_parser(only="mesh").parse_args(["mesh", "model.pt", "-o", "out.ply", "--neighbors", "auto"])
-    assert mesh_overrides(args)["neighbors"] == 0
-    assert _passthrough(build_parser(only="fit").parse_args(["fit", "s.xyz", "--neighbors", "auto"]))[-1] == "auto"
+    assert overrides(args)["mesh.neighbors"] == 0
+    assert as_arguments(build_parser(only="fit").parse_args(["fit", "s.xyz", "--neighbors", "auto"]),
+                        ("mesh",))[-1] == "auto"
 
 
 def test_fill_reaches_extraction_from_the_command_line_and_the_summary_line():
-    from surfrec.cli.common import mesh_overrides
-    from surfrec.cli.fit_cmd import _passthrough
     from surfrec.cli.main import build_parser
-    from surfrec.support import summary_line
+    from surfrec.cli.options import as_arguments, overrides
+    from surfrec.run import summary_line
 
     args = build_parser(only="mesh").parse_args(["mesh", "model.pt", "-o", "out.ply", "--fill", "0"])
-    assert mesh_overrides(args)["fill"] == 0.0
+    assert overrides(args)["mesh.fill"] == 0.0
     args = build_parser(only="fit").parse_args(["fit", "scan.xyz", "--fill", "3"])
-    resume = _passthrough(args)
-    assert mesh_overrides(args)["fill"] == 3.0 and resume[resume.index("--fill") + 1] == "3.0"
-    line = summary_line({"mode": "auto", "surface": "closed", "fill": 2.0, "filled": 0.0501}, None)
+    resume = as_arguments(args, ("mesh",))
+    assert overrides(args)["mesh.fill"] == 3.0 and resume[resume.index("--fill") + 1] == "3.0"
+    line = summary_line(SurfaceDecision(mode="auto", surface="closed", fill=2.0, filled=0.0501), None)
     assert "0.050 of the vertices beyond 2 s on the membrane fill" in line
-    assert "membrane" not in summary_line({"mode": "auto", "surface": "closed", "fill": 2.0, "filled": 0.0}, None)
+    assert "membrane" not in summary_line(SurfaceDecision(mode="auto", surface="closed", fill=2.0, filled=0.0), None)
 
 
 def test_trim_reaches_extraction_from_the_command_line_and_the_summary_line():
-    """``--trim`` of ``fit`` and ``mesh`` becomes ExtractConfig.trim (and is repeated in the
+    """``--trim`` of ``fit`` and ``mesh`` becomes MeshConfig.trim (and is repeated in the
     resume command); the summary line says how much was trimmed and that the mesh is open."""
-    from surfrec.cli.common import mesh_overrides
-    from surfrec.cli.fit_cmd import _passthrough
     from surfrec.cli.main import build_parser
-    from surfrec.support import summary_line
+    from surfrec.cli.options import as_arguments, overrides
+    from surfrec.run import summary_line
 
     args = build_parser(only="mesh").parse_args(["mesh", "model.pt", "-o", "out.ply", "--trim", "2"])
-    assert mesh_overrides(args)["trim"] == 2.0
+    assert overrides(args)["mesh.trim"] == 2.0
     args = build_parser(only="fit").parse_args(["fit", "scan.xyz", "--trim", "2.5"])
-    assert mesh_overrides(args)["trim"] == 2.5
-    resume = _passthrough(args)
+    assert overrides(args)["mesh.trim"] == 2.5
+    resume = as_arguments(args, ("mesh",))
     assert resume[resume.index("--trim") + 1] == "2.5"
-    assert mesh_overrides(build_parser(only="fit").parse_args(["fit", "scan.xyz"]))["trim"] is None
-    line = summary_line({"mode": "auto", "surface": "closed", "trim": 2.0, "trimmed_area": 0.0511}, None)
+    assert "mesh.trim" not in overrides(build_parser(only="fit").parse_args(["fit", "scan.xyz"]))
+    line = summary_line(SurfaceDecision(mode="auto", surface="closed", trim=2.0, trimmed_area=0.0511), None)
     assert "trimmed beyond 2 s: 0.051 of the area removed, not watertight" in line
-    assert "trimmed" not in summary_line({"mode": "auto", "surface": "closed"}, None)
+    assert "trimmed" not in summary_line(SurfaceDecision(mode="auto", surface="closed"), None)

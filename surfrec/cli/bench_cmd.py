@@ -9,8 +9,8 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..bench import METHODS
-    from ..validation import EXTRACT, FIT, POISSON, SAMPLES, SEED, TIMEOUT
-    from . import validate
+    from ..validation import POISSON, SAMPLES, TIMEOUT
+    from . import options, validate
 
     p.add_argument("folder", type=Path, help="folder with NAME.xyz (or .ply ...) and NAME.gt.ply per case")
     p.add_argument("--methods", type=validate.names(METHODS, "methods"), default="surfrec,poisson",
@@ -18,18 +18,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("bench_out"), help="output folder (default: ./bench_out)")
     p.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     p.add_argument("--samples", type=validate.number(SAMPLES), default=100_000, help="surface samples per side for metrics")
-    p.add_argument("--resolution", type=validate.number(EXTRACT["resolution"]), default=256, help="marching-cubes resolution for surfrec")
     p.add_argument("--poisson-depth", type=validate.number(POISSON["depth"]), default=9, help="octree depth for Poisson (default: 9)")
-    p.add_argument("--seed", type=validate.number(SEED), default=0, help="random seed for surfrec")
-    p.add_argument("--iters", type=validate.number(FIT["iterations"]), default=None, help="surfrec optimization steps (default: the preset's)")
     p.add_argument("--force", action="store_true", help="re-run cases that already have results")
     p.add_argument("--timeout", type=validate.number(TIMEOUT), default=3600.0, help="seconds allowed per case and method")
-    p.add_argument("--device", type=validate.device, default="auto", help="device for surfrec: auto, cpu, cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    options.add_setting_options(p, ("input", "fit", "mesh"), title="surfrec's {stage} settings")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..bench import run_bench
+    from . import options
     from .common import Progress
 
     methods = args.methods
@@ -43,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         rows = run_bench(args.folder, args.out, methods, cases=cases, force=args.force, samples=args.samples,
-                         options={"resolution": args.resolution, "poisson_depth": args.poisson_depth,
-                                  "seed": args.seed, "device": args.device, "iterations": args.iters},
+                         options={"poisson_depth": args.poisson_depth, "settings": options.overrides(args)},
                          timeout=args.timeout, progress=on_progress)
     finally:
         bar.close()

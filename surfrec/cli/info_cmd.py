@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..checks import summarize
+from ..input.inspect import summarize
 from ..validation import SAMPLES, SEED
 from . import validate
 

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args._run(args)
     except SurfrecError as exc:
         print(f"surfrec {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print(f"surfrec {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ParameterError
-from ..validation import NEIGHBORS, Range, check_device
+from ..validation import Range, check_device
 
 
 def _parse_number(text: str, rng: Range) -> int | float:
@@ -40,23 +40,6 @@ def number(rng: Range) -> Callable[[str], int | float]:
     parse.__name__ = "integer" if rng.integer else "number"  # argparse names it in some errors
     parse.valid_range = rng  # shown in --help by surfrec.cli.main.build_parser
     return parse
-
-
-def neighbors(text: str) -> int:
-    """``--neighbors``: ``auto`` (0) or an integer in :data:`surfrec.validation.NEIGHBORS`."""
-    t = text.strip()
-    if t.lower() == "auto":
-        return 0
-    try:
-        value: object = int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected auto or {NEIGHBORS.describe()}") from None
-    if value == 0 or not NEIGHBORS.contains(value):
-        raise argparse.ArgumentTypeError(f"got {value}, expected auto or {NEIGHBORS.describe()}")
-    return int(value)
-
-
-neighbors.valid_range = Range(NEIGHBORS.lo, NEIGHBORS.hi, integer=True, note="or auto")  # for --help
 
 
 def number_list(rng: Range) -> Callable[[str], list]:
@@ -94,12 +77,8 @@ def device(text: str) -> str:
 
 
 def preset(text: str) -> str:
-    """``--preset``: a name of :data:`surfrec.fitting.PRESETS` (imported, with torch, only to
-    check another name than ``default``, the preset of FitConfig's field defaults, which
-    always exists: argparse converts the default too)."""
-    if text == "default":
-        return text
-    from ..fitting import PRESETS
+    """``--preset``: a name of :data:`surfrec.settings.PRESETS`."""
+    from ..settings import PRESETS
 
     if text not in PRESETS:
         raise argparse.ArgumentTypeError(f"got {text!r}, expected one of {', '.join(sorted(PRESETS))}")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import project_to_level_set, value_and_grad
+from ..field.levelset import project_to_level_set, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _equal_time(case, label, mcfg, probe, iters, budget, quick, device, seed) ->
 
 def _run_fits(cases, configs, out, quick, seed, device, iters, probe_every, n_probe, equal_time):
     """Every case × activation at equal steps (probed) and equal time: (rows, stuck_rows)."""
-    from ..normalize import Normalization
+    from ..input.normalize import Normalization
 
     rows, stuck_rows = [], []
     budget = equal_time if equal_time is not None else (3.0 if quick else 20.0)

@@ -143,7 +143,7 @@ def load_cases(spec: Any = None, quick: bool = False, max_points: int | None = N
 # ---------------------------------------------------------------------------- fitting
 def model_config(quick: bool = False, **kw: Any):
     """The studies' network: 3×64 Softplus(β=100) (2×32 when ``quick``)."""
-    from ..model import ModelConfig
+    from ..settings import ModelConfig
 
     base = dict(hidden_dim=32, n_hidden_layers=2) if quick else dict(hidden_dim=64, n_hidden_layers=3)
     base.update(activation="softplus", softplus_beta=100.0, init_radius=0.5)
@@ -173,7 +173,7 @@ def fit_settings(quick: bool = False, device: str = "cpu", seed: int = 0, **over
 
 def fit_config(quick: bool = False, device: str = "cpu", seed: int = 0, **overrides: Any):
     """:class:`surfrec.FitConfig` of :func:`fit_settings`."""
-    from ..fitting import FitConfig
+    from ..settings import FitConfig
 
     return FitConfig(**fit_settings(quick, device, seed, **overrides))
 
@@ -186,9 +186,10 @@ def fit_case(case: Case, quick: bool = False, device: str = "cpu", seed: int = 0
              **overrides: Any):
     """Fit a case with :func:`fit_settings` through :func:`surfrec.fit` (cached per process
     when no callback or ``on_step`` hook is given; the hook sees the training network)."""
-    from ..fitting import fit
+    from ..run import fit
+    from ..settings import ReconstructionConfig
 
-    cfg = fit_config(quick, device, seed, **overrides)
+    cfg = ReconstructionConfig(fit=fit_config(quick, device, seed, **overrides))
     key = (case.name, len(case.points), repr(cfg))
     cache = cache and callback is None and on_step is None
     if cache and key in _FIT_CACHE:
@@ -211,8 +212,8 @@ def score(result, case: Case, quick: bool = False, level: float | None = None,
         extraction fails or there is no ground truth.
     """
     from ..errors import EmptyLevelSetError
-    from ..metrics import evaluate
-    from ..pipeline import extract_mesh
+    from ..evaluate.metrics import evaluate
+    from ..run import extract_mesh
 
     out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False,
            "components": 0}
@@ -244,7 +245,7 @@ def unit_points(result, case: Case) -> np.ndarray:
 def fit_like_seeds(unit: np.ndarray, n: int, *, k: int = 10, uniform_fraction: float = 0.2,
                    sigma: float | None = None, seed: int = 0, box: float = 1.0) -> torch.Tensor:
     """Seeds drawn as ``fit`` draws them (kNN σ clipped to [0.1, 10] × median, or a fixed σ)."""
-    from ..levelset import draw_seeds, seed_sigmas
+    from ..field.levelset import draw_seeds, seed_sigmas
 
     s = seed_sigmas(unit, k, fixed=sigma)
     gen = torch.Generator().manual_seed(seed)
@@ -265,8 +266,9 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]
 # ---------------------------------------------------------------------------- reports
 def plt():
     """matplotlib.pyplot on the Agg backend."""
-    import matplotlib
+    from ..optional import require
 
+    matplotlib = require("matplotlib", "the studies' figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as pyplot
 

@@ -6,10 +6,10 @@ here) are fitted with the same machinery as 3-D scans:
 * the network is surfrec's 3-D :class:`ImplicitMLP` restricted to the plane z = 0
   (:class:`PlanarField`): its forward pass pads (M, 2) points with z = 0, and its
   ``value_and_grad`` returns the first two components of ∇F — exactly the gradient of the
-  restricted function, so :mod:`surfrec.levelset` (seeds, Newton projection) and the sample
-  network of :mod:`surfrec.losses` work unchanged in 2-D;
+  restricted function, so :mod:`surfrec.field.levelset` (seeds, Newton projection) and the sample
+  network of :mod:`surfrec.field.losses` work unchanged in 2-D;
 * :func:`fit_curve` runs the training loop of :func:`surfrec.fit` itself
-  (:func:`surfrec.fitting.train`) on the 2-D points: a warm-started buffer of level-set
+  (:func:`surfrec.field.train.train`) on the 2-D points: a warm-started buffer of level-set
   samples (kNN-σ Gaussian seeds + 20% uniform, one Newton step per training step), the
   sample network pulled to the nearest input point, λ·|F| on the data, and the
   distance-sample term.
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..levelset import newton_delta, project_to_level_set, value_and_grad
-from ..model import build_model
+from ..field.levelset import newton_delta, project_to_level_set, value_and_grad
+from ..field.model import build_model
 from . import common
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def curve_points(name: str, n: int = 400, noise: float = 0.005, seed: int = 0) -
 def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr: float = 5e-3,
               quick: bool = False, seed: int = 0, snapshots: tuple[int, ...] = (),
               distance_weight: float = 0.5) -> tuple[PlanarField, list[tuple[int, dict]]]:
-    """Fit F₂ to 2-D points (normalized frame) with :func:`surfrec.fitting.train`, the loop of
+    """Fit F₂ to 2-D points (normalized frame) with :func:`surfrec.field.train.train`, the loop of
     :func:`surfrec.fit` (cosine schedule without warm-up, all points in the data term).
 
     Returns
@@ -138,9 +138,9 @@ def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr
     """
     import time
 
-    from ..fitting import FitData, init_state, train
-    from ..index import NearestPoints, SpatialIndex
-    from ..levelset import seed_sigmas
+    from ..field.train import FitData, init_state, train
+    from ..input.index import NearestPoints, SpatialIndex
+    from ..field.levelset import seed_sigmas
 
     cfg = common.fit_config(quick, "cpu", seed, iterations=steps, n_samples=n_samples, lr=lr, warmup_steps=0,
                             batch_points=len(points), n_distance_samples=n_samples,
@@ -149,8 +149,7 @@ def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr
     index = SpatialIndex(unit)
     x = torch.from_numpy(unit)
     sigma = torch.from_numpy(seed_sigmas(unit, cfg.seed_k, tree=index).astype(np.float32))
-    data = FitData(normalization=None, unit=unit, data_points=unit, data_index=index, nearest=NearestPoints(index),
-                   x_all=x, seed_pts=x, sigma=sigma, normals=None, fingerprint="")
+    data = FitData(points=unit, nearest=NearestPoints(index), x_all=x, seed_pts=x, sigma=sigma)
     st = init_state(cfg, data, torch.device("cpu"), model=PlanarField(build_model(cfg.model)))
     snaps = [(0, copy.deepcopy(st.model.state_dict()))] if 0 in snapshots else []
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import value_and_grad
+from ..field.levelset import value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _offset_rows(res, case, levels, resolution: int, n_samp: int, seed: int, dev
     """Distances of the extracted S_c of a level-0 fit from S_0 (and the truth), per level c."""
     import trimesh
 
-    from ..pipeline import extract_mesh
+    from ..run import extract_mesh
 
     norm = res.normalization
     v0, f0, s0 = _samples(extract_mesh(res, resolution=resolution, level=0.0, device=device, refine=False, fill=0.0),
@@ -122,7 +122,7 @@ def _offset_rows(res, case, levels, resolution: int, n_samp: int, seed: int, dev
 
 def _fitted_level_row(case, c: float, quick: bool, resolution: int, n_samp: int, seed: int, device: str) -> dict:
     """Fit at level c: scores, and how far the model's S_0 lies from its S_c."""
-    from ..pipeline import extract_mesh
+    from ..run import extract_mesh
 
     rc = common.fit_case(case, quick, device, seed, level=c)
     qc = common.score(rc, case, quick, level=c, device=device)

@@ -15,7 +15,7 @@ budget / measured cost per step), same cases. Only the loss differs:
   0.1 · mean (‖∇F(q)‖ − 1)² on queries near the data and uniform in the box
   (:func:`igr_loss`; second derivatives).
 
-The alternative losses live here, not in :mod:`surfrec.losses`; the training loop
+The alternative losses live here, not in :mod:`surfrec.field.losses`; the training loop
 (:func:`train_alternative`) reuses surfrec's model, seeds' σ (:func:`knn_sigma`), and
 :class:`FitResult` so that meshing and scoring are identical.
 """
@@ -91,9 +91,9 @@ def train_alternative(points: np.ndarray, loss: str, *, time_budget: float, quic
     """
     from scipy.spatial import cKDTree
 
-    from ..levelset import knn_sigma
-    from ..model import build_model
-    from ..normalize import Normalization
+    from ..field.levelset import knn_sigma
+    from ..field.model import build_model
+    from ..input.normalize import Normalization
     from ..result import FitResult
 
     if loss not in ("pull", "igr"):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import iterate_active, newton_delta, value_and_grad
+from ..field.levelset import iterate_active, newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Trace:
 
 
 def _iterate(field_fn, seeds: torch.Tensor, level: float, steps: int, update, box: float | None) -> Trace:
-    """:func:`surfrec.levelset.iterate_active` (active set, freezing, box check) with a timed trace."""
+    """:func:`surfrec.field.levelset.iterate_active` (active set, freezing, box check) with a timed trace."""
     tr = Trace()
     tr.record(0.0, 0, field_fn, seeds, level)
     clock = {"elapsed": 0.0, "t0": 0.0}

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..levelset import newton_delta, value_and_grad
+from ..field.levelset import newton_delta, value_and_grad
 from . import common
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def run_residuals_study(cases: Any = None, out: str | Path = "out/studies/residu
 
 def _measure_case(case, quick, seed, device, n_seeds, uniform_fraction, tol):
     """Residual rows, failure rows and the history (for the figure) of one case."""
-    from ..index import SpatialIndex
+    from ..input.index import SpatialIndex
 
     res = common.fit_case(case, quick, device, seed)
     model = res.model.to(device).eval()

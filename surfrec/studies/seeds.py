@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..levelset import project_to_level_set
+from ..field.levelset import project_to_level_set
 from . import common
 
 log = logging.getLogger(__name__)

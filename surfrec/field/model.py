@@ -28,78 +28,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .validation import MODEL, check_fields
+from ..settings.field import ACTIVATIONS, ENCODINGS, ModelConfig
 
-ACTIVATIONS = ("softplus", "relu")
 #: Softplus arguments βz below −SOFTPLUS_FLOOR are clamped (the value there is < e^−15/β).
 SOFTPLUS_FLOOR = 15.0
-ENCODINGS = ("none", "grid")
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of the implicit network."""
-
-    hidden_dim: int = 128
-    """Width of every hidden layer."""
-    n_hidden_layers: int = 4
-    """Number of hidden layers."""
-    skip_layers: tuple[int, ...] = ()
-    """Hidden-layer indices (0-based) whose input is concatenated with x (DeepSDF-style skip)."""
-    activation: str = "softplus"
-    """``softplus`` (smooth, recommended) or ``relu`` (as in the paper's official code)."""
-    softplus_beta: float = 100.0
-    """Sharpness β of Softplus(z) = log(1 + exp(βz)) / β; large β approaches ReLU."""
-    init_radius: float = 0.5
-    """Radius r of the sphere F ≈ ‖x‖ − r that the geometric initialization produces."""
-    encoding: str = "none"
-    """Input encoding: ``none`` (the MLP reads x) or ``grid`` (x and multiresolution grid features)."""
-    grid_levels: int = 4
-    """Number of grid levels (``encoding="grid"``)."""
-    grid_min_res: int = 16
-    """Vertices per side of the coarsest grid level."""
-    grid_max_res: int = 128
-    """Vertices per side of the finest grid level (levels are spaced geometrically)."""
-    grid_channels: int = 4
-    """Features stored per grid vertex and level."""
-    grid_bound: float = 1.0
-    """The grids cover the cube [-grid_bound, grid_bound]³ (points outside are clamped)."""
-    grid_init_std: float = 1e-4
-    """Standard deviation of the initial grid features (near zero keeps the sphere init)."""
-
-    def __post_init__(self) -> None:
-        self.skip_layers = tuple(int(i) for i in self.skip_layers)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        check_fields(self, MODEL)  # the ranges live in surfrec.validation
-        bad = [i for i in self.skip_layers if not 0 < i < self.n_hidden_layers]
-        if bad:
-            raise ValueError(f"skip_layers must lie in 1..{self.n_hidden_layers - 1}, got {bad}")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        if self.encoding == "grid":
-            if not self.grid_min_res <= self.grid_max_res:
-                raise ValueError(f"need 2 <= grid_min_res <= grid_max_res, got "
-                                 f"{self.grid_min_res}, {self.grid_max_res}")
-
-    def grid_resolutions(self) -> list[int]:
-        """Vertices per side of each grid level, coarse to fine."""
-        if self.encoding != "grid":
-            return []
-        if self.grid_levels == 1:
-            return [int(self.grid_max_res)]
-        ratio = (self.grid_max_res / self.grid_min_res) ** (1.0 / (self.grid_levels - 1))
-        return [int(round(self.grid_min_res * ratio**i)) for i in range(self.grid_levels)]
-
-    @property
-    def feature_dim(self) -> int:
-        """Width of the encoding that enters the MLP besides x."""
-        return self.grid_levels * self.grid_channels if self.encoding == "grid" else 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["skip_layers"] = list(self.skip_layers)
-        return d
 
 
 class ImplicitMLP(nn.Module):

@@ -26,9 +26,9 @@ would follow the noise, so ``k`` grows with the noise estimated from the scan it
 moves shrink, to none at ``taper_spacing`` cells (:func:`plan`).
 
 Vertices of a closed surface that no scan point constrains (farther than
-``ExtractConfig.fill`` spacings from every point: a hole's fill, a gap of a random
-sample) are placed by :func:`membrane_fill` instead, on the harmonic membrane of the
-others (after the surface step, :func:`surfrec.pipeline.extract_mesh`).
+``MeshConfig.fill`` spacings from every point: a hole's fill, a gap of a random
+sample) are placed on the harmonic membrane of the others instead, after the surface
+step (:mod:`surfrec.surface.fill`).
 """
 
 from __future__ import annotations
@@ -36,98 +36,22 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .validation import REFINE, check_choice, check_fields
+from ..settings import RefineConfig
+
+if TYPE_CHECKING:
+    from ..field.fitted import FittedField
+    from ..input.inspect import ScanPoints
 
 log = logging.getLogger(__name__)
 
 
-#: How :func:`plan` sets k (``RefineConfig.k_rule``).
-K_RULES = ("sum", "max", "fixed")
-
-
-@dataclass
-class RefineConfig:
-    """Settings of :func:`refine_vertices`."""
-
-    neighbors: int = 20
-    """Input points in each vertex's local fit on a clean scan (the smallest k used)."""
-    max_neighbors: int = 128
-    """Largest k: on noisy scans k grows with the noise until this bound."""
-    noise_neighbors: float = 150.0
-    """The neighbours the noise asks for: the height's standard error falls like noise/√k,
-    so averaging the noise down to spacing/√noise_neighbors takes noise_neighbors ·
-    (noise / spacing)² points (see ``k_rule``)."""
-    k_rule: str = "sum"
-    """``sum``: k = ``neighbors`` + the neighbours the noise asks for; ``max``: the larger of
-    the two (``neighbors`` is then only the floor of a stable local fit); ``fixed``: k =
-    ``neighbors`` whatever the noise (:func:`with_neighbors`, ``--neighbors``). No global k suits
-    every scan (benchmarks/EXPERIMENTS.md, session 11): ``max`` with ``neighbors=10`` follows
-    the detail of clean scans better (same fits, CD-L1 ×1000 armadillo 0.237 → 0.196,
-    fandisk 0.102 → 0.077, abc00994122 0.255 → 0.232, the gargoyle's scan → mesh distance
-    0.0529 → 0.0415) but averages too little on moderately noisy smooth ones (the demo scan
-    4.13 → 5.81, a generated lidar terrain's mesh → truth 0.034 → 0.060 spacings): not the
-    default."""
-    noise_k: int | None = 20
-    """Neighbours of the noise estimate's local fits (:func:`estimate_noise`; None:
-    ``neighbors``)."""
-    iterations: int = 2
-    """Rounds of fit-and-move (the second round corrects the tangential offset error of
-    the first when a vertex was far from the data)."""
-    robust_iterations: int = 1
-    """Reweighting rounds by the residual (0: plain weighted least squares)."""
-    normal_agreement: float = 0.5
-    """Neighbours whose normal n_p has n_p·n_v below this cosine (60° by default) are
-    left out of a vertex's fit (only when the points have normals)."""
-    min_support: int = 6
-    """Vertices with fewer agreeing neighbours than this do not move."""
-    max_shift: float = 4.0
-    """Longest move per round, in grid cells of the extraction."""
-    ridge: float = 1e-3
-    """Tikhonov weight on the linear and quadratic coefficients (stabilizes fits whose
-    neighbours lie on a line or to one side of the vertex)."""
-    max_spacing: float = 2.0
-    """Full moves up to this median point spacing, in grid cells of the extraction; beyond
-    it the moves shrink linearly to none at ``taper_spacing`` (sparse scans: between points
-    farther apart than the mesh's cells, local fits roughen the surface while the fitted
-    field interpolates smoothly). Measured on subsampled bench shapes (benchmarks/
-    EXPERIMENTS.md, session 12): full moves at 1.6–2.0 cells halve the Chamfer distance
-    (fandisk with 10k points 0.58 → 0.28 ×10⁻³, armadillo with 5k 1.90 → 1.24) at equal
-    normal consistency; at 2.8–3.3 cells they cost normal consistency (0.98 → 0.94) for no
-    Chamfer gain. (1.5 and a hard cut until session 12.)"""
-    taper_spacing: float = 3.0
-    """Median point spacing, in grid cells, from which the refinement is skipped (see
-    ``max_spacing``)."""
-    noise_samples: int = 2000
-    """Input points used by :func:`estimate_noise`."""
-    chunk_size: int = 8192
-    """Vertices per batch at most (memory ~ chunk_size · k · 80 bytes)."""
-    chunk_neighbors: int = 65536
-    """Neighbour rows (vertices × k) per batch at most: a batch's arrays then stay in cache
-    (k=128 on spot_noisy: 1.4x faster local fits than 8192 vertices, the same heights bit
-    for bit; benchmarks/EXPERIMENTS.md, session 5)."""
-    seed: int = 0
-    """Seed of the point subset used by :func:`estimate_noise`."""
-
-    def __post_init__(self) -> None:
-        check_fields(self, REFINE)  # the ranges live in surfrec.validation
-        check_choice(f"{type(self).__name__}.k_rule", self.k_rule, K_RULES)
-        if self.taper_spacing < self.max_spacing:
-            raise ValueError(f"RefineConfig.taper_spacing: got {self.taper_spacing}, expected a number "
-                             f">= max_spacing ({self.max_spacing})")
-        if self.max_neighbors < self.neighbors:
-            raise ValueError(f"RefineConfig.max_neighbors: got {self.max_neighbors}, expected an integer "
-                             f">= neighbors ({self.neighbors})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def with_neighbors(config: RefineConfig, neighbors: int) -> RefineConfig:
-    """``config`` with a fixed k of ``neighbors`` (``ExtractConfig.neighbors``); 0: ``config``
+    """``config`` with a fixed k of ``neighbors`` (``MeshConfig.neighbors``); 0: ``config``
     unchanged (k from the scan's noise)."""
     if neighbors == 0:
         return config
@@ -204,7 +128,7 @@ def local_heights(
     scale : (M,) float64
         Robust residual scale of the fit (1.4826 · median |residual|): noise plus model error.
     """
-    from .index import SpatialIndex
+    from ..input.index import SpatialIndex
 
     centers, unit_normals, points, pn_t = _check_local_inputs(centers, normals, points, k, exclude_self,
                                                               point_normals)
@@ -356,7 +280,7 @@ def estimate_noise(points: np.ndarray, k: int = 20, n_samples: int = 2000, seed:
     spacing : float
         Median distance from a point to its nearest neighbour.
     """
-    from .index import SpatialIndex
+    from ..input.index import SpatialIndex
 
     points = _check("points", points)
     if len(points) < k + 1:
@@ -397,7 +321,7 @@ class RefinePlan:
 def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tree=None) -> RefinePlan:
     """Decide whether and with how many neighbours to refine, from the scan itself.
 
-    ``tree``: a :class:`~surfrec.index.SpatialIndex` over ``points`` (built when not given).
+    ``tree``: a :class:`~surfrec.input.index.SpatialIndex` over ``points`` (built when not given).
     """
     cfg = config or RefineConfig()
     if not cell > 0:
@@ -427,6 +351,35 @@ def plan(points: np.ndarray, cell: float, config: RefineConfig | None = None, tr
     return RefinePlan(True, k, noise, spacing, cell,
                       f"k={k}{' fixed' if cfg.k_rule == 'fixed' else ''} (noise {noise:.3g} = {rel:.2f} x spacing "
                       f"{spacing:.3g}; cell {cell:.3g}{part})", weight=weight)
+
+
+@dataclass
+class RefineReport:
+    """What :func:`refine_vertices` did (distances in the vertices' units)."""
+
+    applied: bool
+    """Whether the vertices moved."""
+    reason: str
+    """The plan's line: k, noise, spacing and cell, or why the refinement was skipped."""
+    neighbors: int
+    """k of the local fits."""
+    weight: float
+    """Share of each move applied (below 1 on scans sparser than ``max_spacing`` cells)."""
+    noise: float
+    """Estimated noise sigma of the scan."""
+    spacing: float
+    """Median point spacing the plan used."""
+    mean_shift: float = 0.0
+    """Mean length of the moves, over all rounds."""
+    max_shift: float = 0.0
+    """Longest move."""
+    clipped: float = 0.0
+    """Share of vertices with a move shortened to ``max_shift`` cells."""
+    mean_shift_cells: float = 0.0
+    """``mean_shift`` in grid cells."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def _chunk(cfg: RefineConfig, neighbors: int) -> int:
@@ -469,13 +422,9 @@ def refine_vertices(
     -------
     vertices : (V, 3) float64
         Refined positions (the input positions when the plan skips the refinement).
-    report : dict
-        ``applied``, ``reason``, ``neighbors``, ``noise``, ``spacing``, ``mean_shift`` and
-        ``max_shift`` (over all rounds, in the vertices' units), ``mean_shift_cells``
-        (the mean in grid cells), ``clipped`` (share of vertices with a move shortened
-        to ``max_shift``), ``weight`` (the share of each move applied, :class:`RefinePlan`).
+    report : RefineReport
     """
-    from .index import SpatialIndex
+    from ..input.index import SpatialIndex
 
     cfg = config or RefineConfig()
     vertices = _check("vertices", vertices)
@@ -485,10 +434,8 @@ def refine_vertices(
         raise ValueError(f"normals must match vertices: {len(normals)} vs {len(vertices)}")
     tree = tree if tree is not None else SpatialIndex(points)
     decision = refine_plan or plan(points, cell, cfg, tree=tree)
-    report = {"applied": decision.apply, "reason": decision.reason, "neighbors": decision.neighbors,
-              "weight": decision.weight,
-              "noise": decision.noise, "spacing": decision.spacing, "mean_shift": 0.0, "max_shift": 0.0,
-              "clipped": 0.0, "mean_shift_cells": 0.0}
+    report = RefineReport(applied=decision.apply, reason=decision.reason, neighbors=decision.neighbors,
+                          weight=decision.weight, noise=decision.noise, spacing=decision.spacing)
     if not decision.apply or len(vertices) == 0:
         log.info("refinement %s", decision.reason)
         return vertices.copy(), report
@@ -497,11 +444,10 @@ def refine_vertices(
     if decision.weight < 1.0:  # a sparse scan: part of the move (after all rounds, so the share is exact)
         out = vertices + decision.weight * (out - vertices)
         total *= decision.weight
-    report.update(mean_shift=float(np.abs(total).mean()), max_shift=float(np.abs(total).max()),
-                  clipped=float(clipped.mean()), mean_shift_cells=float(np.abs(total).mean()) / cell)
+    report.mean_shift, report.max_shift = float(np.abs(total).mean()), float(np.abs(total).max())
+    report.clipped, report.mean_shift_cells = float(clipped.mean()), float(np.abs(total).mean()) / cell
     log.info("refined %d vertices onto the data: %s; mean move %.3g (%.2f cells), %.2f%% clipped",
-             len(vertices), decision.reason, report["mean_shift"], report["mean_shift"] / cell,
-             100 * report["clipped"])
+             len(vertices), decision.reason, report.mean_shift, report.mean_shift / cell, 100 * report.clipped)
     return out, report
 
 
@@ -527,61 +473,34 @@ def _rounds(vertices, normals, points, k: int, cfg: RefineConfig, limit: float, 
     return out, total, clipped
 
 
-__all__ = ["RefineConfig", "RefinePlan", "local_heights", "estimate_noise", "plan", "refine_vertices", "with_neighbors",
-           "membrane_fill"]
+def refine_mesh(mesh, field: "FittedField", data: "ScanPoints", cell: float, config: RefineConfig,
+                normals_ready: bool):
+    """The refinement stage: ``mesh`` (normalized frame) moved onto the scan points, and
+    the :class:`RefineReport`.
 
-
-def membrane_fill(vertices: np.ndarray, faces: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Move the ``free`` vertices onto the membrane the others span.
-
-    Each free vertex ends at the mean of its edge neighbours (the discrete harmonic map
-    with uniform weights: a soap film over every hole whose rim is fixed), solved as one
-    sparse linear system. Used for the vertices of a closed surface that no scan point
-    constrains (:func:`surfrec.pipeline.extract_mesh`, ``ExtractConfig.fill``): the network
-    extrapolates there, and a hole's fill then bulges; the membrane is the smallest
-    surface its rim allows, with the same faces.
-
-    Parameters
-    ----------
-    vertices : (V, 3) float
-    faces : (F, 3) int
-    free : (V,) bool
-        Vertices to move. A connected group of free vertices with no fixed neighbour
-        (a whole component) has nothing to span and stays where it is.
-
-    Returns
-    -------
-    (V, 3) float64 vertices, (V,) bool the vertices moved
+    The moves follow the unit gradient of F at the vertices; the scan points are oriented by
+    the gradient of F at them, so neighbours on the far side of a thin part are left out.
+    ``normals_ready``: the mesh's vertex normals already are the unit gradients of F (as
+    :func:`~surfrec.surface.extract.extract_level_set` sets them), and the refined mesh
+    gets them anew.
     """
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-    from scipy.sparse.linalg import splu
+    import trimesh
 
-    v = _check("vertices", vertices)
-    f = np.asarray(faces, dtype=np.int64)
-    free = np.asarray(free, dtype=bool)
-    if f.ndim != 2 or f.shape[1] != 3 or (f.size and (f.min() < 0 or f.max() >= len(v))):
-        raise ValueError(f"faces must be (F, 3) indices into {len(v)} vertices, got shape {f.shape}")
-    if free.shape != (len(v),):
-        raise ValueError(f"free must have shape ({len(v)},), got {free.shape}")
-    out = v.copy()
-    if not free.any():
-        return out, free.copy()
-    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    adj = sp.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(len(v), len(v))).tocsr()
-    adj = ((adj + adj.T) > 0).astype(np.float64).tocsr()
-    # groups of free vertices with no fixed neighbour stay (the system would be singular)
-    idx = np.flatnonzero(free)
-    rows = adj[idx]
-    n_groups, group = connected_components(rows[:, idx], directed=False)
-    anchored = np.zeros(n_groups, dtype=bool)
-    anchored[group[np.asarray(rows[:, ~free].sum(axis=1)).ravel() > 0]] = True
-    moved = np.zeros(len(v), dtype=bool)
-    moved[idx[anchored[group]]] = True
-    if not moved.any():
-        return out, moved
-    mi, fi = np.flatnonzero(moved), np.flatnonzero(~moved)
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    lap = (sp.diags(deg) - adj).tocsr()
-    out[mi] = splu(lap[mi][:, mi].tocsc()).solve(np.asarray(adj[mi][:, fi] @ v[fi]))
-    return out, moved
+    from ..field.fitted import FIELD_BATCH
+    from .extract import gradient_normals
+
+    decision = plan(data.points, cell, config, tree=data.index)
+    normals = mesh.vertex_normals if normals_ready else gradient_normals(mesh, field.gradients, FIELD_BATCH)
+    # the gradient at the scan points only when the refinement runs (it orients them)
+    point_normals = field.gradients(np.asarray(data.points, np.float32)) if decision.apply else None
+    verts, report = refine_vertices(mesh.vertices, normals, data.points, cell, config, refine_plan=decision,
+                                    point_normals=point_normals, tree=data.index)
+    if not report.applied:
+        return mesh, report
+    refined = trimesh.Trimesh(vertices=verts, faces=mesh.faces, process=False)
+    if normals_ready:
+        refined.vertex_normals = gradient_normals(refined, field.gradients, FIELD_BATCH)
+    return refined, report
+
+
+__all__ = ["RefineConfig", "RefinePlan", "RefineReport", "refine_mesh", "local_heights", "estimate_noise", "plan", "refine_vertices", "with_neighbors"]

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
-
-#: Half of the largest side of the scan's box in normalized coordinates.
-UNIT_HALF_EXTENT = 0.8
+from ..errors import InputError
+from ..settings.field import UNIT_HALF_EXTENT
 
 
 @dataclass(frozen=True)

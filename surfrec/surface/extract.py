@@ -1,6 +1,8 @@
 """Marching cubes on an implicit function given as a callable (dense or narrow band).
 
-The component filter and the mesh report are in :mod:`surfrec.components`.
+:func:`extract_level_set` is the extraction stage of a reconstruction: the level set of a
+fitted field in its box, capped at the box, filtered to the pieces near the scan. The
+component filter and the mesh report are in :mod:`surfrec.surface.components`.
 
 The surface is the level set ``F(x) = level`` of a field ``F: R^3 -> R`` that is negative
 inside and positive outside (the SDF convention). Nothing here knows about the model: the
@@ -33,12 +35,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trimesh
 
+from ..errors import EmptyLevelSetError, InputError
 from .components import component_filter, mesh_report  # noqa: F401 - mesh_report: public here too
-from .errors import EmptyLevelSetError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,11 @@ FieldFn = Callable[[np.ndarray], np.ndarray]
 
 GradFn = Callable[[np.ndarray], np.ndarray]
 """``(M, 3) float32 points -> (M, 3) float32 gradients``."""
+
+if TYPE_CHECKING:
+    from ..field.fitted import FittedField
+    from ..input.inspect import ScanPoints
+    from ..settings import MeshConfig
 
 ProgressFn = Callable[[int, int], None]
 """Called with ``(done, total)`` work units."""
@@ -57,7 +65,7 @@ COMPONENTS = ("all", "largest", "near-data")
 #: lies near the data (stray level-set pieces off the scan have ~0%, real parts > 90%).
 NEAR_FRACTION = 0.2
 
-#: Default of ``near_cells`` / ``near_diagonal`` (:class:`surfrec.config.ExtractConfig`).
+#: Default of ``near_cells`` / ``near_diagonal`` (:class:`surfrec.settings.MeshConfig`).
 NEAR_CELLS = 2.0
 NEAR_DIAGONAL = 0.01
 
@@ -690,3 +698,84 @@ def gradient_normals(mesh: trimesh.Trimesh, gradient: GradFn, chunk_size: int) -
         log.warning("gradient is zero or non-finite at %d vertices: using face normals there", int((~ok).sum()))
         normals[~ok] = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals[~ok]
     return normals
+
+
+# ------------------------------------------------------------------ the extraction stage
+def extraction_box(box: float, padding: float) -> tuple[float, np.ndarray]:
+    """Half side and (2, 3) bounds of the extraction box of a fit whose scan fills ±0.8 of
+    the normalized frame, padded by ``padding`` of its largest side and capped at the
+    fitting box's half side ``box``."""
+    from ..settings.field import UNIT_HALF_EXTENT
+
+    half = min(UNIT_HALF_EXTENT * (1.0 + 2.0 * padding), box)
+    return half, np.array([[-half] * 3, [half] * 3], dtype=np.float64)
+
+
+def extract_level_set(field: "FittedField", config: "MeshConfig", level: float, data: "ScanPoints | None",
+                      progress: ProgressFn | None = None, timings: dict | None = None) -> tuple[trimesh.Trimesh, float]:
+    """Marching cubes of a fitted field at ``level`` in its box, and the component filter.
+
+    Parameters
+    ----------
+    field : FittedField
+    config : MeshConfig
+        Resolution, padding, method, components (``near-data`` needs ``data``; without it
+        every piece is kept), the cap at the box.
+    level : float
+        The level to extract.
+    data : ScanPoints, optional
+        The scan points (normalized frame) of the near-data filter.
+
+    Returns
+    -------
+    (trimesh.Trimesh, float)
+        The mesh in the normalized frame (vertex normals from the gradient of F when
+        ``config.normals_from_gradient``) and the grid's cell size.
+
+    Raises
+    ------
+    EmptyLevelSetError
+        F does not cross ``level`` in the box.
+    """
+    half, bounds = extraction_box(field.box, config.padding)
+    values = field.values
+    if config.close_at_box:
+        _check_crossing(values, half, level, config.crossing_check_resolution)
+        values = _capped(values, half, level, config.cap_margin)
+    components = "all" if config.components == "near-data" and data is None else config.components
+    mesh = extract_mesh_from_field(
+        values, bounds, resolution=config.resolution, level=level, method=config.method,
+        gradient=field.gradients if config.normals_from_gradient else None,
+        components=components, data_points=None if data is None else data.points, progress=progress,
+        near_fraction=config.near_fraction, band_factor=config.band_factor, near_cells=config.near_cells,
+        near_diagonal=config.near_diagonal, narrowband_above=config.narrowband_above,
+        data_index=data.index if components == "near-data" else None, timings=timings,
+    )
+    return mesh, grid_step(bounds, config.resolution)
+
+
+def _check_crossing(field: FieldFn, half: float, level: float, resolution: int) -> None:
+    """Raise EmptyLevelSetError when F does not cross ``level`` inside the box (coarse grid)."""
+    t = np.linspace(-half, half, resolution, dtype=np.float32)
+    grid = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
+    v = field(grid)
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    if not lo < level < hi:
+        raise EmptyLevelSetError(
+            f"F never crosses the level {level:g} in the box: it ranges over [{lo:.4g}, {hi:.4g}] "
+            f"on a {resolution}^3 grid; choose a level inside that range")
+
+
+def _capped(field: FieldFn, half: float, level: float, margin: float) -> FieldFn:
+    """F, forced to at least ``level + margin`` on and beyond the faces of the cube [-half, half]³."""
+    edge = half * (1.0 - 1e-6)
+
+    def f(x: np.ndarray) -> np.ndarray:
+        v = field(x)
+        out = (np.abs(x) >= edge).any(axis=1)
+        if out.any():
+            v = v.copy()
+            v[out] = np.maximum(v[out], np.float32(level) + np.float32(margin))
+        return v
+
+    return f

@@ -15,9 +15,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ._open3d import import_open3d
-from .errors import InputError
-from .validation import POISSON, check_range
+from ..optional import import_open3d
+from ..errors import InputError
+from ..validation import POISSON, check_range
 
 log = logging.getLogger(__name__)
 

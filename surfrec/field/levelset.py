@@ -70,7 +70,7 @@ def knn_sigma(points: np.ndarray, k: int = 10, tree=None) -> np.ndarray:
     -------
     (N,) float64
     """
-    from .index import SpatialIndex
+    from ..input.index import SpatialIndex
 
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] < 1 or len(pts) < 2:

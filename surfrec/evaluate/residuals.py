@@ -17,9 +17,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .levelset import draw_seeds, project_to_level_set, seed_sigmas
-from .result import FitResult
-from .validation import RESIDUALS, check_each, check_range
+from ..field.levelset import draw_seeds, project_to_level_set, seed_sigmas
+from ..result import FitResult
+from ..validation import RESIDUALS, check_each, check_range
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def residual_report(
     steps = check_each("steps", steps, RESIDUALS["steps"])
     for name, value in (("n_seeds", n_seeds), ("tol", tol), ("level", level), ("seed", seed)):
         check_range(name, value, RESIDUALS[name])
-    cfg = result.config
+    cfg = result.config.fit
     lvl = cfg.level if level is None else float(level)
     if points is not None:
         unit = result.normalization.to_unit(np.asarray(points, dtype=np.float64)).astype(np.float32)
@@ -152,9 +152,10 @@ def residual_report(
 
 def plot_residuals(report: ResidualReport, path: str | os.PathLike) -> Path:
     """Histogram of log10 residuals per step count, written atomically as PNG."""
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
+    from ..io import atomic_path
+    from ..optional import require
 
-    from .io import atomic_path
+    Figure = require("matplotlib.figure", "the residual histogram (--plot)").Figure  # no pyplot: the caller's backend stays
 
     fig = Figure(figsize=(6.4, 4.0), dpi=120)
     ax = fig.add_subplot()

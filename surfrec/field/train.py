@@ -3,7 +3,7 @@
 The loop (per step):
 
 1. A persistent buffer of level-set samples is warm-started from the previous step: a
-   share is replaced by fresh seeds (:func:`surfrec.levelset.draw_seeds`) and every sample
+   share is replaced by fresh seeds (:func:`surfrec.field.levelset.draw_seeds`) and every sample
    takes ``newton_steps`` generalized Newton steps towards F = c (no θ-gradient). The
    last step is "one pass": F at the moved samples comes from the loss's own forward
    pass, and ∇ₓF from where the step started, so a step evaluates ∇ₓF once.
@@ -26,35 +26,35 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-from .config import PRESETS, FitConfig, ReconstructionConfig, get_config
-from .device import resolve_device, torch_threads
-from .errors import FitDivergedError, FitInterrupted, InputError
-from .index import NearestPoints, SpatialIndex
+from ..errors import FitDivergedError, FitInterrupted, InputError
+from ..input.index import NearestPoints, SpatialIndex
+from ..settings import FitConfig
 from .levelset import draw_seeds, newton_delta, newton_iterate, seed_sigmas, value_and_grad
 from .losses import (
-    sign_push_loss,
-    slope_loss,
     distance_sample_loss,
     eikonal_loss,
     normal_loss,
     sample_network,
     side_loss,
+    sign_push_loss,
+    slope_loss,
     surface_sample_loss,
 )
 from .model import build_model
-from .normalize import UNIT_HALF_EXTENT, Normalization
 from .optim import Adam, Optimizers, level_weights, lr_at
-from .result import FitResult
+
+if TYPE_CHECKING:
+    from ..input.inspect import Scan
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fit", "FitData", "FitState", "FitConfig", "ReconstructionConfig", "PRESETS", "get_config",
-           "prepare_data", "HISTORY_KEYS"]
+__all__ = ["train_field", "FieldFit", "FitData", "FitState", "prepare_fit", "init_state", "train", "Checkpoint",
+           "load_checkpoint", "HISTORY_KEYS"]
 
 #: What the history records every ``log_every`` steps.
 HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "data", "distance", "residual_median",
@@ -65,36 +65,29 @@ HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "data", "distance", "re
 class FitData:
     """The scan as the loop sees it: normalized, indexed once, on the device."""
 
-    normalization: Normalization | None
-    """Maps normalized coordinates back to the scan's (None: the points already are normalized)."""
-    unit: np.ndarray
-    """(N, 3) float32 input points in normalized coordinates."""
-    data_points: np.ndarray
-    """(K, 3) float32 random subset kept with the model (filter and refinement)."""
-    data_index: SpatialIndex | None
-    """Index over ``data_points`` when it is the fit's own index (K = N), else None."""
+    points: np.ndarray
+    """(N, D) float32 scan points in the normalized frame."""
     nearest: NearestPoints
-    """Nearest input point of query points (the loss's targets)."""
+    """Nearest scan point of query points (the loss's targets)."""
     x_all: torch.Tensor
-    """(N, 3) input points on the device."""
+    """(N, D) scan points on the device."""
     seed_pts: torch.Tensor
-    """(S, 3) points the Gaussian seeds are centred on."""
+    """(S, D) points the Gaussian seeds are centred on."""
     sigma: torch.Tensor
-    """(S,) seed σ of each of them."""
-    normals: torch.Tensor | None
+    """(S,) seed sigma of each of them."""
+    normals: torch.Tensor | None = None
     """(N, 3) scan normals on the device, when the normal term uses them."""
-    fingerprint: str
-    """Hash of the scan (checkpoints)."""
-    timings: dict = field(default_factory=dict)
-    """Seconds of ``normalize``, ``index`` and ``orient`` (see :attr:`FitResult.timings`)."""
-    shape: dict = field(default_factory=dict)
-    """The surface decided before the fit and its evidence (:func:`decide_shape`)."""
     sides: "SideData | None" = None
-    """Oriented scan points of the side term (an open surface), else None."""
+    """Oriented scan points of the side term (an open surface, or a closed one's trusted
+    points), else None."""
     signs: "SignData | None" = None
     """The winding number of a closed scan (``sign_weight`` > 0), else None."""
-    removed: int = 0
-    """Stray points dropped before the fit (``remove_stray``)."""
+    closed_side: bool | None = None
+    """Closed fits with ``closed_side_weight`` > 0: whether the side term runs."""
+    closed_side_share: float | None = None
+    """Share of the points whose outward normal is trusted (closed fits)."""
+    timings: dict = field(default_factory=dict)
+    """Seconds of the set-up (``sigma``, ``sides``)."""
 
     @property
     def sheet(self) -> "SideData | None":
@@ -200,148 +193,63 @@ class FitState:
 
 
 # --------------------------------------------------------------------- the scan
-def _prepare_points(points: Any, normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Accept a path, a PointCloud or arrays; validate (as the file loader does); float64 arrays."""
-    from .io import PointCloud, load_points
-
-    if not isinstance(points, (str, os.PathLike, PointCloud)):
-        pc = PointCloud.from_arrays(points, normals)
-        return pc.points, pc.normals, pc.source
-    pc = load_points(points) if not isinstance(points, PointCloud) else points
-    if normals is not None:  # given normals replace the file's
-        pc = PointCloud.from_arrays(pc.points, normals, source=pc.source)
-    return pc.points, pc.normals, pc.source
-
-
-def _robust_normalization(
-    pts: np.ndarray, nrm: np.ndarray | None, cfg: ReconstructionConfig, source: str
-) -> tuple[Normalization, np.ndarray, np.ndarray | None]:
-    """The box transform, robust to a few far outliers (which are then dropped, and reported)."""
-    exact = Normalization.from_points(pts)
-    if cfg.outlier_percentile <= 0:
-        return exact, pts, nrm
-    robust = Normalization.from_points(pts, percentile=cfg.outlier_percentile)
-    if exact.scale <= cfg.outlier_box_ratio * robust.scale:
-        return exact, pts, nrm
-    # a margin of the robust box around it stays in; farther points are outliers
-    keep = (np.abs(robust.to_unit(pts)) <= min(cfg.box, cfg.outlier_margin * UNIT_HALF_EXTENT)).all(axis=1)
-    kept = pts[keep]
-    norm = Normalization.from_points(kept)
-    log.warning("%s: %d far outliers (%.2f%% of the points) lie outside the robust box of the scan and are "
-                "ignored (the full box is %.1fx larger)", source, int((~keep).sum()), 100 * (~keep).mean(),
-                exact.scale / robust.scale)
-    from .io import MIN_POINTS
-
-    if len(kept) < MIN_POINTS:
-        raise InputError(source, "too few points remain after removing far outliers")
-    return norm, kept, (nrm[keep] if nrm is not None else None)
-
-
-def prepare_data(points: Any, normals: np.ndarray | None, cfg: ReconstructionConfig, device: torch.device,
-                 expect_fingerprint: str | None = None, resume: Any = None) -> FitData:
-    """Load, check and normalize the scan, and build its one spatial index.
-
-    The index is built over the subset kept with the model (a permutation of all points
-    unless the scan has more than ``cfg.extract.max_data_points``), so the fit's seeds
-    and loss, and later the component filter and the refinement, share it.
-    """
-    t0 = time.perf_counter()
-    pts, nrm, source = _prepare_points(points, normals)
-    fingerprint = _fingerprint(pts)
-    removed = 0
-    if cfg.remove_stray:
-        from .support import find_outliers
-
-        stray = find_outliers(pts)
-        removed = int(stray.sum())
-        if removed and len(pts) - removed >= 3:
-            pts, nrm = pts[~stray], (nrm[~stray] if nrm is not None else None)
-            log.info("%d stray points removed before the fit (%.2f%%)", removed, 100.0 * removed / len(stray))
-    if expect_fingerprint is not None and expect_fingerprint != fingerprint:
-        raise InputError(resume, f"checkpoint was made from another scan than {source}")
-    if float(np.ptp(pts, axis=0).max()) == 0.0:
-        raise InputError(source, "all points are identical")
-    norm, pts, nrm = _robust_normalization(pts, nrm, cfg, source)
-    unit = norm.to_unit(pts).astype(np.float32)
-    t1 = time.perf_counter()
-    n = len(unit)
-    rng = np.random.default_rng(cfg.seed)
-    seed_idx = rng.choice(n, size=min(n, cfg.max_seed_points), replace=False) if n > cfg.max_seed_points else None
-    keep = rng.choice(n, size=min(n, cfg.extract.max_data_points), replace=False)
-    data_points = unit[keep]
-    shared = len(keep) == n  # the kept subset is all points (reordered): one index for everything
-    index = SpatialIndex(data_points if shared else unit)
-    seed_np = unit if seed_idx is None else unit[seed_idx]
-    sigma_np = seed_sigmas(seed_np, cfg.seed_k, fixed=cfg.seed_sigma,
-                           tree=index if seed_idx is None else None).astype(np.float32)
-    use_normals = cfg.normal_weight > 0 and nrm is not None
-    if cfg.normal_weight > 0 and nrm is None:
-        log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
-    t2 = time.perf_counter()
-    shape, sides, signs = decide_shape(data_points, cfg, index if shared else None, device,
-                                sigma=sigma_np[keep] if seed_idx is None else None)
-    timings = {"normalize": t1 - t0, "index": t2 - t1, "orient": time.perf_counter() - t2}
-    return FitData(shape=shape, sides=sides, signs=signs, removed=removed,
-        normalization=norm, unit=unit, data_points=data_points, data_index=index if shared else None,
-        nearest=NearestPoints(index), x_all=torch.from_numpy(unit).to(device),
-        seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
-        normals=torch.from_numpy(nrm.astype(np.float32)).to(device) if use_normals else None,
-        fingerprint=fingerprint, timings=timings)
-
-
-def decide_shape(points: np.ndarray, cfg: ReconstructionConfig, index: SpatialIndex | None,
-                 device: torch.device, sigma: np.ndarray | None = None
-                 ) -> tuple[dict, SideData | None, SignData | None]:
-    """Closed or open, before the fit, from the scan's oriented normals (:mod:`surfrec.orient`).
-
-    ``extract.surface="closed"`` skips the measurement; ``"open"`` fits an open surface
-    whatever it says; ``"auto"`` opens when the closure exceeds ``open_closure``.
+def prepare_fit(scan: "Scan", open_surface: bool, cfg: FitConfig, device: torch.device) -> FitData:
+    """The loop's view of an inspected scan: its points on the device, the seeds and their
+    sigma, and the side and sign terms' data (from the scan's oriented normals).
 
     Parameters
     ----------
-    points : (K, 3) float32
-        Scan points (normalized), those kept with the model.
-    index : SpatialIndex over ``points`` (same order), or None
-    sigma : (K,) float32, optional
-        The seed σ of ``points`` when the fit already has it (else measured here).
-
-    Returns
-    -------
-    (dict, SideData or None, SignData or None)
-        The evidence (``fit_surface``, ``closure``, ``open_closure``, ``pieces``; plain
-        Python values), the side term's points when the fit is open, and the winding
-        number of the sign push when it is closed (``sign_weight`` > 0).
+    scan : Scan
+        :func:`surfrec.input.inspect.inspect_scan`'s result (its ``orientation`` is needed
+        when ``open_surface`` or the closed side / sign terms are on).
+    open_surface : bool
+        Fit an open surface (:func:`surfrec.surface.decide.fit_shape`).
     """
-    from .orient import scan_orientation
-
-    mode, sc = cfg.extract.surface, cfg.extract.surface_config
-    if mode == "closed" and cfg.sign_weight == 0 and cfg.closed_side_weight == 0:
-        return {"fit_surface": "closed"}, None, None
-    index = index if index is not None else SpatialIndex(points)
-    o = scan_orientation(points, sc.normal_k, sc.orient_k, index, sc.closure_area_clip)
-    fit_surface = "open" if mode == "open" or (mode == "auto" and o.closure > sc.open_closure) else "closed"
-    shape = {"fit_surface": fit_surface, "closure": round(o.closure, 4), "open_closure": sc.open_closure,
-             "pieces": o.pieces}
-    log.info("scan closure %.3f (open above %g, %d piece%s): fitting a%s %s surface", o.closure, sc.open_closure,
-             o.pieces, "" if o.pieces == 1 else "s", "n" if fit_surface == "open" else "", fit_surface)
-    kth = sigma if sigma is not None else seed_sigmas(points, cfg.seed_k, fixed=cfg.seed_sigma,
-                                                        tree=index).astype(np.float32)
-    if fit_surface == "closed":
-        if cfg.sign_weight == 0 and cfg.closed_side_weight == 0:
-            return shape, None, None
-        from .orient import outward, point_areas
-
-        area = point_areas(points, sc.orient_k, knn=o.knn)
-        normals = outward(points, o.normals, o.labels, area)
-        sides = _closed_sides(points, normals, o.variation, kth, cfg, device, shape)
-        return shape, sides, (_sign_data(points, normals, area, cfg, kth, device) if cfg.sign_weight > 0 else None)
-    if cfg.side_weight == 0:
-        return shape, None, None
-    return shape, _side_data(points, o.normals, kth, cfg, device, cfg.side_weight,
-                             float(cfg.open_sample_radius * np.median(kth)), NearestPoints(index)), None
+    t0 = time.perf_counter()
+    unit, n = scan.points, len(scan.points)
+    rng = np.random.default_rng(cfg.seed)
+    seed_idx = rng.choice(n, size=min(n, cfg.max_seed_points), replace=False) if n > cfg.max_seed_points else None
+    seed_np = unit if seed_idx is None else unit[seed_idx]
+    sigma_np = seed_sigmas(seed_np, cfg.seed_k, fixed=cfg.seed_sigma,
+                           tree=scan.index if seed_idx is None else None).astype(np.float32)
+    use_normals = cfg.normal_weight > 0 and scan.normals is not None
+    if cfg.normal_weight > 0 and scan.normals is None:
+        log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
+    data = FitData(points=unit, nearest=NearestPoints(scan.index), x_all=torch.from_numpy(unit).to(device),
+                   seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
+                   normals=torch.from_numpy(scan.normals.astype(np.float32)).to(device) if use_normals else None)
+    t1 = time.perf_counter()
+    kth = sigma_np[scan.keep] if seed_idx is None else None
+    _oriented_terms(data, scan, open_surface, cfg, device, kth)
+    data.timings = {"sigma": t1 - t0, "sides": time.perf_counter() - t1}
+    return data
 
 
-def _side_data(points: np.ndarray, normals: np.ndarray, kth: np.ndarray, cfg: ReconstructionConfig,
+def _oriented_terms(data: FitData, scan: "Scan", open_surface: bool, cfg: FitConfig, device: torch.device,
+                    kth: np.ndarray | None) -> None:
+    """The side term's points and the sign push's winding grid (``data.sides``,
+    ``data.signs``) from the oriented normals of the kept points; ``kth`` their seed sigma
+    when known (else measured here)."""
+    points, o = scan.data_points, scan.orientation
+    if open_surface and cfg.side_weight == 0 or not open_surface and cfg.sign_weight == 0 and cfg.closed_side_weight == 0:
+        return
+    if o is None:
+        raise ValueError("the side and sign terms need the scan's orientation (inspect_scan(..., orient=True))")
+    kth = kth if kth is not None else seed_sigmas(points, cfg.seed_k, fixed=cfg.seed_sigma,
+                                                   tree=scan.data_index).astype(np.float32)
+    if open_surface:
+        data.sides = _side_data(points, o.normals, kth, cfg, device, cfg.side_weight,
+                                float(cfg.open_sample_radius * np.median(kth)), NearestPoints(scan.data_index))
+        return
+    from ..input.orient import outward, point_areas
+
+    area = point_areas(points, o.k, knn=o.knn)
+    normals = outward(points, o.normals, o.labels, area)
+    data.sides = _closed_sides(points, normals, o.variation, kth, cfg, device, data)
+    data.signs = _sign_data(points, normals, area, cfg, kth, device) if cfg.sign_weight > 0 else None
+
+
+def _side_data(points: np.ndarray, normals: np.ndarray, kth: np.ndarray, cfg: FitConfig,
                device: torch.device, weight: float, sample_radius: float,
                nearest: NearestPoints | None) -> SideData:
     """:class:`SideData` of (K, 3) points with their (K, 3) oriented normals and (K,) k-th
@@ -353,10 +261,10 @@ def _side_data(points: np.ndarray, normals: np.ndarray, kth: np.ndarray, cfg: Re
 
 
 def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray, kth: np.ndarray,
-                  cfg: ReconstructionConfig, device: torch.device, shape: dict) -> SideData | None:
+                  cfg: FitConfig, device: torch.device, data: FitData) -> SideData | None:
     """The side term's points of a closed fit: the scan points whose outward normal can be
     trusted (surface variation below ``closed_side_max_variation``), or None when the term
-    is off or too few points pass (a noisy scan). Records the share in ``shape``.
+    is off or too few points pass (a noisy scan). Records the share in ``data``.
 
     Parameters
     ----------
@@ -367,7 +275,7 @@ def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray
     trusted = variation < cfg.closed_side_max_variation
     share = float(trusted.mean())
     on = share >= cfg.closed_side_min_share
-    shape.update(closed_side=bool(on), closed_side_share=round(share, 4))
+    data.closed_side, data.closed_side_share = bool(on), round(share, 4)
     if not on:
         log.info("side term off: only %.1f%% of the points have a trustworthy normal (need %.0f%%)",
                  100 * share, 100 * cfg.closed_side_min_share)
@@ -376,11 +284,11 @@ def _closed_sides(points: np.ndarray, normals: np.ndarray, variation: np.ndarray
                       float("inf"), None)
 
 
-def _sign_data(points: np.ndarray, normals: np.ndarray, area: np.ndarray, cfg: ReconstructionConfig,
+def _sign_data(points: np.ndarray, normals: np.ndarray, area: np.ndarray, cfg: FitConfig,
                kth: np.ndarray, device: torch.device) -> SignData:
     """The winding-number grid of a closed scan's (K, 3) outward ``normals`` with the (K,)
-    ``area`` each point stands for (:func:`surfrec.orient.outward`, :func:`~surfrec.orient.point_areas`)."""
-    from .orient import winding_grid
+    ``area`` each point stands for (:func:`surfrec.input.orient.outward`, :func:`~surfrec.input.orient.point_areas`)."""
+    from ..input.orient import winding_grid
 
     w = winding_grid(points, normals, area, cfg.sign_resolution, cfg.box)
     cell = 2.0 * cfg.box / cfg.sign_resolution
@@ -390,7 +298,7 @@ def _sign_data(points: np.ndarray, normals: np.ndarray, area: np.ndarray, cfg: R
 
 
 # ------------------------------------------------------------------ the loop state
-def _build_optimizer(cfg: ReconstructionConfig, model: torch.nn.Module) -> Optimizers:
+def _build_optimizer(cfg: FitConfig, model: torch.nn.Module) -> Optimizers:
     """Adam for the MLP; SparseAdam (or the same Adam) for a feature grid."""
     groups = [{"params": model.mlp_parameters(), "base_lr": cfg.lr}]
     grid_group = {"params": model.grid_parameters(), "base_lr": cfg.grid_lr}
@@ -404,20 +312,20 @@ def _build_optimizer(cfg: ReconstructionConfig, model: torch.nn.Module) -> Optim
     return Optimizers(optimizers)
 
 
-def _seeds(cfg: ReconstructionConfig, data: FitData, gen: torch.Generator, k: int) -> torch.Tensor:
+def _seeds(cfg: FitConfig, data: FitData, gen: torch.Generator, k: int) -> torch.Tensor:
     """``k`` fresh seeds (Gaussians around input points plus a uniform share)."""
     return draw_seeds(data.seed_pts, data.sigma, k, uniform_fraction=cfg.uniform_fraction,
                       bounds=(-cfg.box, cfg.box), sigma_scale=cfg.seed_sigma_scale, generator=gen)
 
 
-def _fresh_buffer(cfg: ReconstructionConfig, data: FitData, st: FitState) -> None:
+def _fresh_buffer(cfg: FitConfig, data: FitData, st: FitState) -> None:
     """A new sample buffer: seeds projected with ``init_newton_steps`` Newton steps."""
     st.buf, st.f_buf, st.g_buf = newton_iterate(st.model, _seeds(cfg, data, st.gen, cfg.n_samples),
                                                 float(cfg.level), cfg.init_newton_steps, cfg.eps)
     st.d_buf = None
 
 
-def init_state(cfg: ReconstructionConfig, data: FitData, device: torch.device,
+def init_state(cfg: FitConfig, data: FitData, device: torch.device,
                model: torch.nn.Module | None = None) -> FitState:
     """Seeded network (``model``, or one built from ``cfg.model``), optimizer and initial
     sample buffer."""
@@ -430,7 +338,7 @@ def init_state(cfg: ReconstructionConfig, data: FitData, device: torch.device,
     return st
 
 
-def _restore(st: FitState, saved: dict, device: torch.device, resume: Any, total: int) -> None:
+def _restore(st: FitState, saved: dict, device: torch.device, total: int) -> None:
     """Continue from a checkpoint's state."""
     st.model.load_state_dict(saved["model"])
     st.opt.load_state_dict(saved["optimizer"])
@@ -441,11 +349,11 @@ def _restore(st: FitState, saved: dict, device: torch.device, resume: Any, total
                                                      saved["failures"])
     st.t0 -= saved["elapsed"]
     st.snapshot()
-    log.info("resumed from %s at step %d of %d", resume, st.step, total)
+    log.info("resumed at step %d of %d", st.step, total)
 
 
 # ------------------------------------------------------------------ one step, in parts
-def _out_of_time(cfg: ReconstructionConfig, st: FitState, elapsed: float) -> bool:
+def _out_of_time(cfg: FitConfig, st: FitState, elapsed: float) -> bool:
     """The one place the time budget is checked."""
     if cfg.time_budget is not None and elapsed >= cfg.time_budget:
         log.warning("time budget of %.1f s reached after %d of %d steps: the fit was cut short (its "
@@ -454,7 +362,7 @@ def _out_of_time(cfg: ReconstructionConfig, st: FitState, elapsed: float) -> boo
     return False
 
 
-def _schedule(cfg: ReconstructionConfig, st: FitState, elapsed: float) -> tuple[float, int]:
+def _schedule(cfg: FitConfig, st: FitState, elapsed: float) -> tuple[float, int]:
     """Set this step's learning rates (and grid level weights); returns (lr, schedule length).
 
     The schedule follows wall-clock progress when a time budget is the binding limit.
@@ -471,7 +379,7 @@ def _schedule(cfg: ReconstructionConfig, st: FitState, elapsed: float) -> tuple[
     return lr, total
 
 
-def _refresh_indices(cfg: ReconstructionConfig, st: FitState, n_refresh: int) -> torch.Tensor:
+def _refresh_indices(cfg: FitConfig, st: FitState, n_refresh: int) -> torch.Tensor:
     """Buffer slots the refresh replaces: uniform, or (``keep_far_fraction`` > 0) uniform
     among all but the samples farthest from the data at the last step, which stay."""
     if cfg.keep_far_fraction > 0 and st.d_buf is not None:
@@ -482,7 +390,7 @@ def _refresh_indices(cfg: ReconstructionConfig, st: FitState, n_refresh: int) ->
 
 
 @torch.no_grad()
-def _project_samples(cfg: ReconstructionConfig, data: FitData, st: FitState) -> None:
+def _project_samples(cfg: FitConfig, data: FitData, st: FitState) -> None:
     """Step 1: refresh a share of the buffer, warm-start Newton from the last positions.
 
     ``newton_steps − 1`` full Newton steps, then one whose ∇ₓF is kept in ``st.g_buf``:
@@ -506,7 +414,7 @@ def _project_samples(cfg: ReconstructionConfig, data: FitData, st: FitState) -> 
 
 
 @contextlib.contextmanager
-def _lookup_thread(cfg: ReconstructionConfig, st: FitState) -> Iterator[None]:
+def _lookup_thread(cfg: FitConfig, st: FitState) -> Iterator[None]:
     """While the loop runs: the helper thread of the nearest-point queries (``parallel_nearest``).
 
     With torch on ``threads`` = 1 (the default) the second core is idle during the
@@ -546,7 +454,7 @@ def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[],
     return st.pool.submit(job).result
 
 
-def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Generator,
+def _distance_samples(cfg: FitConfig, data: FitData, gen: torch.Generator,
                       count: int | None = None, near_fraction: float | None = None) -> torch.Tensor:
     """(count, 3) points near the data (wide Gaussians around input points) and uniform in
     the box (``count`` default: ``n_distance_samples``; ``near_fraction`` the share near the
@@ -563,7 +471,7 @@ def _distance_samples(cfg: ReconstructionConfig, data: FitData, gen: torch.Gener
     return torch.cat([near, uni])
 
 
-def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tensor:
+def _loss(cfg: FitConfig, data: FitData, st: FitState) -> torch.Tensor:
     """Steps 2-4: the loss terms, from one batched forward pass of every point that needs F(·; θ).
 
     The pass includes every level-set sample: it gives ``st.f_buf`` and so the samples the
@@ -621,7 +529,7 @@ def _loss(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tenso
     return loss
 
 
-def _slope_points(cfg: ReconstructionConfig, data: FitData, st: FitState) -> torch.Tensor:
+def _slope_points(cfg: FitConfig, data: FitData, st: FitState) -> torch.Tensor:
     """(2B, 3) the slope term's pairs x + hn, then x − hn (B = ``slope_points``; n the unit
     ∇ₓF at x, detached)."""
     x = _distance_samples(cfg, data, st.gen, cfg.slope_points, cfg.slope_near_fraction)
@@ -630,7 +538,7 @@ def _slope_points(cfg: ReconstructionConfig, data: FitData, st: FitState) -> tor
     return torch.cat([x + hn, x - hn])
 
 
-def _sample_terms(cfg: ReconstructionConfig, data: FitData, st: FitState, f_s: torch.Tensor,
+def _sample_terms(cfg: FitConfig, data: FitData, st: FitState, f_s: torch.Tensor,
                   nn: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
     """The sample network's terms over the usable samples: the pull to the data, and the
     sign push (closed fits) or the sheet selection (open fits).
@@ -693,7 +601,7 @@ def sign_push(signs: SignData, ps: torch.Tensor, target: torch.Tensor) -> torch.
     return push
 
 
-def _roll_back(cfg: ReconstructionConfig, data: FitData, st: FitState) -> None:
+def _roll_back(cfg: FitConfig, data: FitData, st: FitState) -> None:
     """A non-finite loss: back to the last good state, lower learning rate, fresh samples."""
     st.failures += 1
     if st.failures > cfg.max_failures:
@@ -707,7 +615,7 @@ def _roll_back(cfg: ReconstructionConfig, data: FitData, st: FitState) -> None:
     _fresh_buffer(cfg, data, st)
 
 
-def _optimizer_step(cfg: ReconstructionConfig, st: FitState, loss: torch.Tensor) -> None:
+def _optimizer_step(cfg: FitConfig, st: FitState, loss: torch.Tensor) -> None:
     """Backward pass and update; a snapshot of the good state every ``rollback_every`` steps."""
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -718,7 +626,7 @@ def _optimizer_step(cfg: ReconstructionConfig, st: FitState, loss: torch.Tensor)
         st.snapshot()
 
 
-def _record(cfg: ReconstructionConfig, st: FitState, lr: float) -> dict | None:
+def _record(cfg: FitConfig, st: FitState, lr: float) -> dict | None:
     """Append the step's metrics to the history every ``log_every`` steps (and the first and last)."""
     if not (st.step % cfg.log_every == 0 or st.step == cfg.iterations or st.step == 1):
         return None
@@ -738,23 +646,23 @@ def _record(cfg: ReconstructionConfig, st: FitState, lr: float) -> dict | None:
     return rec
 
 
-def _interrupt(cfg: ReconstructionConfig, data: FitData, st: FitState, checkpoint: Any) -> None:
+def _interrupt(cfg: FitConfig, st: FitState, checkpoint: "Checkpoint | None") -> None:
     """Save the state to ``checkpoint`` (when given) and raise FitInterrupted."""
     if checkpoint is not None:
-        _save_checkpoint(checkpoint, {
-            "config": cfg.to_dict(), "fingerprint": data.fingerprint, "model": st.model.state_dict(),
+        _save_checkpoint(checkpoint.path, {
+            **checkpoint.meta, "model": st.model.state_dict(),
             "optimizer": st.opt.state_dict(), "buffer": {"p": st.buf, "f": st.f_buf, "g": st.g_buf,
                                                             **({} if st.d_buf is None else {"d": st.d_buf})},
             "generator": st.gen.get_state(), "history": st.history, "step": st.step, "lr_scale": st.lr_scale,
             "failures": st.failures, "elapsed": time.perf_counter() - st.t0})
-    raise FitInterrupted(st.step, cfg.iterations, checkpoint)
+    raise FitInterrupted(st.step, cfg.iterations, None if checkpoint is None else checkpoint.path)
 
 
 #: ``on_step(state)`` hook: called after every optimizer step; returning True ends the fit.
 StepHook = Callable[[FitState], "bool | None"]
 
 
-def train(cfg: ReconstructionConfig, data: FitData, st: FitState, *, callback=None, stop=None,
+def train(cfg: FitConfig, data: FitData, st: FitState, *, callback=None, stop=None,
           checkpoint=None, on_step: StepHook | None = None) -> None:
     """The loop: schedule → project samples → loss → optimizer step → record, until a limit."""
     st.model.train()
@@ -762,12 +670,12 @@ def train(cfg: ReconstructionConfig, data: FitData, st: FitState, *, callback=No
         _loop(cfg, data, st, callback, stop, checkpoint, on_step)
 
 
-def _loop(cfg: ReconstructionConfig, data: FitData, st: FitState, callback, stop, checkpoint,
+def _loop(cfg: FitConfig, data: FitData, st: FitState, callback, stop, checkpoint,
           on_step: StepHook | None) -> None:
     """:func:`train`'s steps."""
     while st.step < cfg.iterations:
         if stop is not None and stop():
-            _interrupt(cfg, data, st, checkpoint)
+            _interrupt(cfg, st, checkpoint)
         elapsed = time.perf_counter() - st.t0
         if _out_of_time(cfg, st, elapsed):
             st.stopped_by = "time_budget"
@@ -788,8 +696,30 @@ def _loop(cfg: ReconstructionConfig, data: FitData, st: FitState, callback, stop
             break
 
 
-def _finish(cfg: ReconstructionConfig, data: FitData, st: FitState) -> FitResult:
-    """All grid levels on, eval mode, on CPU: the FitResult."""
+@dataclass
+class FieldFit:
+    """What :func:`train_field` returns: the fitted network and how the fit went."""
+
+    model: torch.nn.Module
+    """The fitted network (eval mode, on CPU), in the normalized frame."""
+    history: dict
+    """Per recorded step (:data:`HISTORY_KEYS`): lists of floats."""
+    seconds: float
+    """Wall-clock time of the optimization."""
+    steps: int
+    """Steps performed."""
+    stopped_by: str
+    """What ended the fit: ``iterations`` (reproducible), ``time_budget`` or ``hook``."""
+    closed_side: bool | None = None
+    """Closed fits with ``closed_side_weight`` > 0: whether the side term ran."""
+    closed_side_share: float | None = None
+    """Share of the points whose outward normal was trusted."""
+    timings: dict = field(default_factory=dict)
+    """Seconds of ``sigma`` and ``sides`` (set-up) and ``fit`` (the optimization)."""
+
+
+def _finish(cfg: FitConfig, data: FitData, st: FitState) -> FieldFit:
+    """All grid levels on, eval mode, on CPU."""
     seconds = time.perf_counter() - st.t0
     model = st.model
     if st.n_levels:
@@ -798,70 +728,46 @@ def _finish(cfg: ReconstructionConfig, data: FitData, st: FitState) -> FitResult
     model.eval()
     model = model.to("cpu")
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", st.step, seconds, st.step / max(seconds, 1e-9))
-    return FitResult(model=model, normalization=data.normalization, config=cfg, history=st.history,
-                     seconds=seconds, steps=st.step, data_points=data.data_points, index=data.data_index,
-                     stopped_by=st.stopped_by, timings={**data.timings, "fit": seconds}, shape=data.shape or None,
-                     removed=data.removed)
+    return FieldFit(model=model, history=st.history, seconds=seconds, steps=st.step, stopped_by=st.stopped_by,
+                    closed_side=data.closed_side, closed_side_share=data.closed_side_share,
+                    timings={**data.timings, "fit": seconds})
 
 
-def fit(
-    points: Any,
-    normals: np.ndarray | None = None,
-    *,
-    preset: str | ReconstructionConfig | None = "default",
-    config: ReconstructionConfig | None = None,
-    callback: Callable[[int, int, dict[str, float]], None] | None = None,
-    stop: Callable[[], bool] | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    resume: str | os.PathLike | None = None,
-    on_step: StepHook | None = None,
-    **overrides: Any,
-) -> FitResult:
-    """Fit a neural level set to a point cloud.
+def train_field(scan: "Scan", open_surface: bool, cfg: FitConfig, *,
+                callback: Callable[[int, int, dict[str, float]], None] | None = None,
+                stop: Callable[[], bool] | None = None, checkpoint: "Checkpoint | None" = None,
+                resume: dict | None = None, on_step: StepHook | None = None) -> FieldFit:
+    """The field stage: fit F to an inspected scan.
 
     Parameters
     ----------
-    points : str, PathLike, PointCloud or (N, 3) array
-        The scan (a file is read with :func:`surfrec.io.load_points`).
-    normals : (N, 3) array, optional
-        Normals (used only when ``normal_weight > 0``).
-    preset : str or ReconstructionConfig
-        ``fast``, ``default`` or ``quality`` (ignored when ``config`` is given).
-    config : ReconstructionConfig, optional
-        Full configuration.
+    scan : Scan
+        :func:`surfrec.input.inspect.inspect_scan`'s result.
+    open_surface : bool
+        Fit an open surface (a side at the sheet; :func:`surfrec.surface.decide.fit_shape`).
+    cfg : FitConfig
     callback : callable, optional
-        Called as ``callback(step, total_steps, metrics)`` after each recorded step;
-        the CLI draws its progress bar with it.
+        ``callback(step, total_steps, metrics)`` after each recorded step (progress bars).
     stop : callable, optional
-        Polled between steps (e.g. ``threading.Event().is_set``); when it returns True the
-        state is saved to ``checkpoint`` and :class:`~surfrec.errors.FitInterrupted` is raised.
-    checkpoint : path, optional
-        Where an interrupted fit saves its state.
-    resume : path, optional
-        A checkpoint to continue from. Its configuration is used (``preset``, ``config``
-        and ``overrides`` are ignored) and the scan must be the one it was made from. A
-        resumed fit reproduces the uninterrupted one exactly when ``iterations`` (not the
-        time budget) ends it, on the same device.
+        Polled between steps; when it returns True the state is saved to ``checkpoint``
+        and :class:`~surfrec.errors.FitInterrupted` is raised.
+    checkpoint : Checkpoint, optional
+        Where an interrupted fit saves its state, and what it stores beside it.
+    resume : dict, optional
+        A checkpoint's payload (:func:`load_checkpoint`) to continue from: the result is
+        the uninterrupted fit's when ``iterations`` ends it, on the same device.
     on_step : callable, optional
-        ``on_step(state: FitState)`` after every optimizer step (the model, step, last
-        loss and terms); returning True ends the fit there (a stopping criterion).
-    **overrides
-        ReconstructionConfig fields to replace, e.g. ``iterations=200, device="cpu"``.
-
-    Returns
-    -------
-    FitResult
+        ``on_step(state)`` after every optimizer step; True ends the fit there.
     """
-    saved = _load_checkpoint(resume) if resume is not None else None
-    cfg = ReconstructionConfig.from_dict(saved["config"]) if saved else get_config(
-        config if config is not None else preset, **overrides)
+    from ..device import resolve_device, torch_threads
+
     device = resolve_device(cfg.device)
     with torch_threads(cfg.threads):
-        data = prepare_data(points, normals, cfg, device, saved["fingerprint"] if saved else None, resume)
+        data = prepare_fit(scan, open_surface, cfg, device)
         st = init_state(cfg, data, device)
         st.t0 = time.perf_counter()
-        if saved:
-            _restore(st, saved, device, resume, cfg.iterations)
+        if resume is not None:
+            _restore(st, resume, device, cfg.iterations)
         train(cfg, data, st, callback=callback, stop=stop, checkpoint=checkpoint, on_step=on_step)
         return _finish(cfg, data, st)
 
@@ -871,16 +777,18 @@ def fit(
 CHECKPOINT_FORMAT = 1
 
 
-def _fingerprint(points: np.ndarray) -> str:
-    """A hash of the scan, so a checkpoint is never resumed on another scan."""
-    import hashlib
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where an interrupted fit saves its state, and what the caller stores beside it
+    (``meta``: the whole configuration and the scan's fingerprint)."""
 
-    return hashlib.sha1(np.ascontiguousarray(points, dtype=np.float64).tobytes()).hexdigest()
+    path: str | os.PathLike
+    meta: dict
 
 
 def _save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    from . import __version__
-    from .io import atomic_path
+    from .. import __version__
+    from ..io import atomic_path
 
     payload = {"format": "surfrec-checkpoint", "format_version": CHECKPOINT_FORMAT,
                "surfrec_version": __version__, "torch_version": str(torch.__version__), **state}
@@ -890,8 +798,10 @@ def _save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     log.info("checkpoint saved to %s (step %d)", path, state["step"])
 
 
-def _load_checkpoint(path: str | os.PathLike) -> dict:
-    from . import __version__
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint's payload: the field state (for ``train_field(resume=...)``) and the
+    ``meta`` it was saved with; refuses files of another format or surfrec version."""
+    from .. import __version__
 
     p = os.fspath(path)
     if not os.path.isfile(p):

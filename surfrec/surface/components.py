@@ -130,7 +130,7 @@ def component_filter(
 
     ``components``: ``all``, ``largest`` (by faces) or ``near-data`` (components with at
     least ``near_fraction`` of their vertices within ``near_distance`` of ``data_points``;
-    the best-supported one always stays). ``index``: a :class:`~surfrec.index.SpatialIndex`
+    the best-supported one always stays). ``index``: a :class:`~surfrec.input.index.SpatialIndex`
     over ``data_points`` (built when not given).
     """
     if components == "all":
@@ -141,7 +141,7 @@ def component_filter(
         keep = labels == int(np.argmax(sizes))
         log.info("kept the largest of %d components (%d of %d faces)", n, int(keep.sum()), len(faces))
         return keep
-    from .index import SpatialIndex
+    from ..input.index import SpatialIndex
 
     if data_points is None and index is None:
         raise ValueError('components="near-data" needs data_points')

@@ -1,10 +1,11 @@
-"""The core path works on a machine where ``import open3d`` fails (no libusb-1.0).
+"""The core install works without the extras: open3d ([baselines]; its wheel fails to
+import without the system library libusb-1.0), matplotlib and plotly ([viz]), ray ([ray]).
 
 A ``sitecustomize.py`` on ``PYTHONPATH`` installs a meta-path finder that makes every
-import of open3d raise the ImportError its wheel raises without the system library; the
-CLI then runs in subprocesses: fit -> mesh -> residuals -> eval -> render, and info on a
-PCD must work, and the screened Poisson baseline must fail with one line naming the fix
-and exit code 2.
+import of those packages fail (open3d as its wheel does without libusb); the CLI then runs
+in subprocesses: fit -> mesh -> residuals -> eval -> render, and info on a PCD must work,
+and the screened Poisson baseline and a residual plot must fail with one line naming the
+extra and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ import sys
 
 
 class _NoOpen3d(importlib.abc.MetaPathFinder):
-    """Fail like open3d's wheel does on a machine without libusb-1.0."""
+    """Fail like open3d's wheel does on a machine without libusb-1.0; the other extras as
+    when they are not installed."""
 
     def find_spec(self, name, path=None, target=None):
-        if name == "open3d" or name.startswith("open3d."):
+        top = name.split(".")[0]
+        if top == "open3d":
             raise ImportError("libusb-1.0.so.0: cannot open shared object file: No such file or directory")
+        if top in ("matplotlib", "plotly", "ray"):
+            raise ModuleNotFoundError(f"No module named {top!r}", name=top)
         return None
 
 
@@ -56,6 +61,10 @@ def test_the_blocker_blocks(env, tmp_path):
     r = subprocess.run([sys.executable, "-c", "import open3d"], capture_output=True, text=True,
                        env=env, cwd=tmp_path)
     assert r.returncode == 1 and "libusb-1.0.so.0" in r.stderr
+    for name in ("matplotlib.pyplot", "plotly", "ray"):
+        r = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True,
+                           env=env, cwd=tmp_path)
+        assert r.returncode == 1 and "No module named" in r.stderr, name
 
 
 def test_fit_eval_render_without_open3d(env, tmp_path):
@@ -98,3 +107,14 @@ def test_poisson_baseline_says_how_to_fix_it(env, tmp_path):
     assert r.stderr.count("\n") == 1, r.stderr  # one line, no traceback
     assert "apt-get install -y libusb-1.0-0" in r.stderr and "open3d" in r.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_residual_plot_names_the_viz_extra(env, tmp_path):
+    model = tmp_path / "m.pt"
+    r = run(env, "fit", str(EXAMPLE), "-o", str(tmp_path / "m.ply"), "--iters", "5", "--resolution", "24",
+            "--device", "cpu", "--quiet", "--save-model", str(model), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run(env, "residuals", str(model), "--seeds", "100", "--plot", str(tmp_path / "r.png"), "--quiet",
+            cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "surfrec[viz]" in r.stderr and not (tmp_path / "r.png").exists()

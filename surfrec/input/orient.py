@@ -179,6 +179,8 @@ class Orientation(NamedTuple):
     """The shared :func:`neighbors` query (distances, indices), for :func:`point_areas`."""
     variation: np.ndarray
     """(N,) float32 surface variation of each point's neighbourhood (:func:`estimate_normals`)."""
+    k: int = 10
+    """Neighbours of the orientation graph (``orient_k``; also those of :func:`point_areas`)."""
 
     @property
     def pieces(self) -> int:
@@ -193,7 +195,7 @@ def scan_orientation(points: Any, normal_k: int = 16, orient_k: int = 10,
     n, variation = estimate_normals(pts, normal_k, knn=knn, return_variation=True)
     n, labels = orient_normals(pts, n, orient_k, knn=knn)
     return Orientation(n.astype(np.float32), closure(pts, n, orient_k, knn=knn, pieces=labels, area_clip=area_clip),
-                       labels, knn, variation.astype(np.float32))
+                       labels, knn, variation.astype(np.float32), orient_k)
 
 
 def point_areas(points: Any, k: int = 10, index: SpatialIndex | None = None, knn: tuple | None = None,
@@ -261,7 +263,7 @@ def winding_grid(points: Any, normals: Any, area: np.ndarray, resolution: int = 
 
     The points are lumped into one dipole per grid cell (area-weighted centroid, Σ a n):
     exact far from the data, smoothed within a cell or so of it, where it is not used
-    (:class:`surfrec.fitting.SignData`). Cost: (R+1)³ × the occupied cells.
+    (:class:`surfrec.field.train.SignData`). Cost: (R+1)³ × the occupied cells.
     """
     pts = _points(points)
     n = np.asarray(normals, dtype=np.float64)

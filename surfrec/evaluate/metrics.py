@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InputError
-from .validation import SAMPLES, THRESHOLD_FRACTION, check_each, check_range
+from ..errors import InputError
+from ..validation import SAMPLES, THRESHOLD_FRACTION, check_each, check_range
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _load_path(path: str | os.PathLike) -> _Geometry:
 
 
 def _load_point_file(source: str) -> _Geometry:
-    from .io import load_points  # lazy: io is optional for in-memory use
+    from ..io import load_points  # lazy: io is optional for in-memory use
 
     cloud = load_points(source)
     return _from_points(cloud.points, cloud.normals, source)
@@ -314,7 +314,7 @@ def evaluate(
         ``t``: ``precision@t``, ``recall@t``, ``fscore@t`` (keys formatted with
         :func:`threshold_key`). With a scan: ``scan_to_rec_mean``, ``scan_to_rec_max``,
         ``rec_to_scan_mean``, ``rec_to_scan_max``, and for a mesh ``support`` (cover, phantom,
-        one-sided means in units of the scan spacing s: :func:`surfrec.support.measure_support`). Always: ``protocol``, a dict
+        one-sided means in units of the scan spacing s: :func:`surfrec.surface.support.measure_support`). Always: ``protocol``, a dict
         describing units, box size, sample counts, seeds and distance kinds.
 
     Raises
@@ -403,7 +403,7 @@ def _score_against_scan(rec_g: _Geometry, rec_s: _Samples, scan_g: _Geometry, or
         rec_to_scan_mean=float(d_r2s.mean()), rec_to_scan_max=float(d_r2s.max()),
     )
     if rec_g.is_mesh:  # issue 14: cover / phantom relative to the scan's spacing
-        from .support import measure_support
+        from ..surface.support import measure_support
 
         result["support"] = measure_support(rec_g.mesh.vertices, rec_g.mesh.faces, scan_g.points,
                                             seed=seed).as_dict()
@@ -513,7 +513,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"max {_fmt(result['rec_to_scan_max'])}",
         ]
     if result.get("support") is not None:
-        from .support import SupportReport, format_support
+        from ..surface.support import SupportReport, format_support
 
         lines.append("  " + format_support(SupportReport(**result["support"])))
     return "\n".join(lines)

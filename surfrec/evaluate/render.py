@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .validation import RENDER, check_range
+from ..validation import RENDER, check_range
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def render_meshes_png(
     """
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
-    from .io import atomic_path
+    from ..io import atomic_path
 
     if not items:
         raise ValueError("nothing to render")
@@ -308,7 +308,7 @@ def render(
     color : (3,) float or "support", optional
         Base colour (default: bluish grey for meshes, sand for clouds); ``"support"``
         colours a mesh by its ``vertex_attributes["quality"]`` support map (green on the
-        data, red 4 spacings or more away: :func:`surfrec.support.support_colors`).
+        data, red 4 spacings or more away: :func:`surfrec.surface.support.support_colors`).
 
     Returns
     -------
@@ -320,8 +320,8 @@ def render(
     support = getattr(obj, "vertex_attributes", {}).get("quality") if color == "support" else None
     if color == "support" and support is None:
         raise ValueError("color='support' needs a mesh with a per-vertex 'quality' support map")
-    if support is not None:  # issue 14: colour by distance to the scan (surfrec.support)
-        from .support import support_samples
+    if support is not None:  # issue 14: colour by distance to the scan (surfrec.surface.support)
+        from ..surface.support import support_samples
 
         pts, nrm, color = support_samples(obj, support, n=int(np.clip(2.5 * size * size, 60_000, 2_000_000)))
         is_mesh = True
@@ -348,17 +348,18 @@ def render(
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an (H, W, 3) float [0, 1] or uint8 image as PNG, atomically."""
-    import matplotlib.image  # no backend needed (and the caller's is left alone)
+    """Write an (H, W, 3) float [0, 1] or uint8 image as PNG, atomically (Pillow, which the
+    core install has through scikit-image)."""
+    from PIL import Image
 
-    from .io import atomic_path
+    from ..io import atomic_path
 
     img = np.asarray(image)
     if img.dtype != np.uint8:
         img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     path = Path(path)
     with atomic_path(path) as tmp:
-        matplotlib.image.imsave(tmp, img, format="png")
+        Image.fromarray(img).save(tmp, format="PNG")
     return path
 
 
@@ -373,7 +374,7 @@ def load_renderable(path: str | os.PathLike):
     Files are validated by :func:`surfrec.io.load_points` (one-line ``InputError`` for a
     missing, unreadable or garbled file); files that hold faces are then read as meshes.
     """
-    from .io import SUPPORTED_MESH_EXTENSIONS, load_points
+    from ..io import SUPPORTED_MESH_EXTENSIONS, load_points
 
     cloud = load_points(path)
     if Path(path).suffix.lower() in SUPPORTED_MESH_EXTENSIONS:
@@ -421,11 +422,11 @@ def render_file(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     obj = load_renderable(path)
     if color == "support":
-        from .support import read_support
+        from ..surface.support import read_support
 
         q = read_support(path) if hasattr(obj, "faces") else None
         if q is None:
-            from .errors import InputError
+            from ..errors import InputError
 
             raise InputError(path, "no per-vertex 'quality' support map to colour by (meshes written by "
                              "surfrec fit carry one)")
@@ -463,8 +464,8 @@ def open3d_offscreen_problem() -> str | None:
 
 def _render_open3d(obj, *, views: int, size: int, up: str) -> np.ndarray:
     """Open3D offscreen rendering (EGL/OSMesa), tiled like :func:`render`."""
-    from ._open3d import import_open3d
-    from .errors import SurfrecError
+    from ..optional import import_open3d
+    from ..errors import SurfrecError
 
     import_open3d("the open3d render backend")  # one line naming the fix when it is missing
     problem = open3d_offscreen_problem()

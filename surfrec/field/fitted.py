@@ -1,0 +1,62 @@
+"""A fitted field as numpy functions of points: what the stages after the fit evaluate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .levelset import value_and_grad
+
+#: Points per network pass when evaluating F (or its gradient) on grids and vertices: the
+#: layers' activations stay in cache. Every row's value is the same bit for bit at any
+#: batch size.
+FIELD_BATCH = 4096
+
+FieldFn = Callable[[np.ndarray], np.ndarray]
+"""``(M, 3) float32 points -> (M,) float32 values``."""
+GradFn = Callable[[np.ndarray], np.ndarray]
+"""``(M, 3) float32 points -> (M, 3) float32 gradients``."""
+
+
+@dataclass(frozen=True)
+class FittedField:
+    """F of a fit, in the normalized frame, as numpy functions."""
+
+    values: FieldFn
+    """F at points."""
+    gradients: GradFn
+    """The gradient of F at points."""
+    level: float
+    """The fitted level c."""
+    box: float
+    """Half-side of the fitting box."""
+
+
+def field_values(model: torch.nn.Module, device: str | torch.device = "cpu") -> FieldFn:
+    """F as a numpy function of normalized points: (M, 3) float32 -> (M,) float32."""
+    model = model.to(device).eval()
+    value = getattr(model, "value", model)  # ImplicitMLP's in-place pass; any module's forward
+
+    def f(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+            return torch.cat([value(c) for c in t.split(FIELD_BATCH)]).float().cpu().numpy()
+
+    return f
+
+
+def field_gradients(model: torch.nn.Module, device: str | torch.device = "cpu") -> GradFn:
+    """The gradient of F as a numpy function of normalized points: (M, 3) float32 -> (M, 3) float32."""
+    model = model.to(device).eval()
+
+    def g(x: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+        return torch.cat([value_and_grad(model, c)[1] for c in t.split(FIELD_BATCH)]).float().cpu().numpy()
+
+    return g
+
+
+__all__ = ["FittedField", "field_values", "field_gradients", "FIELD_BATCH", "FieldFn", "GradFn"]
