@@ -4,11 +4,11 @@ before: Open3D's ``RaycastingScene`` finds the closest triangle in float32, the 
         it is recomputed in float64 (Ericson's closest point on a triangle) -- surfrec's
         engine until the libusb-free rewrite, reproduced here verbatim.
 after:  point-cloud-utils ``closest_points_on_mesh`` (float64, self-contained wheel), the
-        engine of :func:`surfrec.evaluate.metrics._to_mesh` now.
+        engine of :func:`surfrec.evaluation.metrics._to_mesh` now.
 
 For each of the 5 bench shapes (``../shared/data/bench``), a screened Poisson mesh is
 built from the scan with its given normals (Open3D, depth 8) and scored against the
-ground-truth mesh with :func:`surfrec.evaluate.metrics.evaluate` (100,000 samples a side, same
+ground-truth mesh with :func:`surfrec.evaluation.metrics.evaluate` (100,000 samples a side, same
 seeds) once per engine, interleaved, ``--repeats`` times; the table gives the median
 seconds of the whole ``evaluate`` call and of the point-to-mesh queries alone, and the
 largest relative difference of every metric between the engines.
@@ -92,7 +92,7 @@ def to_mesh_open3d(query, mesh, origin):
 
 # ---------------------------------------------------------------- the run
 def poisson_mesh(data: Path, case: str):
-    from surfrec.evaluate.baselines import poisson
+    from surfrec.evaluation.baselines import poisson
     from surfrec.io import load_points
 
     cloud = load_points(data / f"{case}.withnormals.xyz")

@@ -5,10 +5,10 @@ Every case is fitted once with the default preset (seed ``--seed``; the model is
 ``--cache``), then meshed by ``surfrec.extract_mesh`` once per variant. A variant is a JSON
 object of ``extract_mesh`` keyword arguments, plus ``"refine"``: RefineConfig fields to
 replace. Bench cases (``../shared/data/bench``) are scored against their ground truth
-(CD-L1 ×1000, NC, :func:`surfrec.evaluate.metrics.evaluate`); real scans with one-sided distances
+(CD-L1 ×1000, NC, :func:`surfrec.evaluation.metrics.evaluate`); real scans with one-sided distances
 against the whole scan (:func:`surfrec.surface.support.measure_support`, in scan units and in
 spacings s), which is how issue 14 compares them with screened Poisson. Poisson rows
-(``--poisson``) come from :func:`surfrec.evaluate.baselines.poisson` in the same run, watertight
+(``--poisson``) come from :func:`surfrec.evaluation.baselines.poisson` in the same run, watertight
 (no density trim) and with the tutorial's 5% density trim. The generated scenes of
 ``benchmarks/scenes.py`` are cases too (``--cases room_kinect``): their rows add ``m2gt_s``,
 the mesh's mean distance to the true surface in spacings. ``--truth`` adds a row for the
@@ -55,7 +55,7 @@ def _paths(case: str) -> tuple[Path, Path | None]:
 
 
 def _score(mesh, scan_pts, gt, spacing, scene_truth=None) -> dict:
-    from surfrec.evaluate.metrics import evaluate
+    from surfrec.evaluation.metrics import evaluate
     from surfrec.surface.support import measure_support
 
     row: dict = {"watertight": bool(mesh.is_watertight), "faces": len(mesh.faces)}
@@ -86,7 +86,7 @@ def main() -> None:
 
     import surfrec
     from scenes import SCENES, scene_points, scene_truth
-    from surfrec.evaluate.baselines import poisson
+    from surfrec.evaluation.baselines import poisson
     from surfrec.input.inspect import scan_spacing
 
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ Two parts:
     ``../shared/data/bench``) and, with ``--scans``, the simulated scan
     ``abc00994122_simscan`` and the project's example (``data/example.xyz``): fit with a
     preset, mesh with :func:`surfrec.run.extract_mesh` at resolution 256, score with
-    :func:`surfrec.evaluate.metrics.evaluate`, run :func:`surfrec.evaluate.baselines.poisson` on the same
+    :func:`surfrec.evaluation.metrics.evaluate`, run :func:`surfrec.evaluation.baselines.poisson` on the same
     points in the same run, and print a table with the ratios surfrec/Poisson of Chamfer,
     normal consistency and seconds.
 ``speed``
@@ -61,7 +61,7 @@ def _peak_rss_mb() -> float:
 
 
 def _score(mesh, gt: Path) -> dict:
-    from surfrec.evaluate.metrics import evaluate
+    from surfrec.evaluation.metrics import evaluate
 
     e = evaluate(mesh, str(gt), n_samples=100_000)
     return {"cd": 1000 * e["chamfer_l1"], "nc": e["normal_consistency"], "hausdorff": e["hausdorff"],
@@ -102,7 +102,7 @@ def accuracy(args) -> list[dict]:
         if not args.no_score:
             row.update({k: v for k, v in _score(mesh, gt).items()})
         if not args.no_poisson:
-            from surfrec.evaluate.baselines import poisson
+            from surfrec.evaluation.baselines import poisson
 
             t0 = time.perf_counter()
             pm = poisson(pc.points)

@@ -111,7 +111,7 @@ def main() -> None:
 
     import surfrec
     import surfrec.refine as R
-    from surfrec.evaluate.metrics import evaluate
+    from surfrec.evaluation.metrics import evaluate
     from surfrec.surface.support import measure_support
     from surfrec.input.inspect import scan_spacing
 

@@ -113,7 +113,7 @@ def main() -> None:
     import torch
 
     import surfrec
-    from surfrec.evaluate.baselines import poisson
+    from surfrec.evaluation.baselines import poisson
     from surfrec.settings import get_config
     from surfrec.surface.support import measure_support
     from surfrec.input.inspect import scan_spacing

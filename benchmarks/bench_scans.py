@@ -1,7 +1,7 @@
 """surfrec vs screened Poisson on the real scans of ``../shared/data/scans``, in one run.
 
 * ``abc00994122_simscan`` (simulated scanner noise) is scored against its ground truth
-  (``abc00994122_gt.ply``) with :func:`surfrec.evaluate.metrics.evaluate`.
+  (``abc00994122_gt.ply``) with :func:`surfrec.evaluation.metrics.evaluate`.
 * ``gargoyle_srb`` (SRB, no ground truth here) is scored one-sided, as the SRB protocol
   does: scan → mesh (how well the mesh explains the data) and mesh → scan (how much surface
   lies away from the data: blobs, hole fillings), in the scan's units.
@@ -39,7 +39,7 @@ def main() -> None:
     import torch
 
     import surfrec
-    from surfrec.evaluate.baselines import poisson
+    from surfrec.evaluation.baselines import poisson
 
     if args.threads:
         torch.set_num_threads(args.threads)

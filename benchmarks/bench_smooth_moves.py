@@ -21,7 +21,7 @@ Each SPEC: ``extract_mesh`` keyword arguments, ``"refine"`` RefineConfig fields 
 """
 import sys, json, dataclasses, numpy as np, scipy.sparse as sp, trimesh, surfrec
 import surfrec.pipeline as P
-from surfrec.evaluate.metrics import evaluate
+from surfrec.evaluation.metrics import evaluate
 orig = P._refine_onto_data
 STATE = {"c": 0.0}
 def wrapped(mesh, result, dev, cell, cfg, normals_ready):

@@ -42,7 +42,7 @@ _EXPORTS: dict[str, str] = {
     "save_mesh": ".io",
     "PointCloud": ".io",
     "project_to_level_set": ".field.levelset",
-    "evaluate": ".evaluate.metrics",
+    "evaluate": ".evaluation.metrics",
     "Normalization": ".input.normalize",
     "SurfrecError": ".errors",
     "InputError": ".errors",

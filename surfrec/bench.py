@@ -3,7 +3,7 @@
 A case is a scan ``NAME.xyz`` (or ``.ply``, ``.pts``, ``.npy`` ...) with a ground truth
 ``NAME.gt.ply`` beside it. Each (case, method) runs in a fresh subprocess, so its time and
 peak resident memory are its own; the mesh it writes is scored with
-:func:`surfrec.evaluate.metrics.evaluate` in the parent. Results go to ``OUT/results.csv``,
+:func:`surfrec.evaluation.metrics.evaluate` in the parent. Results go to ``OUT/results.csv``,
 ``OUT/RESULTS.md`` and ``OUT/previews/NAME.png``; finished (case, method) pairs are
 skipped on a re-run unless ``force``. One failing case is recorded and the rest go on.
 """
@@ -104,11 +104,11 @@ def _worker(spec: dict) -> dict:
         extra = {"fit_seconds": rec.result.seconds, "steps": rec.result.steps, "stopped_by": rec.result.stopped_by,
                  "refine_k": info.neighbors if info and info.applied else 0}
     elif method == "poisson":
-        from .evaluate.baselines import poisson
+        from .evaluation.baselines import poisson
 
         mesh = poisson(cloud.points, cloud.normals, depth=opts.get("poisson_depth", 9))
     elif method == "ball-pivoting":
-        from .evaluate.baselines import ball_pivoting
+        from .evaluation.baselines import ball_pivoting
 
         mesh = ball_pivoting(cloud.points, cloud.normals)
     else:
@@ -162,7 +162,7 @@ def _bench_one(case, method: str, out: Path, label: str, force: bool, samples: i
 def _score_into(row: dict, mesh_path: Path, case, samples: int) -> None:
     """Scores and topology of a written mesh, into ``row`` (a broken mesh fails its case only)."""
     from .surface.components import mesh_report
-    from .evaluate.metrics import evaluate
+    from .evaluation.metrics import evaluate
 
     try:
         import trimesh
@@ -252,7 +252,7 @@ def run_bench(
 
 def _fscore(scores: dict, frac: float) -> float | None:
     """F-score at a threshold given as a fraction of the ground truth's box side."""
-    from .evaluate.metrics import threshold_key
+    from .evaluation.metrics import threshold_key
 
     proto = scores.get("protocol", {})
     for t, fr in zip(proto.get("thresholds", []), proto.get("threshold_fractions") or []):
@@ -339,7 +339,7 @@ def render_case_preview(case: Case, methods: Sequence[str], out: Path) -> Path:
     """A PNG with the ground truth and each method's mesh side by side."""
     import trimesh
 
-    from .evaluate.render import render_meshes_png
+    from .evaluation.render import render_meshes_png
 
     meshes = [("ground truth", trimesh.load(case.gt, process=False, force="mesh"))]
     for m in methods:

@@ -787,10 +787,17 @@ def check_output(path: PathLike, *, suffixes: Iterable[str] | None = None, prote
         if dest.suffix.lower() not in allowed:
             raise InputError(dest, f"unsupported output extension {dest.suffix or '(none)'!r}; "
                                    f"use one of {', '.join(sorted(allowed))}")
-    _check_not_protected(dest, protect)
-    _check_writable(dest)
-    if not os.access(dest.parent if os.fspath(dest.parent) else Path("."), os.W_OK):
-        raise InputError(dest, f"the folder {os.fspath(dest.parent) or '.'!r} is not writable")
+    for inp in protect:
+        with contextlib.suppress(OSError):
+            if Path(inp).exists() and dest.exists() and dest.resolve() == Path(inp).resolve():
+                raise InputError(dest, "output would overwrite the input file")
+    folder = dest.parent
+    if not folder.exists():
+        raise InputError(dest, f"output folder {folder} does not exist")
+    if dest.is_dir():
+        raise InputError(dest, "output path is a directory")
+    if not os.access(folder, os.W_OK):
+        raise InputError(dest, f"output folder {folder} is not writable")
     return dest
 
 

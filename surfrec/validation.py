@@ -141,12 +141,12 @@ SEED = Range(0, 2**32 - 1, integer=True)
 #: CPU threads.
 THREADS = Range(1, None, integer=True)
 
-#: :func:`surfrec.evaluate.metrics.evaluate` (``surfrec eval``) and surface sampling (``info``, ``bench``).
+#: :func:`surfrec.evaluation.metrics.evaluate` (``surfrec eval``) and surface sampling (``info``, ``bench``).
 SAMPLES = Range(1, 10**8, integer=True)
 #: F-score thresholds as fractions of the largest side of the ground truth's box.
 THRESHOLD_FRACTION = Range(0, 1, lo_open=True)
 
-#: :func:`surfrec.evaluate.residuals.residual_report` (``surfrec residuals``).
+#: :func:`surfrec.evaluation.residuals.residual_report` (``surfrec residuals``).
 RESIDUALS: dict[str, Range] = {
     "steps": Range(0, 1000, integer=True),
     "n_seeds": Range(1, 10**7, integer=True),
@@ -155,7 +155,7 @@ RESIDUALS: dict[str, Range] = {
     "seed": SEED,
 }
 
-#: :func:`surfrec.evaluate.baselines.poisson` / ``ball_pivoting`` (``surfrec baseline``, ``bench``).
+#: :func:`surfrec.evaluation.baselines.poisson` / ``ball_pivoting`` (``surfrec baseline``, ``bench``).
 POISSON: dict[str, Range] = {
     "depth": Range(1, 16, integer=True),
     "density_quantile": Range(0, 1, hi_open=True),
@@ -163,7 +163,7 @@ POISSON: dict[str, Range] = {
 #: Ball-pivoting radii, in the scan's units.
 RADIUS = Range(0, None, lo_open=True)
 
-#: :func:`surfrec.evaluate.render.render` (``surfrec render``): views and pixels per view.
+#: :func:`surfrec.evaluation.render.render` (``surfrec render``): views and pixels per view.
 RENDER: dict[str, Range] = {
     "views": Range(1, 64, integer=True),
     "size": Range(16, 4096, integer=True),

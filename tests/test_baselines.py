@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from surfrec.evaluate.baselines import ball_pivoting, mean_spacing, poisson
+from surfrec.evaluation.baselines import ball_pivoting, mean_spacing, poisson
 from surfrec.errors import InputError
-from surfrec.evaluate.metrics import evaluate
+from surfrec.evaluation.metrics import evaluate
 
 from optional_deps import require_open3d
 

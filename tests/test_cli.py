@@ -55,7 +55,7 @@ def test_mesh_command_replays_the_fit_settings(fitted, tmp_path):
 
     assert read_support(out) is not None  # the support map travels in the PLY
     decision = load_model(model).surface  # saved after meshing: the decision is in the model file
-    assert decision["mode"] == "auto" and decision["surface"] in ("open", "closed") and "phantom_closed" in decision
+    assert decision.mode == "auto" and decision.surface in ("open", "closed") and decision.phantom_closed is not None
 
 
 def test_mesh_command_and_level_offsets(fitted, tmp_path):

@@ -310,25 +310,25 @@ def _cli_problem(runs: dict, option: str, value: str) -> str:
 
 def _library_calls():
     from surfrec import extract_mesh
-    from surfrec.batch import BatchOptions
     from surfrec.device import resolve_device
-    from surfrec.evaluate.residuals import residual_report
+    from surfrec.settings import get_config
+    from surfrec.evaluation.residuals import residual_report
     from surfrec.settings import FitConfig
-    from surfrec.evaluate.metrics import evaluate
-    from surfrec.evaluate.render import render
+    from surfrec.evaluation.metrics import evaluate
+    from surfrec.evaluation.render import render
 
     return [
-        ("--iters -1", lambda: FitConfig(iterations=-1), "ReconstructionConfig.iterations"),
-        ("--time-budget -1", lambda: FitConfig(time_budget=-1), "ReconstructionConfig.time_budget"),
-        ("--lr 0", lambda: FitConfig(lr=0), "ReconstructionConfig.lr"),
-        ("--lr nan", lambda: FitConfig(lr=math.nan), "ReconstructionConfig.lr"),
-        ("--data-weight -3", lambda: FitConfig(data_weight=-3), "ReconstructionConfig.data_weight"),
-        ("--seed -1", lambda: FitConfig(seed=-1), "ReconstructionConfig.seed"),
-        ("--threads 0", lambda: FitConfig(threads=0), "ReconstructionConfig.threads"),
-        ("--resolution 7", lambda: extract_mesh("model.pt", resolution=7), "resolution"),
-        ("--padding 0.2", lambda: extract_mesh("model.pt", padding=0.2), "padding"),
-        ("--level inf", lambda: extract_mesh("model.pt", level=math.inf), "level"),
-        ("--resolution 7", lambda: BatchOptions(resolution=7), "BatchOptions.resolution"),
+        ("--iters -1", lambda: FitConfig(iterations=-1), "FitConfig.iterations"),
+        ("--time-budget -1", lambda: FitConfig(time_budget=-1), "FitConfig.time_budget"),
+        ("--lr 0", lambda: FitConfig(lr=0), "FitConfig.lr"),
+        ("--lr nan", lambda: FitConfig(lr=math.nan), "FitConfig.lr"),
+        ("--data-weight -3", lambda: FitConfig(data_weight=-3), "FitConfig.data_weight"),
+        ("--seed -1", lambda: FitConfig(seed=-1), "FitConfig.seed"),
+        ("--threads 0", lambda: FitConfig(threads=0), "FitConfig.threads"),
+        ("--resolution 7", lambda: extract_mesh("model.pt", resolution=7), "MeshConfig.resolution"),
+        ("--padding 0.2", lambda: extract_mesh("model.pt", padding=0.2), "MeshConfig.padding"),
+        ("--level inf", lambda: extract_mesh("model.pt", level=math.inf), "MeshConfig.level"),
+        ("--resolution 7", lambda: get_config("fast", resolution=7), "MeshConfig.resolution"),
         ("--samples 0", lambda: evaluate("rec.ply", "gt.ply", n_samples=0), "n_samples"),
         ("--seeds 0", lambda: residual_report(None, n_seeds=0), "n_seeds"),
         ("--tol 0", lambda: residual_report(None, tol=0), "tol"),
@@ -361,10 +361,10 @@ def test_library_raises_value_error_with_the_cli_words(runs, case):
         ("RefineConfig(neighbors=3)", "RefineConfig.neighbors: got 3, expected an integer >= 6"),
         ("RefineConfig(normal_agreement=2.0)", "RefineConfig.normal_agreement: got 2, expected a number in [-1, 1]"),
         ("RefineConfig(neighbors=40, max_neighbors=20)", "RefineConfig.max_neighbors: got 20, expected an integer >= "),
-        ("FitConfig(refresh_fraction=1.5)", "ReconstructionConfig.refresh_fraction: got 1.5, expected a number in [0, 1]"),
-        ("FitConfig(iterations=10.0)", "ReconstructionConfig.iterations: got 10.0, expected an integer >= 0"),
-        ("FitConfig(lr=float('inf'))", "ReconstructionConfig.lr: got inf, expected a number > 0"),
-        ("FitConfig(grid_optimizer='sgd')", "ReconstructionConfig.grid_optimizer: got 'sgd'"),
+        ("FitConfig(refresh_fraction=1.5)", "FitConfig.refresh_fraction: got 1.5, expected a number in [0, 1]"),
+        ("FitConfig(iterations=10.0)", "FitConfig.iterations: got 10.0, expected an integer >= 0"),
+        ("FitConfig(lr=float('inf'))", "FitConfig.lr: got inf, expected a number > 0"),
+        ("FitConfig(grid_optimizer='sgd')", "FitConfig.grid_optimizer: got 'sgd'"),
         ("resolve_device('gpu')", "device: got 'gpu', expected auto, cpu, cuda or cuda:N"),
         (f"resolve_device({BAD_CUDA!r})", CUDA_MESSAGE),
         ("evaluate('rec.ply', 'gt.ply', threshold_fractions=[0.01, 0])",
@@ -376,9 +376,9 @@ def test_library_raises_value_error_with_the_cli_words(runs, case):
 def test_library_configs_and_functions_reject_out_of_range_values(call, expected):
     from surfrec.bench import run_bench  # noqa: F401 - used by eval
     from surfrec.device import resolve_device  # noqa: F401
-    from surfrec.evaluate.residuals import residual_report  # noqa: F401
+    from surfrec.evaluation.residuals import residual_report  # noqa: F401
     from surfrec.settings import FitConfig  # noqa: F401
-    from surfrec.evaluate.metrics import evaluate  # noqa: F401
+    from surfrec.evaluation.metrics import evaluate  # noqa: F401
     from surfrec.settings import ModelConfig  # noqa: F401
     from surfrec.settings import RefineConfig  # noqa: F401
 
@@ -389,13 +389,18 @@ def test_library_configs_and_functions_reject_out_of_range_values(call, expected
 
 def test_library_accepts_the_edges_of_each_range():
     """The bounds themselves are valid where the range is closed (no off-by-one in the table)."""
-    from surfrec.settings import FitConfig
-    from surfrec.validation import EXTRACT, FIT, Range
+    from surfrec.settings import FitConfig, MeshConfig
+    from surfrec.settings.declare import declared
+    from surfrec.validation import Range
 
     FitConfig(iterations=0, time_budget=0, data_weight=0, seed=2**32 - 1, threads=1, refresh_fraction=1.0)
-    assert EXTRACT["resolution"].contains(16) and EXTRACT["resolution"].contains(2048)
-    assert EXTRACT["padding"].contains(0.125) and not EXTRACT["padding"].contains(0.1251)
-    assert FIT["lr"].contains(1e-12) and not FIT["lr"].contains(0.0)
+    MeshConfig(resolution=16, padding=0.125)
+    MeshConfig(resolution=2048, fill=0, trim=0, neighbors=1024)
+    mesh = {f.name: s.range for f, s in declared(MeshConfig)}
+    fit = {f.name: s.range for f, s in declared(FitConfig)}
+    assert mesh["resolution"].contains(16) and mesh["resolution"].contains(2048)
+    assert mesh["padding"].contains(0.125) and not mesh["padding"].contains(0.1251)
+    assert fit["lr"].contains(1e-12) and not fit["lr"].contains(0.0)
     assert not Range(integer=True).contains(True) and not Range().contains(math.nan)
     assert Range(0, 1, lo_open=True, hi_open=True).describe() == "a number in (0, 1)"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from surfrec.evaluate.residuals import plot_residuals, residual_report
+from surfrec.evaluation.residuals import plot_residuals, residual_report
 from surfrec.settings import get_config
 from surfrec.input.normalize import Normalization
 from surfrec.result import FitResult

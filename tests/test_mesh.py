@@ -183,7 +183,7 @@ def test_chunk_size_bounds_field_calls():
 def test_auto_method_switches_above_the_threshold(caplog):
     from surfrec.surface.extract import AUTO_NARROWBAND_ABOVE
 
-    with caplog.at_level(logging.INFO, logger="surfrec.mesh"):
+    with caplog.at_level(logging.INFO, logger="surfrec.surface.extract"):
         extract_mesh_from_field(sphere(), BOX, AUTO_NARROWBAND_ABOVE)
         extract_mesh_from_field(sphere(), BOX, AUTO_NARROWBAND_ABOVE + 1)
     messages = [r.getMessage() for r in caplog.records if "field evaluations" in r.getMessage()]

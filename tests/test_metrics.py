@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from surfrec.errors import InputError
-from surfrec.evaluate.metrics import _to_mesh, evaluate, format_report, threshold_key
+from surfrec.evaluation.metrics import _to_mesh, evaluate, format_report, threshold_key
 
 # ----------------------------------------------------------------------------- naive references
 from helpers import naive_point_triangle_distance  # noqa: E402

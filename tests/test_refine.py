@@ -56,7 +56,7 @@ def test_vertices_move_onto_a_curved_surface():
     verts = sphere_points(500, r=1.0, seed=3)
     verts *= (0.5 + np.random.default_rng(4).uniform(-0.01, 0.01, size=(500, 1)))  # ±2 cells off
     out, rep = refine_vertices(verts, verts, pts, cell=0.005)
-    assert rep["applied"] and rep["neighbors"] == 20 + int(rep["neighbors"] > 20)  # clean: k ≈ 20
+    assert rep.applied and rep.neighbors == 20 + int(rep.neighbors > 20)  # clean: k ≈ 20
     before = np.abs(np.linalg.norm(verts, axis=1) - 0.5)
     after = np.abs(np.linalg.norm(out, axis=1) - 0.5)
     assert before.mean() > 4e-3 and after.max() < 2e-4
@@ -138,7 +138,7 @@ def test_fixed_k_ignores_the_noise():
     for k in (8, 64):
         cfg = with_neighbors(RefineConfig(), k)
         out, rep = refine_vertices(verts, verts, noisy, cell=0.005, config=cfg)
-        assert rep["neighbors"] == k
+        assert rep.neighbors == k
         spread[k] = np.std(np.linalg.norm(out, axis=1) - 0.5)
     assert spread[8] > 1.5 * spread[64]
 
@@ -148,7 +148,7 @@ def test_moves_are_clipped_to_max_shift():
     verts = sphere_points(50, r=0.6, seed=7)  # 0.1 off = 10 cells of 0.01
     out, rep = refine_vertices(verts, verts, pts, cell=0.01, config=RefineConfig(max_shift=2, iterations=2))
     moved = np.linalg.norm(out - verts, axis=1)
-    assert rep["applied"] and rep["clipped"] == 1.0
+    assert rep.applied and rep.clipped == 1.0
     np.testing.assert_allclose(moved, 2 * 2 * 0.01, rtol=1e-9)
 
 
@@ -169,7 +169,7 @@ def test_moves_shrink_on_scans_sparser_than_the_grid():
                                     refine_plan=dataclasses.replace(part, weight=1.0, reason="full"))
     moved_part, rep = refine_vertices(verts, verts, pts, part.cell, cfg, refine_plan=part)
     np.testing.assert_allclose(moved_part, verts + 0.5 * (moved_full - verts), atol=1e-12)
-    assert rep["weight"] == pytest.approx(0.5) and rep["mean_shift"] > 0
+    assert rep.weight == pytest.approx(0.5) and rep.mean_shift > 0
     with pytest.raises(ValueError, match="taper_spacing"):
         RefineConfig(max_spacing=2.0, taper_spacing=1.0)
 
@@ -180,7 +180,7 @@ def test_sparse_scans_and_tiny_scans_are_skipped():
     assert not p.apply and "sparser" in p.reason
     verts = sphere_points(10, r=0.52)
     out, rep = refine_vertices(verts, verts, pts, cell=0.002)
-    assert not rep["applied"] and np.array_equal(out, verts)
+    assert not rep.applied and np.array_equal(out, verts)
     assert not plan(sphere_points(50), cell=1.0).apply
 
 
@@ -203,8 +203,14 @@ def test_bad_inputs_are_specific_errors():
 
 
 # ----------------------------------------------------------------- in extract_mesh
+def _mesh(result, device="cpu", **overrides):
+    from surfrec.run import mesh_config, mesh_stages
+
+    return mesh_stages(result, mesh_config(result, **overrides), device=device)
+
+
 def _result(field_r: float, data_r: float, n: int = 20000, level: float = 0.0) -> FitResult:
-    cfg = get_config("fast", level=level)
+    cfg = get_config("fast", **{"fit.level": level})
     return FitResult(model=Sphere(field_r), normalization=Normalization(center=np.array([3.0, 0, 0]), scale=2.0),
                      config=cfg, history={}, seconds=0.0, steps=0,
                      data_points=sphere_points(n, data_r).astype(np.float32))
@@ -212,11 +218,10 @@ def _result(field_r: float, data_r: float, n: int = 20000, level: float = 0.0) -
 
 def test_extract_mesh_refines_onto_the_data():
     result = _result(0.5, 0.52)  # the field is 0.02 (about 2 cells at 128) inside the data
-    report = {}
     # fill off: the vertices in the random sample's gaps would get face normals (test_fill.py)
-    mesh = extract_mesh(result, resolution=128, device="cpu", report=report, fill=0.0)
+    mesh, report = _mesh(result, resolution=128, device="cpu", fill=0.0)
     radii = np.linalg.norm(mesh.vertices - (3.0, 0, 0), axis=1) / 2.0
-    assert report["refine"]["applied"] and np.abs(radii - 0.52).max() < 1e-3
+    assert report.refine.applied and np.abs(radii - 0.52).max() < 1e-3
     assert mesh.is_watertight
     plain = extract_mesh(result, resolution=128, device="cpu", refine=False)
     assert np.abs(np.linalg.norm(plain.vertices - (3.0, 0, 0), axis=1) / 2.0 - 0.5).max() < 2e-3
@@ -227,9 +232,8 @@ def test_extract_mesh_refines_onto_the_data():
 
 
 def test_offset_levels_are_not_refined():
-    report = {}
-    mesh = extract_mesh(_result(0.5, 0.52), resolution=96, level=0.05, device="cpu", report=report)
-    assert report["refine"] is None
+    mesh, report = _mesh(_result(0.5, 0.52), resolution=96, level=0.05, device="cpu")
+    assert report.refine is None
     assert np.abs(np.linalg.norm(mesh.vertices - (3.0, 0, 0), axis=1) / 2.0 - 0.55).max() < 3e-3
 
 

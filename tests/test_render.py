@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from surfrec.evaluate import render
+from surfrec.evaluation import render
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "data" / "example.xyz"

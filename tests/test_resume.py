@@ -75,7 +75,7 @@ def test_cli_signal_saves_checkpoint_and_resumes(tmp_path, sig):
     assert "--resume" in err and ckpt.is_file() and not out.exists()
     # resume with fewer total steps than already done: finishes at once and writes the mesh
     payload = torch.load(ckpt, weights_only=True)
-    payload["config"]["iterations"] = payload["step"]
+    payload["config"]["fit"]["iterations"] = payload["step"]
     torch.save(payload, ckpt)
     r = subprocess.run(cmd[:-7] + ["--resume", str(ckpt), "--resolution", "32", "-q"], capture_output=True,
                        text=True, timeout=300)

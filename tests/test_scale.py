@@ -40,7 +40,7 @@ def test_far_outliers_do_not_wreck_the_normalization(cloud, reference, caplog):
     rng = np.random.default_rng(1)
     outliers = rng.normal(size=(5, 3)) * 200.0  # a few stray points 200x farther than the object
     dupes = np.repeat(cloud[:50], 4, axis=0)  # duplicated points
-    with caplog.at_level("WARNING", logger="surfrec.fitting"):
+    with caplog.at_level("WARNING", logger="surfrec.input.inspect"):
         result = fit(np.concatenate([cloud, outliers, dupes]), **SMALL)
     assert "5 far outliers" in caplog.text
     # the box is the object's, not the outliers'

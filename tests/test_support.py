@@ -234,7 +234,7 @@ def test_surface_config_fields_are_checked():
 
 def test_render_support_colours_supported_green_and_phantom_red(tmp_path):
     from surfrec.errors import InputError
-    from surfrec.evaluate.render import render, render_file
+    from surfrec.evaluation.render import render, render_file
     from surfrec.surface.support import attach_support
 
     mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
@@ -265,7 +265,7 @@ def test_support_attribute_reaches_ply(tmp_path):
 
 def test_evaluate_scan_reports_support():
     pytest.importorskip("open3d")
-    from surfrec.evaluate.metrics import evaluate, format_report
+    from surfrec.evaluation.metrics import evaluate, format_report
 
     mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
     res = evaluate(mesh, None, scan=_sphere_points(5_000, upper_only=True), n_samples=2_000)

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.baselines import ball_pivoting, poisson
+    from ..evaluation.baselines import ball_pivoting, poisson
     from ..io import load_points, save_mesh
 
     if args.method == "poisson" and args.radii is not None:

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import atomic_path
-    from ..evaluate.metrics import evaluate, format_report
+    from ..evaluation.metrics import evaluate, format_report
 
     if args.gt is None and args.scan is None:
         raise SurfrecError("nothing to score against: give --gt GT, --scan SCAN, or both")

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
             mesh_bar.close()
     if args.preview is not None:
-        from ..evaluate.render import render_png
+        from ..evaluation.render import render_png
 
         render_png(rec.mesh, args.preview)
     if not args.quiet:  # --quiet: errors only

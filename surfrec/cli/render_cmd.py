@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.render import render_file
+    from ..evaluation.render import render_file
 
     out = args.output or Path.cwd() / f"{args.input.name}.png"
     if out.exists() and args.input.exists() and out.resolve() == args.input.resolve():

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
-    from ..evaluate.residuals import plot_residuals, residual_report
+    from ..evaluation.residuals import plot_residuals, residual_report
     from ..io import atomic_path, load_points
     from ..result import load_model
 

@@ -16,8 +16,12 @@ OMP_NUM_THREADS once).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 #: Queries per call from which a search uses several threads (scipy starts and joins
 #: threads on every call: for a step's ~1k queries that costs more than the search).
@@ -34,7 +38,13 @@ COARSE_SPACING_SAMPLES = 2000
 
 def threads(n_queries: int) -> int:
     """Workers for a search of ``n_queries`` points: torch's thread count for big batches."""
-    return max(1, torch.get_num_threads()) if n_queries >= PARALLEL_QUERIES else 1
+    return _torch_threads() if n_queries >= PARALLEL_QUERIES else 1
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return max(1, torch.get_num_threads())
 
 
 class SpatialIndex:
@@ -65,7 +75,7 @@ class SpatialIndex:
         Multithreaded (torch's thread count) for batches of at least
         :data:`PARALLEL_QUERIES` queries or ``k > 1``.
         """
-        workers = threads(len(q)) if k == 1 else max(1, torch.get_num_threads())
+        workers = threads(len(q)) if k == 1 else _torch_threads()
         return self.tree.query(q, k=k, eps=eps, distance_upper_bound=distance_upper_bound, workers=workers)
 
 
@@ -115,11 +125,13 @@ class NearestPoints:
                 idx = np.where(np.linalg.norm(self.points[idx] - qn, axis=1) <= upto, idx, -1)
         return np.asarray(idx, dtype=np.int64)
 
-    def points_at(self, idx: torch.Tensor | np.ndarray, device: torch.device | str = "cpu",
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def points_at(self, idx: "torch.Tensor | np.ndarray", device: "torch.device | str" = "cpu",
+                  dtype: "torch.dtype | None" = None) -> "torch.Tensor":
         """(M,) indices from :meth:`indices` (all ≥ 0) → (M, D) input points on ``device``."""
+        import torch
+
         idx = idx.cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
-        return torch.from_numpy(self.points[idx]).to(device, dtype)
+        return torch.from_numpy(self.points[idx]).to(device, dtype or torch.float32)
 
     def __call__(self, q: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
         """(M, D) tensor → the nearest input point of each row, same device and dtype."""

@@ -212,7 +212,7 @@ def score(result, case: Case, quick: bool = False, level: float | None = None,
         extraction fails or there is no ground truth.
     """
     from ..errors import EmptyLevelSetError
-    from ..evaluate.metrics import evaluate
+    from ..evaluation.metrics import evaluate
     from ..run import extract_mesh
 
     out = {"cd": float("nan"), "nc": float("nan"), "fscore": float("nan"), "faces": 0, "watertight": False,

@@ -146,7 +146,9 @@ def train_alternative(points: np.ndarray, loss: str, *, time_budget: float, quic
             hist["loss"].append(float(l.detach()))
     seconds = time.perf_counter() - t0
     model.eval()
-    return FitResult(model=model.to("cpu"), normalization=norm, config=cfg, history=hist,
+    from ..settings import ReconstructionConfig
+
+    return FitResult(model=model.to("cpu"), normalization=norm, config=ReconstructionConfig(fit=cfg), history=hist,
                      seconds=seconds, steps=step, data_points=unit)
 
 
