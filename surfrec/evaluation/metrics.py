@@ -402,7 +402,7 @@ def _score_against_scan(rec_g: _Geometry, rec_s: _Samples, scan_g: _Geometry, or
         scan_to_rec_mean=float(d_s2r.mean()), scan_to_rec_max=float(d_s2r.max()),
         rec_to_scan_mean=float(d_r2s.mean()), rec_to_scan_max=float(d_r2s.max()),
     )
-    if rec_g.is_mesh:  # issue 14: cover / phantom relative to the scan's spacing
+    if rec_g.is_mesh:  # cover / phantom relative to the scan's spacing
         from ..surface.support import measure_support
 
         result["support"] = measure_support(rec_g.mesh.vertices, rec_g.mesh.faces, scan_g.points,

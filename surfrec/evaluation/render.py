@@ -320,7 +320,7 @@ def render(
     support = getattr(obj, "vertex_attributes", {}).get("quality") if color == "support" else None
     if color == "support" and support is None:
         raise ValueError("color='support' needs a mesh with a per-vertex 'quality' support map")
-    if support is not None:  # issue 14: colour by distance to the scan (surfrec.surface.support)
+    if support is not None:  # colour by distance to the scan (surfrec.surface.support)
         from ..surface.support import support_samples
 
         pts, nrm, color = support_samples(obj, support, n=int(np.clip(2.5 * size * size, 60_000, 2_000_000)))

@@ -198,7 +198,7 @@ def sign_push_loss(f: torch.Tensor, f0: torch.Tensor, side: torch.Tensor, count:
     closes), −1 raises it (a web's inside shrinks). Linear in F like the data term, not
     divided by ‖∇F‖ as the sample network's displacement is: far from the data ‖∇F‖ can be
     small, and the displacement form blew the field up (abc00994122: the pushed samples
-    grew to 444 of 724 within 60 steps; benchmarks/EXPERIMENTS.md, session 6).
+    grew to 444 of 724 within 60 steps; benchmarks/EXPERIMENTS.md).
 
     Parameters
     ----------

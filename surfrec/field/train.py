@@ -1,4 +1,4 @@
-"""Fitting a neural level set to a point cloud: configuration, training loop, results.
+"""The field stage: fitting a neural level set to an inspected scan (the training loop).
 
 The loop (per step):
 
@@ -397,7 +397,7 @@ def _project_samples(cfg: FitConfig, data: FitData, st: FitState) -> None:
     F at the moved samples comes from the loss's forward pass (:func:`_loss` fills
     ``st.f_buf``), so the step evaluates F and ∇ₓF once less. The sample network then
     moves each sample along the gradient where its step started, a Newton step away
-    (benchmarks/EXPERIMENTS.md, session 8: the same bench quality, 1.1–1.25× the steps/s).
+    (the same bench quality at 1.1–1.25× the steps/s: benchmarks/EXPERIMENTS.md).
     """
     lvl = float(cfg.level)
     n_refresh = int(round(cfg.n_samples * cfg.refresh_fraction))

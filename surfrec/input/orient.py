@@ -1,6 +1,6 @@
 """Normals of a scan, oriented consistently, and whether the scan encloses a volume.
 
-Used before a fit (issue 14) to decide between a closed and an open surface from the data
+Used before a fit to decide between a closed and an open surface from the data
 alone, and, for an open surface, to give the signed field a side: a single view is a
 sheet, and a field that is negative inside needs an inside.
 
