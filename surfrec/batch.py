@@ -135,11 +135,13 @@ class Manifest:
                 raise InputError(self.path, "manifest is not valid JSON from surfrec batch; move it away") from None
 
     def done(self, job: BatchJob) -> bool:
+        """Whether this scan finished in an earlier run (its mesh is there)."""
         r = self.records.get(job.input)
         return bool(r and r.get("status") == "ok" and Path(r.get("output", "")).is_file()
                     and r.get("output") == job.output)
 
     def update(self, record: dict) -> None:
+        """Record a scan's outcome and rewrite the manifest atomically."""
         from .io import atomic_path
 
         self.records[record["input"]] = record

@@ -19,7 +19,7 @@ from .errors import SurfrecError
 LIBUSB_FIX = "apt-get install -y libusb-1.0-0"
 
 #: import name -> the extra that installs it
-EXTRAS = {"open3d": "baselines", "plotly": "viz", "matplotlib": "viz", "ray": "ray"}
+EXTRAS = {"open3d": "baselines", "plotly": "viz", "jinja2": "viz", "matplotlib": "viz", "ray": "ray"}
 
 
 class MissingDependencyError(SurfrecError):

@@ -90,6 +90,7 @@ class FitResult:
     closed_side_share: float | None = dataclasses.field(default=None, compare=False)
     surface: SurfaceDecision | None = dataclasses.field(default=None, compare=False)
     _spacing: float | None = dataclasses.field(default=None, repr=False, compare=False)
+    _noise: float | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def fitted_open(self) -> bool:
@@ -110,11 +111,22 @@ class FitResult:
             self._spacing = scan_spacing(self.data_points, self.data_index())
         return self._spacing
 
+    def data_noise(self) -> float | None:
+        """The scan's noise sigma: the input report's, or estimated once on ``data_points``
+        (files of format 1; None with too few points)."""
+        if self.input is not None:
+            return self.input.noise
+        if self._noise is None and self.data_points is not None and len(self.data_points) > 21:
+            from .input.local import estimate_noise
+
+            self._noise = estimate_noise(self.data_points, tree=self.data_index())[0]
+        return self._noise
+
     def scan_points(self) -> ScanPoints | None:
         """The scan points the stages after the fit measure against (None: the model holds none)."""
         if self.data_points is None or len(self.data_points) < 2:
             return None
-        return ScanPoints(self.data_points, self.data_index(), self.data_spacing())
+        return ScanPoints(self.data_points, self.data_index(), self.data_spacing(), self.data_noise())
 
     def fitted(self, device: str | torch.device = "cpu") -> FittedField:
         """F, its gradient, the fitted level and the box, as numpy functions on ``device``."""

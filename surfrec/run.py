@@ -93,6 +93,7 @@ class StageTimings:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
     def line(self) -> str:
+        """The stages that ran, one ``name seconds`` item each, on one line."""
         return ", ".join(f"{k} {v:.2f} s" for k, v in self.as_dict().items())
 
 
@@ -143,7 +144,8 @@ class RunReport:
                             closed_side_share=self.fit.closed_side_share,
                             stray=None if inp is None else inp.stray,
                             n_points=None if inp is None else inp.points_read,
-                            removed=bool(inp and inp.stray_removed))
+                            removed=bool(inp and inp.stray_removed),
+                            merged=0 if inp is None else inp.duplicates + inp.near_duplicates)
 
 
 @dataclass
@@ -570,9 +572,9 @@ def _evidence(d: SurfaceDecision, shape: ShapeDecision | None, closed_side: bool
 def summary_line(surface: SurfaceDecision | None, support: SupportReport | None, *,
                  shape: ShapeDecision | None = None, closed_side: bool | None = None,
                  closed_side_share: float | None = None, stray: int | None = None, n_points: int | None = None,
-                 removed: bool = False) -> str:
+                 removed: bool = False, merged: int = 0) -> str:
     """One line: the surface decision and its evidence, cover and phantom of the mesh
-    written, and the stray points (when counted)."""
+    written, the duplicates merged and the stray points (when counted)."""
     from .surface.support import SUPPORT_ATTRIBUTE
 
     parts = []
@@ -581,6 +583,8 @@ def summary_line(surface: SurfaceDecision | None, support: SupportReport | None,
         parts.append(f"surface {surface.surface} ({surface.mode}" + (": " + "; ".join(ev) if ev else "") + ")")
     if support is not None:
         parts.append(f"cover {support.cover:.3f}, phantom {support.phantom:.3f} (scan spacing s {support.spacing:.4g})")
+    if merged:
+        parts.append(f"{merged} duplicate points merged" + (f" ({100 * merged / n_points:.1f}%)" if n_points else ""))
     if stray is not None:
         kept = "removed" if removed else "kept"
         share = f" ({100 * stray / n_points:.2f}%, {kept})" if n_points else f" ({kept})"

@@ -441,5 +441,5 @@ def test_closed_side_term_needs_half_of_the_points_trusted():
     assert 0.05 < off.closed_side_share < 0.5
     on = fit_data(p, get_config(cfg, closed_side_min_share=0.05))[0]
     assert on.sides is not None and on.closed_side is True
-    assert on.sides.points.shape[0] == round(on.closed_side_share * len(p))
+    assert on.sides.points.shape[0] == round(on.closed_side_share * len(on.points))
     assert float((on.sides.points[:, 2] > 0).float().mean()) > 0.9  # the trusted points: the clean cap's

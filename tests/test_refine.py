@@ -6,7 +6,8 @@ from helpers import Sphere
 from surfrec.settings import get_config
 from surfrec.input.normalize import Normalization
 from surfrec.settings import RefineConfig
-from surfrec.surface.refine import estimate_noise, local_heights, plan, refine_vertices, with_neighbors
+from surfrec.input.local import estimate_noise, local_heights
+from surfrec.surface.refine import plan_for as plan, refine_vertices, with_neighbors
 from surfrec.run import extract_mesh
 from surfrec.result import FitResult
 
@@ -113,8 +114,6 @@ def test_k_rule_max_and_sum():
     assert plan(noisy, cell=0.005).neighbors == int(np.ceil(20 + want))
     assert plan(noisy, cell=0.005, config=RefineConfig(k_rule="max", neighbors=10)).neighbors == int(np.ceil(want))
     assert plan(noisy, cell=0.005, config=RefineConfig(k_rule="max", neighbors=40)).neighbors == max(40, int(np.ceil(want)))
-    p = plan(noisy, cell=0.005, config=RefineConfig(noise_k=None, neighbors=12))
-    assert p.noise == pytest.approx(estimate_noise(noisy, k=12)[0])
     with pytest.raises(ValueError, match="k_rule"):
         RefineConfig(k_rule="min")
 
@@ -277,7 +276,7 @@ def test_robust_oriented_heights_match_naive_reference(k):
 def test_lower_median_and_gather_equal_torch():
     import torch
 
-    from surfrec.surface.refine import _gather, _lower_median
+    from surfrec.input.local import _gather, _lower_median
 
     x = torch.rand(300, 128)
     x[:, 5] = x[:, 7]                                                      # ties
@@ -293,7 +292,7 @@ def test_intercept_variance_matches_the_written_out_formula():
     float64, one fit at a time), and the height and scale are those of the plain call."""
     import torch
 
-    from surfrec.surface.refine import _local_design, _robust_quadric
+    from surfrec.input.local import _local_design, _robust_quadric
 
     rng = np.random.default_rng(3)
     nb = torch.from_numpy(rng.normal(scale=[0.02, 1.0, 1.0], size=(5, 30, 3))).float()

@@ -43,8 +43,9 @@ def _format_1(config: dict) -> dict:
     for k in ("normal_k", "orient_k", "closure_area_clip"):
         surface[k] = inp.pop(k)
     extract = {**mesh, "max_data_points": inp.pop("max_data_points"), "surface_config": surface}
-    for k in ("stray_k", "stray_ratio", "stray_reference"):
-        inp.pop(k)
+    refine = {**refine, "noise_k": inp.pop("noise_k"), "noise_samples": inp.pop("noise_samples"), "seed": 0}
+    for k in ("stray_k", "stray_ratio", "stray_reference", "merge_tolerance", "spacing_samples"):
+        inp.pop(k)  # settings that format 1 did not have
     return {**config["fit"], **inp, "extract": extract, "refine": refine}
 
 

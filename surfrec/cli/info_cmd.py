@@ -1,4 +1,5 @@
-"""``surfrec info``: what is in a scan (size, box, normals, spacing, duplicates)."""
+"""``surfrec info``: what is in a scan (size, box, normals, spacing, duplicates), as the
+input inspection of a fit sees it."""
 
 from __future__ import annotations
 
@@ -30,9 +31,15 @@ def run(args: argparse.Namespace) -> int:
     """Load the scan (errors are InputError, reported by the dispatcher) and print its summary."""
     from ..io import load_points
 
+    from ..input.inspect import merge_duplicates
+    from ..settings import InputConfig
+
     cloud = load_points(args.scan, sample_surface=args.sample_surface, seed=args.seed)
     stats = summarize(cloud.points, seed=args.seed)
+    cfg = InputConfig()
+    merged = merge_duplicates(cloud.points, None, cfg.merge_tolerance, cfg.spacing_samples)
     report = {"path": cloud.source, "format": cloud.format, **stats,
+              "near_duplicates": merged.near, "merge_tolerance": merged.tolerance, "spacing": merged.spacing,
               "normals": cloud.normals is not None}
     if args.json:
         print(json.dumps(report, indent=2))
@@ -50,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         ("normals", "yes" if report["normals"] else "no"),
         ("mean spacing", spacing),
         ("duplicates", f"{stats['duplicates']:,}"),
+        ("near dups", f"{merged.near:,} (closer than {merged.tolerance:.3g}; merged with the duplicates before a fit)"),
+        ("spacing s", f"{merged.spacing:.6g} (median, after merging: the unit of every radius of a fit)"),
     ]
     width = max(len(k) for k, _ in lines) + 1
     for key, value in lines:

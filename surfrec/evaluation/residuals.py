@@ -40,6 +40,8 @@ class ResidualReport:
         to the nearest input point, normalized units and input units).
     residuals : dict[int, (n_seeds,) ndarray]
         Raw residuals per step count (for plots).
+    points : dict[int, (n_seeds, 3) ndarray]
+        The projected samples per step count, in input coordinates (``keep_points=True``).
     """
 
     level: float
@@ -47,8 +49,10 @@ class ResidualReport:
     tol: float
     rows: list[dict] = field(default_factory=list)
     residuals: dict[int, np.ndarray] = field(default_factory=dict)
+    points: dict[int, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return {"level": self.level, "n_seeds": self.n_seeds, "tol": self.tol, "rows": self.rows}
 
     def format(self) -> str:
@@ -75,6 +79,7 @@ def residual_report(
     tol: float = 1e-5,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    keep_points: bool = False,
 ) -> ResidualReport:
     """Project seeds drawn as in fitting and report the residual distribution.
 
@@ -95,6 +100,8 @@ def residual_report(
     seed : int
         Random seed of the seeds.
     device : str or torch.device
+    keep_points : bool
+        Keep the projected samples of each step count (``ResidualReport.points``).
 
     Returns
     -------
@@ -146,6 +153,8 @@ def residual_report(
         }
         report.rows.append(row)
         report.residuals[k] = res
+        if keep_points:
+            report.points[k] = result.normalization.to_input(pts)
     result.model.to("cpu")
     return report
 

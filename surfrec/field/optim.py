@@ -53,12 +53,14 @@ class Adam:
         self.state: list[list[list | None]] = [[None] * len(g["params"]) for g in self.param_groups]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the parameters' gradients."""
         for g in self.param_groups:
             for p in g["params"]:
                 p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
+        """One update of every parameter that has a gradient."""
         b1, b2 = self.betas
         for g, states in zip(self.param_groups, self.state):
             for i, p in enumerate(g["params"]):
@@ -81,12 +83,14 @@ class Adam:
         return {"param_groups": groups, "state": [[None if s is None else list(s) for s in st] for st in self.state]}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore learning rates and moments saved by :meth:`state_dict`."""
         for g, saved in zip(self.param_groups, state["param_groups"]):
             g.update(saved)
         self.state = [[None if s is None else [int(s[0]), s[1].clone(), s[2].clone()] for s in st]
                       for st in state["state"]]
 
     def add_param_group(self, group: dict) -> None:
+        """Add a group of parameters (with its own learning rate)."""
         self.param_groups.append(dict(group, params=list(group["params"]), lr=group.get("lr", self.param_groups[0]["lr"])))
         self.state.append([None] * len(group["params"]))
 
@@ -99,19 +103,24 @@ class Optimizers:
 
     @property
     def param_groups(self) -> list:
+        """Every optimizer's parameter groups."""
         return [g for o in self.optimizers for g in o.param_groups]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the parameters' gradients."""
         for o in self.optimizers:
             o.zero_grad(set_to_none=set_to_none)
 
     def step(self) -> None:
+        """One update of every parameter that has a gradient."""
         for o in self.optimizers:
             o.step()
 
     def state_dict(self) -> list:
+        """Each optimizer's state (checkpoints)."""
         return [o.state_dict() for o in self.optimizers]
 
     def load_state_dict(self, states: list) -> None:
+        """Restore learning rates and moments saved by :meth:`state_dict`."""
         for o, s in zip(self.optimizers, states):
             o.load_state_dict(s)

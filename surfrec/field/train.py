@@ -184,6 +184,7 @@ class FitState:
 
     @property
     def n_levels(self) -> int:
+        """Number of feature-grid levels of the model (0 without a grid)."""
         return len(self.model.grid_parameters())
 
     def snapshot(self) -> None:

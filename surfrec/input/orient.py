@@ -184,6 +184,7 @@ class Orientation(NamedTuple):
 
     @property
     def pieces(self) -> int:
+        """Number of connected pieces of the neighbour graph."""
         return int(self.labels.max()) + 1
 
 
@@ -233,14 +234,22 @@ def winding_numbers(dipoles: np.ndarray, moments: np.ndarray, queries: np.ndarra
 
     Parameters
     ----------
-    dipoles : (J, 3) positions c_j; moments : (J, 3) area-weighted normals m_j = Σ a n.
-    queries : (Q, 3)
-    min_distance : distances below it count as it (a dipole's own neighbourhood).
-    chunk : queries per pass (a (chunk, J) block stays in cache: 512 ran 5x faster than
-        8192 for J ≈ 2000).
-    dtype : ``float64`` or ``float32`` (the grid's: 2x faster, |Δw| < 1e-5).
+    dipoles : (J, 3) float
+        Positions c_j.
+    moments : (J, 3) float
+        Area-weighted normals m_j = Σ a n.
+    queries : (Q, 3) float
+    min_distance : float
+        Distances below it count as it (a dipole's own neighbourhood).
+    chunk : int
+        Queries per pass (a (chunk, J) block stays in cache: 512 ran 5x faster than 8192
+        for J ≈ 2000).
+    dtype : str
+        ``float64`` or ``float32`` (the grid's: 2x faster, |Δw| < 1e-5).
 
-    Returns (Q,) float64.
+    Returns
+    -------
+    (Q,) float64
     """
     import torch
 

@@ -79,6 +79,13 @@ def _from_format_1(d: dict) -> dict:
     inp.update({k: surface.pop(k) for k in _TO_INPUT["surface_config"] if k in surface})
     mesh = {**extract, "surface_config": surface}
     if refine is not None:
+        refine = dict(refine)
+        refine.pop("seed", None)  # the noise estimate moved to the input stage
+        if refine.get("noise_k") is not None:
+            inp["noise_k"] = refine["noise_k"]
+        refine.pop("noise_k", None)
+        if "noise_samples" in refine:
+            inp["noise_samples"] = refine.pop("noise_samples")
         mesh["refine_config"] = refine
     return {"input": inp, "fit": fit, "mesh": mesh}
 

@@ -79,6 +79,7 @@ class ModelConfig:
         return self.grid_levels * self.grid_channels if self.encoding == "grid" else 0
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 
@@ -244,6 +245,7 @@ class FitConfig:
             self.time_budget = None
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 

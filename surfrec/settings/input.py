@@ -14,6 +14,18 @@ class InputConfig:
     """How a scan is checked, cleaned and prepared before the fit
     (:func:`surfrec.input.inspect.inspect_scan`)."""
 
+    merge_tolerance: float = setting(0.1, range=Range(0, 1, hi_open=True, note="0: exact duplicates only"),
+                                     help="Points closer to each other than this many point spacings are merged "
+                                          "into one (their centroid) before anything else: near duplicates of "
+                                          "merged exports, the several returns of one lidar pulse. Exact "
+                                          "duplicates are always merged.")
+    spacing_samples: int = setting(100_000, range=Range(100, None, integer=True),
+                                   help="The point spacing s is the median distance to the nearest other point, "
+                                        "measured from at most this many random points against all of them.")
+    noise_k: int = setting(20, range=Range(6, None, integer=True),
+                           help="Neighbours of the local quadric fits that estimate the scan's noise.")
+    noise_samples: int = setting(2000, range=Range(10, None, integer=True),
+                                 help="Scan points at which the noise is estimated.")
     remove_stray: bool = setting(False, flag="--remove-stray",
                                  help="Drop the stray points (flying pixels, isolated specks: a point whose "
                                       "stray_k-th neighbour is stray_ratio times farther than its "
@@ -50,6 +62,7 @@ class InputConfig:
         check_settings(self)
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 

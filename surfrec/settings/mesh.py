@@ -53,6 +53,7 @@ class SupportConfig:
             raise ValueError(f"need min_samples <= max_samples, got {self.min_samples}, {self.max_samples}")
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 
@@ -104,6 +105,7 @@ class SurfaceConfig:
         check_settings(self)
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 
@@ -122,8 +124,6 @@ class RefineConfig:
     k_rule: str = setting("sum", choices=K_RULES,
                           help="sum: k = neighbors + the neighbours the noise asks for; max: the larger of the two; "
                                "fixed: k = neighbors whatever the noise.")
-    noise_k: int | None = setting(20, range=Range(6, None, integer=True, optional=True),
-                                  help="Neighbours of the noise estimate's local fits (None: neighbors).")
     iterations: int = setting(2, range=Range(0, None, integer=True), help="Rounds of fit-and-move.")
     robust_iterations: int = setting(1, range=Range(0, None, integer=True),
                                      help="Reweighting rounds by the residual (0: plain weighted least squares).")
@@ -141,13 +141,9 @@ class RefineConfig:
                                       "mesh grid the fitted field interpolates more smoothly than local fits).")
     taper_spacing: float = setting(3.0, range=_POSITIVE,
                                    help="Median point spacing, in grid cells, from which the refinement is skipped.")
-    noise_samples: int = setting(2000, range=Range(10, None, integer=True),
-                                 help="Scan points used by the noise estimate.")
     chunk_size: int = setting(8192, range=Range(1, None, integer=True), help="Vertices per batch at most.")
     chunk_neighbors: int = setting(65536, range=Range(1, None, integer=True),
                                    help="Neighbour rows (vertices x k) per batch at most (keeps a batch in cache).")
-    seed: int = setting(0, range=SEED, help="Seed of the noise estimate's point subset.")
-
     def __post_init__(self) -> None:
         check_settings(self)
         if self.taper_spacing < self.max_spacing:
@@ -158,6 +154,7 @@ class RefineConfig:
                              f">= neighbors ({self.neighbors})")
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 
@@ -231,6 +228,7 @@ class MeshConfig:
         check_settings(self)
 
     def to_dict(self) -> dict:
+        """Plain-Python form (model files, JSON)."""
         return to_dict(self)
 
 

@@ -350,15 +350,19 @@ class Report:
     parts: list[str] = field(default_factory=list)
 
     def add(self, text: str) -> None:
+        """Append markdown text."""
         self.parts.append(text.rstrip() + "\n")
 
     def table(self, rows: Sequence[dict], cols: Sequence[str] | None = None) -> None:
+        """Append a markdown table of ``rows`` (dicts with the same keys)."""
         self.parts.append(md_table(rows, cols))
 
     def figure(self, path: Path, caption: str) -> None:
+        """Append a figure saved beside the report."""
         self.parts.append(f"![{caption}]({Path(path).name})\n\n*{caption}*\n")
 
     def write(self, path: str | os.PathLike) -> Path:
+        """Write the report (markdown) and return its path."""
         from ..io import atomic_path
 
         path = Path(path)
@@ -381,6 +385,7 @@ def setup_note(quick: bool, device: str, cases: Sequence[Case], seed: int, extra
 
 
 def prepare_out(out: str | os.PathLike) -> Path:
+    """Create the study's output folder and return it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return out

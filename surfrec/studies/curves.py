@@ -69,9 +69,11 @@ class PlanarField(nn.Module):
         return f, g[:, :2]
 
     def mlp_parameters(self) -> list:
+        """The network's parameters (all of them: the planar field has no grid)."""
         return self.model.mlp_parameters()
 
     def grid_parameters(self) -> list:
+        """No feature grid: an empty list."""
         return self.model.grid_parameters()
 
 

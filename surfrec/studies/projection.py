@@ -65,12 +65,14 @@ class Trace:
     left_box: Any = None
 
     def record(self, t: float, evals: int, field_fn, p: torch.Tensor, level: float) -> None:
+        """Append the residuals of one step."""
         f, _ = value_and_grad(field_fn, p)
         self.times.append(t)
         self.evaluations.append(int(evals))
         self.residuals.append((f - level).abs().double().cpu().numpy())
 
     def final_residuals(self) -> np.ndarray:
+        """The residuals after the last step."""
         return self.residuals[-1]
 
     def first_reaching(self, tol: float, share: float) -> tuple[float, float]:

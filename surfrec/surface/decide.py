@@ -74,6 +74,7 @@ class ShapeDecision(_Record):
 
     @property
     def open(self) -> bool:
+        """Whether the field is fitted as an open surface."""
         return self.fit_surface == "open"
 
 

@@ -64,6 +64,7 @@ class SupportReport:
     area: float
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form (JSON)."""
         return asdict(self)
 
     def in_scan_units(self, scale: float) -> "SupportReport":
