@@ -5,7 +5,7 @@ bench shapes with their bottom cut off (where the decision flips).
 
 Usage::
 
-    python benchmarks/bench_closure.py
+    python benchmarks/closure_decision.py
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ sys.path.insert(0, str(HERE))
 #: shares of the height cut off the bottom of the closed shapes (an object on a base,
 #: scanned all around but not underneath)
 CUTS = (0.05, 0.15, 0.3, 0.5)
-#: camera directions of the confirmation views (bench_real.py uses (0.3, 0.2, 1))
+#: camera directions of the confirmation views (real_scans.py uses (0.3, 0.2, 1))
 DIRECTIONS = [(1, 0, 0), (0, 1, 0.3), (-0.5, -0.2, 1), (0.2, -1, -0.4), (-1, 0.5, -0.5)]
 
 
 def main() -> None:
-    import bench_real as br
+    import real_scans as br
 
     from surfrec.input.orient import scan_orientation
     from surfrec.settings import SurfaceConfig
