@@ -6,10 +6,13 @@ bench shapes with their bottom cut off (where the decision flips).
 Usage::
 
     python benchmarks/closure_decision.py
+
+Prints the three closure tables of benchmarks/RESULTS_REAL.md (about a minute).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ DIRECTIONS = [(1, 0, 0), (0, 1, 0.3), (-0.5, -0.2, 1), (0.2, -1, -0.4), (-1, 0.5
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     import real_scans as br
 
     from surfrec.input.orient import scan_orientation
