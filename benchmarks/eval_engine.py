@@ -143,6 +143,18 @@ def brute_force_check(rec, gt, n_worst: int = 20) -> tuple[float, float]:
     return float(np.abs(d_before[worst] - exact).max()), float(np.abs(d_after[worst] - exact).max())
 
 
+def git_commit() -> str | None:
+    """The short hash of this checkout's HEAD (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def rel_diff(a, b) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-300)
 
@@ -195,12 +207,14 @@ def main(argv: list[str] | None = None) -> int:
               f"after {err_after:.1e}", flush=True)
 
     command = shlex.join(["python", "benchmarks/eval_engine.py", *(sys.argv[1:] if argv is None else argv)])
+    commit = git_commit()
     lines = [
         "# `surfrec eval`: point-to-mesh engine before/after",
         "",
-        f"## {time.strftime('%Y-%m-%d')}: Open3D's float32 triangle choice against point-cloud-utils",
+        f"## {time.strftime('%Y-%m-%d')}{f', commit {commit}' if commit else ''}: Open3D's float32 triangle "
+        "choice against point-cloud-utils",
         "",
-        f"`{command}` (writes this file). {args.samples:,} samples a side,",
+        f"Reproduce: `{command}` (writes this file). {args.samples:,} samples a side,",
         f"median of {args.repeats} interleaved runs, {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}),",
         "machine shared with other jobs (loaded): compare the columns of one row, not across runs.",
         "rec = screened Poisson (Open3D, depth 8, given normals) of each bench scan; gt = its ground-truth mesh.",

@@ -222,13 +222,23 @@ def passthrough(args: argparse.Namespace) -> list[str]:
 
 HEADER = """# Mesh extraction benchmark
 
-Written by `benchmarks/mesh_resolution.py`; each section below is one run of it (the command is
-given). Columns: `time` is the whole `extract_mesh_from_field` call, `in field` the part
+Written by `benchmarks/mesh_resolution.py`; each section below is one run of it, headed by
+its date and commit, with the command that reproduces it. Columns: `time` is the whole `extract_mesh_from_field` call, `in field` the part
 spent inside the field (the MLP); `% of grid` is the share of the resolution^3 grid
 samples where F was evaluated; `peak RSS` is the worker's VmHWM right after the
 extraction (each resolution runs in a fresh subprocess, so it includes Python, torch and
 the model, listed as `before`); `+ report` is the peak after `mesh_report` as well.
 """
+
+
+def git_commit() -> str | None:
+    """The short hash of this checkout's HEAD (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def write_results(rows: list[dict], args: argparse.Namespace, command: str, load: tuple[float, float]) -> None:
@@ -242,10 +252,11 @@ def write_results(rows: list[dict], args: argparse.Namespace, command: str, load
         "init (r=0.5), plus bumps 0.04 sin(10x) sin(10y) sin(10z); box [-1, 1]^3"
     )
     title = args.title or f"{rows[0]['threads']} torch threads, {args.layers}x{args.hidden} MLP"
+    commit = git_commit()
     lines = [
-        f"## {title}",
+        f"## {time.strftime('%Y-%m-%d')}{f', commit {commit}' if commit else ''}: {title}",
         "",
-        f"`{command}` ({time.strftime('%Y-%m-%d %H:%M')})",
+        f"Reproduce: `{command}` ({time.strftime('%H:%M')})",
         "",
         f"- Machine: {machine()}; CPU only.",
         f"- Load average (1 min) before / after the run: {load[0]:.1f} / {load[1]:.1f}.",
