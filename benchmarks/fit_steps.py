@@ -50,7 +50,8 @@ def run_one(case: str, steps: int, seed: int, overrides: dict, mesh_out: Path | 
         mesh_out.parent.mkdir(parents=True, exist_ok=True)
         mesh.export(mesh_out)
     h = res.history
-    row = {"case": case, "steps": res.steps, "seed": seed, "overrides": json.dumps(overrides, sort_keys=True),
+    named = overrides if preset == "default" else {"preset": preset, **overrides}
+    row = {"case": case, "steps": res.steps, "seed": seed, "overrides": json.dumps(named, sort_keys=True),
            "fit_wall_s": round(w1 - w0, 2), "fit_cpu_s": round(c1 - c0, 2),
            "extract_wall_s": round(w2 - w1, 2), "extract_cpu_s": round(c2 - c1, 2),
            "cd_x1000": round(1000 * ev["chamfer_l1"], 4),
