@@ -4,8 +4,8 @@
 
 Writes OUT_DIR/NAME_n{sigma}.xyz (the bench points plus isotropic Gaussian noise of
 standard deviation ``sigma`` × the ground truth's largest side, seed 0) and links
-OUT_DIR/NAME_n{sigma}.gt.ply to the ground truth, so ``benchmarks/bench_steps.py`` (with
-``SURFREC_BENCH=OUT_DIR``) scores them against it.
+OUT_DIR/NAME_n{sigma}.gt.ply to the ground truth, so ``benchmarks/fit_steps.py`` and
+``benchmarks/mesh_variants.py`` (with ``SURFREC_BENCH=OUT_DIR``) score them against it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from bench_steps import BENCH  # the bench folder (SURFREC_BENCH), one definition
+from fit_steps import BENCH  # the bench folder (SURFREC_BENCH), one definition
 
 
 def main() -> None:

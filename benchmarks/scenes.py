@@ -1,6 +1,6 @@
-"""Synthetic real-world scans: depth-camera and lidar views of scenes (issue 14, confirmation).
+"""Synthetic real-world scans: depth-camera and lidar views of scenes (confirmation cases).
 
-The real open scans the issue is judged on (a face, terrain, a stereo table scene, a
+The real open scans the open-scan targets name (a face, terrain, a stereo table scene, a
 Kinect room view, an object on a base) are not here. These generated stand-ins have what
 the bench's single views do not: perspective cameras whose point density falls with the
 range (10–100× across a scan), noise that grows with depth², mixed ("flying") pixels at
@@ -11,8 +11,9 @@ Each scene is a list of trimesh meshes (the ground truth) and one or more pinhol
 :func:`render` casts one ray per pixel with Open3D's ``RaycastingScene``. Usage::
 
     python benchmarks/scenes.py OUT_DIR          # writes OUT_DIR/NAME.xyz for every scene
+    python benchmarks/scenes.py OUT_DIR --truth  # and the true surfaces' cover of their scans
 
-and :func:`scene_points` from ``bench_real.py --scenes``.
+and :func:`scene_points` from ``real_scans.py --scenes`` and ``mesh_variants.py``.
 """
 
 from __future__ import annotations

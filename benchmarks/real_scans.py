@@ -1,33 +1,33 @@
-"""Real and single-view scans: cover / phantom / one-sided distances (issue 14), one run.
+"""Real and single-view scans: cover, phantom and one-sided distances against the scan, one run.
 
 For every scan in ``../shared/data/scans``, the 5 closed bench shapes (``--bench``), and
 single-view partial scans generated here from bench shapes (one camera, z-buffer hidden
 point removal, light noise, fixed seed; nothing is written to the data folders):
 
-* ``surfrec``: the default ``surfrec.fit`` + ``extract_mesh`` with ``--surface`` (auto by
-  default: the scan's closure decides before the fit whether it is fitted as an open
-  surface, :mod:`surfrec.orient`); seconds = read-to-mesh (fit + meshing);
+* ``surfrec``: the default :func:`surfrec.fit` and the stages after it
+  (:func:`surfrec.run.mesh_stages`) with ``--surface`` (auto by default: the scan's
+  closure decides before the fit whether it is fitted as an open surface,
+  :mod:`surfrec.input.orient`); seconds = read-to-mesh (fit + meshing);
 * ``poisson-trim``: Open3D screened Poisson depth 9, estimated normals oriented by tangent
   plane (k=15), the tutorial density trim (drop the lowest 5% density vertices), no crop.
 
-Each mesh is scored with :func:`surfrec.surface.support.measure_support` against the whole scan.
-Usage::
+Each mesh is scored with :func:`surfrec.surface.support.measure_support` against the whole
+scan. Usage::
 
-    python benchmarks/bench_real.py [--iters N] [--surface auto|open|closed] [--bench] [--scenes] [--only NAME ...]
-                                    [--out out/real] [--json F] [--trim S]
+    python benchmarks/real_scans.py [--iters N] [--surface auto|open|closed] [--bench] [--scenes]
+                                    [--only NAME ...] [--out out/real] [--json F] [--trim S]
 
 ``--scenes`` adds the generated depth-camera and lidar scenes of ``scenes.py`` (confirmation
 cases: nothing was tuned on them), with one more column, mesh→truth: the mean distance from
 the mesh to the scene's true surface in scan spacings s.
 
-``--trim S`` adds ``surfrec-trim``: the same fit meshed with ``extract_mesh(trim=S)`` (a
-closed surface without its faces beyond S scan spacings; seconds = fit + that meshing).
+``--trim S`` adds ``surfrec-trim``: the same fit meshed with ``trim=S`` (a closed surface
+without its faces beyond S scan spacings; seconds = fit + that meshing).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -103,10 +103,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/real"))
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--trim", type=float, default=0.0, metavar="S",
-                    help="also score the same fit meshed with extract_mesh(trim=S) (closed surfaces trimmed "
-                         "beyond S scan spacings) as method surfrec-trim")
+                    help="also score the same fit meshed with trim=S (closed surfaces trimmed beyond S scan "
+                         "spacings) as method surfrec-trim")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="FitConfig overrides (JSON values), e.g. slope_weight=0.1")
+                    help="setting overrides by name (JSON values), e.g. slope_weight=0.1")
     args = ap.parse_args()
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
 
@@ -114,9 +114,10 @@ def main() -> None:
 
     import surfrec
     from surfrec.evaluation.baselines import poisson
+    from surfrec.input.inspect import scan_spacing
+    from surfrec.run import mesh_config, mesh_stages
     from surfrec.settings import get_config
     from surfrec.surface.support import measure_support
-    from surfrec.input.inspect import scan_spacing
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -131,19 +132,16 @@ def main() -> None:
             continue
         s = scan_spacing(pts)
         cfg = get_config("default", iterations=args.iters, time_budget=args.time_budget, threads=args.threads,
-                         **overrides)
-        cfg.extract = dataclasses.replace(cfg.extract, surface=args.surface)
+                         surface=args.surface, **overrides)
         t0 = time.perf_counter()
         result = surfrec.fit(pts, config=cfg)
         t_fit = time.perf_counter() - t0
-        report: dict = {}
-        mesh = surfrec.extract_mesh(result, report=report)
+        mesh, report = mesh_stages(result)
         t_surfrec = time.perf_counter() - t0
-        info = report["surface"]
         methods = [("surfrec", mesh, t_surfrec)]
         if args.trim > 0:
             t1 = time.perf_counter()
-            trimmed = surfrec.extract_mesh(result, trim=args.trim)
+            trimmed, _ = mesh_stages(result, mesh_config(result, trim=args.trim))
             methods.append(("surfrec-trim", trimmed, t_fit + time.perf_counter() - t1))
         t2 = time.perf_counter()
         pmesh = poisson(pts, None, depth=9, density_quantile=0.05, crop_factor=0.0)
@@ -158,8 +156,9 @@ def main() -> None:
                 if args.scenes and name in truths:
                     row.update(m2gt_s=mesh_to_truth(m, truths[name]) / s)
             if method.startswith("surfrec"):
-                row.update(decision=info.get("surface"), closure=info.get("closure"), steps=result.steps,
-                           timings={k: round(v, 2) for k, v in {**result.timings, **report["timings"]}.items()})
+                row.update(decision=report.surface.surface, steps=result.steps,
+                           closure=result.shape.closure if result.shape is not None else None,
+                           timings={k: round(v, 2) for k, v in {**result.timings, **report.timings}.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
             if len(m.faces):

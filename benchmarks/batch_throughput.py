@@ -1,6 +1,6 @@
 """Scans per hour of `surfrec batch`: 1 worker, 2 local workers, and Ray locally, same scans.
 
-    python benchmarks/bench_batch.py --scans 6 --iters 100 --out /tmp/bench_batch
+    python benchmarks/batch_throughput.py --scans 6 --iters 300 --out /tmp/batch_throughput
 
 Generates small scans (noisy spheres/tori of 5k points), runs each executor on a fresh
 output folder, and prints a Markdown table (wall clock, scans per hour, speed-up).
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from surfrec.batch import BatchOptions, default_threads, run_batch
+from surfrec.batch import default_threads, run_batch
+from surfrec.settings import get_config
 
 
 def make_scans(folder: Path, n: int, points: int = 5000) -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--scans", type=int, default=6)
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--resolution", type=int, default=96)
-    ap.add_argument("--out", type=Path, default=Path("/tmp/surfrec_bench_batch"))
+    ap.add_argument("--out", type=Path, default=Path("/tmp/surfrec_batch_throughput"))
     ap.add_argument("--modes", default="1,2,ray")
     args = ap.parse_args()
     scans = args.out / "scans"
@@ -48,10 +49,9 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         workers = 1 if mode == "ray" else int(mode)
         threads = default_threads(workers) if mode != "ray" else 1
-        opts = BatchOptions(preset="fast", overrides={"iterations": args.iters}, resolution=args.resolution,
-                            threads=threads)
+        config = get_config("fast", iterations=args.iters, resolution=args.resolution, threads=threads)
         t0 = time.perf_counter()
-        recs = run_batch([scans], out, opts, workers=workers, ray="local" if mode == "ray" else None)
+        recs = run_batch([scans], out, config, workers=workers, ray="local" if mode == "ray" else None)
         wall = time.perf_counter() - t0
         ok = sum(r["status"] == "ok" for r in recs)
         rows.append((mode, workers, threads, wall, ok, 3600 * ok / wall))

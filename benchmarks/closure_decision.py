@@ -5,11 +5,14 @@ bench shapes with their bottom cut off (where the decision flips).
 
 Usage::
 
-    python benchmarks/bench_closure.py
+    python benchmarks/closure_decision.py
+
+Prints the three closure tables of benchmarks/RESULTS_REAL.md (about a minute).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,12 +22,13 @@ sys.path.insert(0, str(HERE))
 #: shares of the height cut off the bottom of the closed shapes (an object on a base,
 #: scanned all around but not underneath)
 CUTS = (0.05, 0.15, 0.3, 0.5)
-#: camera directions of the confirmation views (bench_real.py uses (0.3, 0.2, 1))
+#: camera directions of the confirmation views (real_scans.py uses (0.3, 0.2, 1))
 DIRECTIONS = [(1, 0, 0), (0, 1, 0.3), (-0.5, -0.2, 1), (0.2, -1, -0.4), (-1, 0.5, -0.5)]
 
 
 def main() -> None:
-    import bench_real as br
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    import real_scans as br
 
     from surfrec.input.orient import scan_orientation
     from surfrec.settings import SurfaceConfig

@@ -2,23 +2,25 @@
 the fit's seed noise.
 
 Every case is fitted once with the default preset (seed ``--seed``; the model is cached in
-``--cache``), then meshed by ``surfrec.extract_mesh`` once per variant. A variant is a JSON
-object of ``extract_mesh`` keyword arguments, plus ``"refine"``: RefineConfig fields to
-replace. Bench cases (``../shared/data/bench``) are scored against their ground truth
-(CD-L1 ×1000, NC, :func:`surfrec.evaluation.metrics.evaluate`); real scans with one-sided distances
-against the whole scan (:func:`surfrec.surface.support.measure_support`, in scan units and in
-spacings s), which is how issue 14 compares them with screened Poisson. Poisson rows
-(``--poisson``) come from :func:`surfrec.evaluation.baselines.poisson` in the same run, watertight
-(no density trim) and with the tutorial's 5% density trim. The generated scenes of
-``benchmarks/scenes.py`` are cases too (``--cases room_kinect``): their rows add ``m2gt_s``,
-the mesh's mean distance to the true surface in spacings. ``--truth`` adds a row for the
-ground-truth mesh itself measured against the scan: on a noisy scan it shows how close to
-the scan's points the true surface lies, which a reconstruction closer than that follows
-the noise to reach.
+``--cache``), then meshed by the stages after the fit (:func:`surfrec.run.mesh_stages`) once
+per variant. A variant is a JSON object of :class:`~surfrec.settings.MeshConfig` fields to
+replace (``fill``, ``trim``, ``neighbors``, ``resolution`` ...), where ``"refine"`` may also
+be an object of :class:`~surfrec.settings.RefineConfig` fields to replace. Bench cases
+(``../shared/data/bench``) are scored against their ground truth (CD-L1 ×1000, NC,
+:func:`surfrec.evaluation.metrics.evaluate`); real scans with one-sided distances against
+the whole scan (:func:`surfrec.surface.support.measure_support`, in scan units and in
+spacings s), as the gargoyle's bound compares them with screened Poisson. Poisson rows
+(``--poisson``) come from :func:`surfrec.evaluation.baselines.poisson` in the same run,
+watertight (no density trim) and with the tutorial's 5% density trim. The generated scenes
+of ``benchmarks/scenes.py`` are cases too (``--cases room_kinect``): their rows add
+``m2gt_s``, the mesh's mean distance to the true surface in spacings. ``--truth`` adds a row
+for the ground-truth mesh itself measured against the scan: on a noisy scan it shows how
+close to the scan's points the true surface lies, which a reconstruction closer than that
+follows the noise to reach.
 
 Usage::
 
-    python benchmarks/bench_extract_variants.py OUT.csv --cases armadillo gargoyle_srb \\
+    python benchmarks/mesh_variants.py OUT.csv --cases armadillo gargoyle_srb \\
         --variants '{"fill": 0, "refine": {"neighbors": 20, "k_rule": "sum"}}' '{}' [--poisson]
 """
 
@@ -60,7 +62,7 @@ def _score(mesh, scan_pts, gt, spacing, scene_truth=None) -> dict:
 
     row: dict = {"watertight": bool(mesh.is_watertight), "faces": len(mesh.faces)}
     if scene_truth is not None:  # an open scene: mean distance from the mesh to its true surface, in s
-        from bench_real import mesh_to_truth
+        from real_scans import mesh_to_truth
 
         row["m2gt_s"] = round(mesh_to_truth(mesh, scene_truth) / spacing, 4)
     if gt is not None:
@@ -71,6 +73,17 @@ def _score(mesh, scan_pts, gt, spacing, scene_truth=None) -> dict:
                m2s=rep.mesh_to_scan_mean, s2m_s=round(rep.scan_to_mesh_mean_s, 4),
                m2s_s=round(rep.mesh_to_scan_mean_s, 4))
     return row
+
+
+def variant_config(result, spec: dict):
+    """The model's mesh settings with a variant's fields replaced (``"refine"`` as an object:
+    RefineConfig fields)."""
+    from surfrec.run import mesh_config
+
+    spec = dict(spec)
+    if isinstance(spec.get("refine"), dict):
+        spec["refine_config"] = dataclasses.replace(result.config.mesh.refine_config, **spec.pop("refine"))
+    return mesh_config(result, **spec)
 
 
 def main() -> None:
@@ -88,6 +101,7 @@ def main() -> None:
     from scenes import SCENES, scene_points, scene_truth
     from surfrec.evaluation.baselines import poisson
     from surfrec.input.inspect import scan_spacing
+    from surfrec.run import mesh_stages
 
     args.cache.mkdir(parents=True, exist_ok=True)
     new = not args.out.exists()
@@ -110,17 +124,12 @@ def main() -> None:
                 result = surfrec.fit(pts, seed=args.seed, time_budget=0)
                 surfrec.save_model(result, model)
             for spec in args.variants:
-                kw = json.loads(spec)
-                rc = kw.pop("refine", None)
-                if rc is not None:
-                    kw["refine_config"] = dataclasses.replace(result.config.refine, **rc)
-                report: dict = {}
                 t0 = time.perf_counter()
-                mesh = surfrec.extract_mesh(result, report=report, **kw)
+                mesh, report = mesh_stages(result, variant_config(result, json.loads(spec)))
                 row = dict(case=case, variant=spec, seed=args.seed, seconds=round(time.perf_counter() - t0, 1),
-                           refine_k=(report.get("refine") or {}).get("neighbors"),
-                           refine_weight=(report.get("refine") or {}).get("weight"),
-                           filled=report["surface"].get("filled"), **_score(mesh, pts, gt, s, truth_mesh))
+                           refine_k=report.refine.neighbors if report.refine else None,
+                           refine_weight=report.refine.weight if report.refine else None,
+                           filled=report.surface.filled, **_score(mesh, pts, gt, s, truth_mesh))
                 writer.writerow(row)
                 fh.flush()
                 print(json.dumps(row), flush=True)

@@ -18,8 +18,8 @@ libusb, ``LD_LIBRARY_PATH`` can point at an extracted ``libusb-1.0-0`` package.
 
 Usage::
 
-    python benchmarks/bench_eval.py                      # writes benchmarks/RESULTS_EVAL.md
-    python benchmarks/bench_eval.py --repeats 1 --no-write
+    python benchmarks/eval_engine.py                      # writes benchmarks/RESULTS_EVAL.md
+    python benchmarks/eval_engine.py --repeats 1 --no-write --cases bunny_sparse
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -100,7 +101,7 @@ def poisson_mesh(data: Path, case: str):
 
 
 def timed_evaluate(engine, rec, gt, n_samples: int):
-    from surfrec.evaluate import metrics
+    from surfrec.evaluation import metrics
 
     query_time = [0.0]
 
@@ -126,7 +127,7 @@ def brute_force_check(rec, gt, n_worst: int = 20) -> tuple[float, float]:
     ``n_worst`` samples of ``rec`` where the two engines disagree most."""
     import trimesh
 
-    from surfrec.evaluate import metrics
+    from surfrec.evaluation import metrics
 
     q, _ = trimesh.sample.sample_surface(rec, 100_000, seed=0)
     q = np.asarray(q, dtype=np.float64)
@@ -142,6 +143,18 @@ def brute_force_check(rec, gt, n_worst: int = 20) -> tuple[float, float]:
     return float(np.abs(d_before[worst] - exact).max()), float(np.abs(d_after[worst] - exact).max())
 
 
+def git_commit() -> str | None:
+    """The short hash of this checkout's HEAD (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def rel_diff(a, b) -> float:
     return abs(a - b) / max(abs(a), abs(b), 1e-300)
 
@@ -149,6 +162,7 @@ def rel_diff(a, b) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("SURFREC_SHARED_DATA", DEFAULT_DATA.parent)) / "bench")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-write", action="store_true")
@@ -156,16 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import open3d  # noqa: F401
     except (ImportError, OSError) as exc:
-        print(f"bench_eval: open3d is needed for the 'before' engine ({exc})", file=sys.stderr)
+        print(f"eval_engine: open3d is needed for the 'before' engine ({exc})", file=sys.stderr)
         return 2
     import torch  # noqa: F401  (the CLI imports it too; keeps thread settings comparable)
     import trimesh
 
-    from surfrec.evaluate import metrics
+    from surfrec.evaluation import metrics
 
     after_engine = metrics._to_mesh
     rows = []
-    for case in CASES:
+    for case in args.cases:
         gt = trimesh.load(args.data / f"{case}.gt.ply", process=False, force="mesh")
         rec = poisson_mesh(args.data, case)
         times = {"before": [], "after": []}
@@ -192,10 +206,15 @@ def main(argv: list[str] | None = None) -> int:
               f"max rel diff {max(diffs.values()):.2e}; brute-force error before {err_before:.1e}, "
               f"after {err_after:.1e}", flush=True)
 
+    command = shlex.join(["python", "benchmarks/eval_engine.py", *(sys.argv[1:] if argv is None else argv)])
+    commit = git_commit()
     lines = [
         "# `surfrec eval`: point-to-mesh engine before/after",
         "",
-        f"Reproduce: `python benchmarks/bench_eval.py` (writes this file). {args.samples:,} samples a side,",
+        f"## {time.strftime('%Y-%m-%d')}{f', commit {commit}' if commit else ''}: Open3D's float32 triangle "
+        "choice against point-cloud-utils",
+        "",
+        f"Reproduce: `{command}` (writes this file). {args.samples:,} samples a side,",
         f"median of {args.repeats} interleaved runs, {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}),",
         "machine shared with other jobs (loaded): compare the columns of one row, not across runs.",
         "rec = screened Poisson (Open3D, depth 8, given normals) of each bench scan; gt = its ground-truth mesh.",
@@ -222,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     ta = sum(r[3]["after"][0] for r in rows)
     qb = sum(r[3]["before"][1] for r in rows)
     qa = sum(r[3]["after"][1] for r in rows)
-    lines += ["", f"Total over the 5 cases: eval {tb:.2f} s before, {ta:.2f} s after; "
+    lines += ["", f"Total over the {len(rows)} cases: eval {tb:.2f} s before, {ta:.2f} s after; "
                   f"point-to-mesh queries {qb:.2f} s before, {qa:.2f} s after.",
               f"Largest relative difference of any metric (CD L1/L2, Hausdorff, NC, F-scores) "
               f"between the engines: {max(max(r[6].values()) for r in rows):.1e}.", "",

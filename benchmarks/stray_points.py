@@ -1,16 +1,16 @@
-"""Stray points (issue 14): a scan with flying pixels added, fitted with and without
-``remove_stray`` (``surfrec fit --remove-stray``).
+"""Stray points: a scan with flying pixels added, fitted with and without ``remove_stray``
+(``surfrec fit --remove-stray``).
 
 Flying pixels are made as a depth camera makes them: a share of the scan's points (default
 1%, fixed seed) is moved along the viewing direction (the scan's axis of least extent) by
 5–50 scan spacings, to either side. Each mesh is scored with
-:func:`surfrec.surface.support.measure_support` against the clean scan (cover, phantom), and the
-stray count found by :func:`surfrec.surface.support.find_outliers` is compared with the points
-added.
+:func:`surfrec.surface.support.measure_support` against the clean scan (cover, phantom), and
+the stray count found by :func:`surfrec.input.inspect.find_outliers` is compared with the
+points added.
 
 Usage::
 
-    python benchmarks/bench_stray.py [--scan bunny_rangescan_bun000.xyz] [--share 0.01] [--iters N]
+    python benchmarks/stray_points.py [--scan bunny_rangescan_bun000.xyz] [--share 0.01] [--iters N]
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import surfrec
-    from surfrec.io import load_points
     from surfrec.input.inspect import find_outliers, scan_spacing
+    from surfrec.io import load_points
+    from surfrec.run import mesh_stages
     from surfrec.surface.support import measure_support
 
     clean = load_points(SCANS / args.scan).points
@@ -62,12 +63,11 @@ def main() -> None:
     for remove in (False, True):
         t0 = time.perf_counter()
         res = surfrec.fit(noisy, iterations=args.iters, remove_stray=remove)
-        report: dict = {}
-        mesh = surfrec.extract_mesh(res, report=report)
+        mesh, report = mesh_stages(res)
         sec = time.perf_counter() - t0
         rep = measure_support(mesh.vertices, mesh.faces, clean, spacing=s)
-        row = dict(remove_stray=remove, removed=res.removed, surface=report["surface"].get("surface"),
-                   closure=report["surface"].get("closure"), cover=round(rep.cover, 4),
+        row = dict(remove_stray=remove, removed=res.input.stray if res.input.stray_removed else 0,
+                   surface=report.surface.surface, closure=res.shape.closure, cover=round(rep.cover, 4),
                    phantom=round(rep.phantom, 4), s2m_s=round(rep.scan_to_mesh_mean_s, 3),
                    m2s_s=round(rep.mesh_to_scan_mean_s, 3), faces=len(mesh.faces), seconds=round(sec, 1))
         rows.append(row)
@@ -75,7 +75,7 @@ def main() -> None:
     print("| remove_stray | removed | surface (closure) | cover | phantom | scan→mesh (s) | mesh→scan (s) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['remove_stray']} | {r['removed']} | {r['surface']} ({r['closure']}) | {r['cover']:.3f} | "
+        print(f"| {r['remove_stray']} | {r['removed']} | {r['surface']} ({r['closure']:.3f}) | {r['cover']:.3f} | "
               f"{r['phantom']:.3f} | {r['s2m_s']:.2f} | {r['m2s_s']:.2f} | {r['seconds']} |")
 
 

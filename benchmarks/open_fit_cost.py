@@ -1,13 +1,15 @@
 """What fitting a scan as an open surface costs: CPU seconds per fit step, closed vs open.
 
-The same scan fitted for ``--iters`` steps with ``extract.surface="closed"`` (the closed
-path, no orientation) and ``"open"`` (orientation, side term, sheet-only sample term),
-alternating in one process, ``--reps`` times each; CPU seconds (``time.process_time``,
-1 thread), so another process on the machine slows both alike.
+The same scan fitted for ``--iters`` steps with ``surface="closed"`` (the closed path:
+since 2026-12-02 it orients the normals too, for the sign push and the closed side term)
+and ``"open"`` (side term, sheet-only sample term), alternating in one process, ``--reps``
+times each; CPU seconds (``time.process_time``, 1 thread), so another process on the
+machine slows both alike.
 
 Usage::
 
-    python benchmarks/bench_open_cost.py [--scans bunny_rangescan_bun000.xyz milk_carton.pcd] [--iters 400] [--reps 3]
+    python benchmarks/open_fit_cost.py [--scans bunny_rangescan_bun000.xyz milk_carton.pcd]
+                                       [--iters 400] [--reps 3]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def main() -> None:
         for _ in range(args.reps):
             for mode in ("closed", "open"):
                 c0 = time.process_time()
-                res = surfrec.fit(pts, iterations=args.iters, threads=1, extract={"surface": mode})
+                res = surfrec.fit(pts, iterations=args.iters, threads=1, surface=mode)
                 cpu[mode].append(time.process_time() - c0)
                 if mode == "open":
                     orient.append(res.timings["orient"])

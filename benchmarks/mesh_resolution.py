@@ -8,9 +8,9 @@ benchmarks a model file written by ``surfrec fit --save-model`` instead.
 
 Usage::
 
-    python benchmarks/bench_mesh.py                          # 128 256 512 1024, writes MESH_RESULTS.md
-    python benchmarks/bench_mesh.py --resolutions 128 256 --method narrowband --no-write
-    python benchmarks/bench_mesh.py --model out/example.pt
+    python benchmarks/mesh_resolution.py                          # 128 256 512 1024, writes MESH_RESULTS.md
+    python benchmarks/mesh_resolution.py --resolutions 128 256 --method narrowband --no-write
+    python benchmarks/mesh_resolution.py --model out/example.pt
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "MESH_RESULTS.md"
 BOUNDS = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
 
-log = logging.getLogger("bench_mesh")
+log = logging.getLogger("mesh_resolution")
 
 
 # --------------------------------------------------------------------------- the field
@@ -139,13 +139,12 @@ def worker(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     if args.model:
         from surfrec.result import load_model
-        from surfrec.input.normalize import UNIT_HALF_EXTENT
+        from surfrec.surface.extract import extraction_box
 
         result = load_model(args.model)
         module = result.model.eval()
-        level = result.config.level
-        half = min(UNIT_HALF_EXTENT * 1.1, result.config.box)  # extract_mesh's default padding
-        bounds = np.array([[-half] * 3, [half] * 3])
+        level = result.config.fit.level
+        _, bounds = extraction_box(result.config.fit.box, result.config.mesh.padding)  # the model's own box
     else:
         module = build_field(args.hidden, args.layers, args.seed)
         level, bounds = 0.0, BOUNDS
@@ -223,13 +222,23 @@ def passthrough(args: argparse.Namespace) -> list[str]:
 
 HEADER = """# Mesh extraction benchmark
 
-Written by `benchmarks/bench_mesh.py`; each section below is one run of it (the command is
-given). Columns: `time` is the whole `extract_mesh_from_field` call, `in field` the part
+Written by `benchmarks/mesh_resolution.py`; each section below is one run of it, headed by
+its date and commit, with the command that reproduces it. Columns: `time` is the whole `extract_mesh_from_field` call, `in field` the part
 spent inside the field (the MLP); `% of grid` is the share of the resolution^3 grid
 samples where F was evaluated; `peak RSS` is the worker's VmHWM right after the
 extraction (each resolution runs in a fresh subprocess, so it includes Python, torch and
 the model, listed as `before`); `+ report` is the peak after `mesh_report` as well.
 """
+
+
+def git_commit() -> str | None:
+    """The short hash of this checkout's HEAD (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def write_results(rows: list[dict], args: argparse.Namespace, command: str, load: tuple[float, float]) -> None:
@@ -243,10 +252,11 @@ def write_results(rows: list[dict], args: argparse.Namespace, command: str, load
         "init (r=0.5), plus bumps 0.04 sin(10x) sin(10y) sin(10z); box [-1, 1]^3"
     )
     title = args.title or f"{rows[0]['threads']} torch threads, {args.layers}x{args.hidden} MLP"
+    commit = git_commit()
     lines = [
-        f"## {title}",
+        f"## {time.strftime('%Y-%m-%d')}{f', commit {commit}' if commit else ''}: {title}",
         "",
-        f"`{command}` ({time.strftime('%Y-%m-%d %H:%M')})",
+        f"Reproduce: `{command}` ({time.strftime('%H:%M')})",
         "",
         f"- Machine: {machine()}; CPU only.",
         f"- Load average (1 min) before / after the run: {load[0]:.1f} / {load[1]:.1f}.",
@@ -307,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    command = shlex.join(["python", "benchmarks/bench_mesh.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "benchmarks/mesh_resolution.py", *(sys.argv[1:] if argv is None else argv)])
     load_before = os.getloadavg()[0]
     rows = []
     for res in args.resolutions:

@@ -1,6 +1,6 @@
 """Time and peak memory of fit + mesh against the number of input points (100k … 5M).
 
-    python benchmarks/bench_scale.py --points 100000,1000000,5000000 --iters 200
+    python benchmarks/point_count.py --points 50000,1000000,5000000 --iters 6000
 
 Each size runs in a fresh subprocess (its own peak resident memory, VmHWM). The cloud is
 a noisy torus sampled uniformly, written as .npy; loading is included in the time.
