@@ -76,10 +76,17 @@
     const gd = document.getElementById('view');
     await Plotly.react(gd, meshTraces().concat(pointTraces()), layout3d(), R.CONFIG);
     gd.dataset.traces = String(gd.data.length);
+    gd.dataset.draws = String((Number(gd.dataset.draws) || 0) + 1);  // a hook for tests
   }
 
   function bindControls() {
-    const redraw = () => draw3d().catch(err => console.error(err));
+    const status = document.getElementById('view-status');
+    const redraw = async () => {
+      status.textContent = 'drawing\u2026';
+      await new Promise(done => setTimeout(done, 30));  // let the browser show it first
+      try { await draw3d(); } catch (err) { console.error(err); }
+      status.textContent = '';
+    };
     const bind = (id, key) => {
       document.getElementById(id).addEventListener('change', ev => { state[key] = ev.target.checked; redraw(); });
     };
