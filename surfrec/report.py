@@ -248,7 +248,7 @@ def _mesh_payload(v: np.ndarray, f: np.ndarray, support: np.ndarray | None) -> d
     return {
         "n_vertices": int(len(v)), "n_faces": int(len(f)),
         "xyz": _pack(v.T, "f32"), "ijk": _pack(f.T, "i32"),
-        "support": None if support is None else _pack(np.nan_to_num(support, nan=0.0, posinf=1e9), "f32"),
+        "support": None if support is None else _pack(np.minimum(support, 1e9), "f32"),
     }
 
 
@@ -419,6 +419,8 @@ def _mesh_parts(data: FitReportData, notes: list[str]) -> tuple[dict, dict | Non
     v = _points(data.mesh_vertices, "mesh_vertices", min_rows=3)
     f = _faces(data.mesh_faces, len(v), "mesh_faces")
     q = None if data.support is None else _values(data.support, len(v), "support")
+    if q is not None and np.isnan(q).any():
+        raise _fail(f"support contains {int(np.isnan(q).sum())} NaN values")
     mesh = _display_mesh(v, f, q, FIT_MAX_FACES, "Mesh", notes)
     if (data.raw_vertices is None) != (data.raw_faces is None):
         raise _fail("give both raw_vertices and raw_faces, or neither")
@@ -512,6 +514,8 @@ def _bench_cell(m: BenchMesh, where: str, up: str) -> tuple[dict[str, Any], str,
     v = _points(m.vertices, f"{where} vertices", min_rows=3)
     f = _faces(m.faces, len(v), f"{where} faces")
     q = None if m.support is None else _values(m.support, len(v), f"{where} support")
+    if q is not None and np.isnan(q).any():
+        raise _fail(f"{where}: support contains NaN values")
     png = m.thumbnail if m.thumbnail is not None else bench_thumbnail(v, f, q, up=up)
     if not isinstance(png, (bytes, bytearray)) or not bytes(png[:8]) == b"\x89PNG\r\n\x1a\n":
         raise _fail(f"{where}: thumbnail is not PNG bytes")

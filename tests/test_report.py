@@ -200,6 +200,8 @@ def test_bad_input_raises_and_writes_nothing(tmp_path):
     with pytest.raises(InputError, match=r"support must have shape \(642,\)"):
         write_fit_report(FitReportData("x", fit_data().mesh_vertices, fit_data().mesh_faces, support=np.ones(3)),
                          tmp_path / "r.html")
+    with pytest.raises(InputError, match="support contains 1 NaN"):
+        write_fit_report(FitReportData("x", np.eye(3), [[0, 1, 2]], support=[0.0, np.nan, 1.0]), tmp_path / "r.html")
     with pytest.raises(InputError, match="raw_vertices and raw_faces"):
         write_fit_report(FitReportData("x", np.eye(3), [[0, 1, 2]], raw_vertices=np.eye(3)), tmp_path / "r.html")
     with pytest.raises(InputError, match="history lists differ in length"):
@@ -227,6 +229,15 @@ def test_unwritable_path_raises_and_leaves_no_partial_file(tmp_path, monkeypatch
         write_fit_report(data, tmp_path / "old.html")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.html"]
     assert (tmp_path / "old.html").read_text() == "old"
+
+
+def test_text_is_escaped():
+    data = FitReportData("<b>scan</b>.ply", np.eye(3), [[0, 1, 2]], command="fit '<x>' && rm",
+                         decision=[("<i>rule</i>", "a < b")], notes=["</script><script>alert(1)</script>"])
+    page = fit_report(data).html
+    assert "&lt;b&gt;scan&lt;/b&gt;.ply" in page and "<b>scan" not in page
+    assert "&lt;i&gt;rule&lt;/i&gt;" in page and "a &lt; b" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
 
 
 def test_repr_html_is_an_iframe_holding_the_page():
@@ -284,7 +295,7 @@ class Page:
         self.url = path.resolve().as_uri() if path else None
         self.requests: list[str] = []
         self.errors: list[str] = []
-        self.context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(offline=True, viewport={"width": 1100, "height": 760})
         self.context.route("**/*", self._route)
         self.context.on("request", lambda r: self.requests.append(r.url))
         self.page = self.context.new_page()
@@ -408,6 +419,25 @@ def test_notebook_frame_in_the_browser_without_ground_truth(browser):
         assert frame.evaluate("document.getElementById('chart-loss').data.length") == 3
         _assert_drawn_with_support_colours(_image(frame.locator("#view").screenshot()))
         p.url = "about:srcdoc"
+        p.check_clean()
+    finally:
+        p.close()
+
+
+@pytest.mark.slow  # a fourth page load (~8 s): `make test` leaves it out
+def test_minimal_fit_page_in_the_browser(browser, tmp_path):
+    """Only a mesh: no support map, scan, samples, history ... The page still draws."""
+    mesh = trimesh.creation.torus(1.0, 0.3)
+    path = write_fit_report(FitReportData("torus.ply", mesh.vertices, mesh.faces), tmp_path / "minimal.html")
+    p = Page(browser, path)
+    try:
+        p.wait_ready()
+        assert p.page.is_disabled("#show-scan") and p.page.is_disabled("#show-samples")
+        assert p.page.locator(".chart").count() == 0 and p.page.locator("#ground-truth").count() == 0
+        assert "no support map" in p.page.inner_text("#support-legend")
+        before = p.shot("#view")
+        assert before.std() > 20
+        assert np.abs(_toggle(p, "#show-wire") - before).mean() > 0.5
         p.check_clean()
     finally:
         p.close()
