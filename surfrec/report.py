@@ -531,7 +531,7 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for i, r in enumerate(rows):
         if not isinstance(r, Mapping) or "case" not in r or "method" not in r:
             raise _fail(f"bench row {i} needs at least 'case' and 'method'")
-        out.append({k: r.get(k) for k in _BENCH_COLUMNS})
+        out.append({**{k: r.get(k) for k in _BENCH_COLUMNS}, "case": str(r["case"]), "method": str(r["method"])})
     return out
 
 
@@ -558,14 +558,9 @@ def _table_cell(r: dict[str, Any] | None, best: dict[str, float | None], thumb: 
     }
 
 
-def _bench_context(rows: Sequence[Mapping[str, Any]], cases: Mapping[str, Mapping[str, Any]],
-                   up: str) -> dict[str, Any]:
-    """Everything the bench template needs."""
-    rows_ = _check_rows(rows)
-    if not isinstance(cases, Mapping):
-        raise _fail(f"cases must map case -> method -> mesh, got {type(cases).__name__}")
-    case_names = _order([r["case"] for r in rows_] + list(cases))
-    methods = _order([r["method"] for r in rows_] + [m for c in cases.values() for m in c])
+def _bench_meshes(cases: Mapping[str, Mapping[str, Any]], up: str) -> tuple[dict, dict, dict]:
+    """Packed display meshes {case: {method: ...}}, thumbnails {(case, method): data URL} and
+    each case's common bounds {case: [lo, hi]} (one box for all its methods: linked views)."""
     meshes: dict[str, dict[str, Any]] = {}
     thumbs: dict[tuple[str, str], str] = {}
     bounds: dict[str, list] = {}
@@ -573,11 +568,24 @@ def _bench_context(rows: Sequence[Mapping[str, Any]], cases: Mapping[str, Mappin
         meshes[case], boxes = {}, []
         for method, m in per_method.items():
             where = f"case {case!r}, method {method!r}"
-            payload, thumbs[(case, method)], box = _bench_cell(_bench_mesh(m, where), where, up)
-            meshes[case][method] = payload
+            meshes[case][method], thumbs[(case, method)], box = _bench_cell(_bench_mesh(m, where), where, up)
             boxes.append(box)
-        allb = np.concatenate(boxes)
-        bounds[case] = [allb.min(0).tolist(), allb.max(0).tolist()]
+        if boxes:
+            allb = np.concatenate(boxes)
+            bounds[case] = [allb.min(0).tolist(), allb.max(0).tolist()]
+    return meshes, thumbs, bounds
+
+
+def _bench_context(rows: Sequence[Mapping[str, Any]], cases: Mapping[str, Mapping[str, Any]],
+                   up: str) -> dict[str, Any]:
+    """Everything the bench template needs."""
+    rows_ = _check_rows(rows)
+    if not isinstance(cases, Mapping):
+        raise _fail(f"cases must map case -> method -> mesh, got {type(cases).__name__}")
+    cases = {str(c): {str(m): mesh for m, mesh in per.items()} for c, per in cases.items()}
+    case_names = _order([r["case"] for r in rows_] + list(cases))
+    methods = _order([r["method"] for r in rows_] + [m for c in cases.values() for m in c])
+    meshes, thumbs, bounds = _bench_meshes(cases, up)
     by_key = {(r["case"], r["method"]): r for r in rows_}
     best = {c: {"chamfer": _best(rows_, c, "chamfer_l1", True), "nc": _best(rows_, c, "normal_consistency", False)}
             for c in case_names}

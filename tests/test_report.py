@@ -97,7 +97,8 @@ def bench_inputs() -> tuple[list[dict], dict[str, dict[str, BenchMesh]]]:
             cases[case][method] = BenchMesh(v, m.faces, support)
             rows.append({"case": case, "method": method, "chamfer_l1": 1e-3 * (j + 1),
                          "normal_consistency": 0.97 - 0.02 * j, "seconds": 10.0 * (j + 1),
-                         "peak_mem_mb": 500 + 100 * j, "status": "timeout" if (case, method) == ("torus", "igr") else "ok"})
+                         "peak_mem_mb": 500 + 100 * j,
+                         "status": "timeout" if (case, method) == ("torus", "igr") else "ok"})
     return rows, cases
 
 
@@ -208,7 +209,8 @@ def test_bad_input_raises_and_writes_nothing(tmp_path):
         write_fit_report(FitReportData("x", np.eye(3), [[0, 1, 2]], history={"step": [1, 2], "loss": [1.0]}),
                          tmp_path / "r.html")
     with pytest.raises(InputError, match="thumbnail is not PNG"):
-        write_bench_report([], {"c": {"m": BenchMesh(np.eye(3), [[0, 1, 2]], thumbnail=b"GIF89a")}}, tmp_path / "b.html")
+        write_bench_report([], {"c": {"m": BenchMesh(np.eye(3), [[0, 1, 2]], thumbnail=b"GIF89a")}},
+                           tmp_path / "b.html")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -44,7 +44,8 @@
     const grid = document.getElementById('viewer-grid');
     grid.replaceChildren();
     document.getElementById('viewer-title').textContent = c;
-    document.querySelectorAll('#bench-table td.cell').forEach(td => td.classList.toggle('current', td.dataset.case === c));
+    document.querySelectorAll('#bench-table td.cell')
+      .forEach(td => td.classList.toggle('current', td.dataset.case === c));
     const section = document.getElementById('viewer');
     section.hidden = false;
     // lay out every cell first, so that each plot is drawn at its final size

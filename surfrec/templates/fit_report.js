@@ -69,7 +69,8 @@
     return { uirevision: 'keep', margin: { l: 0, r: 0, t: 0, b: 0 }, showlegend: true,
              legend: { x: 0.01, y: 0.99, bgcolor: 'rgba(255,255,255,0.7)' },
              scene: { aspectmode: 'data', camera: R.camera(D.up), uirevision: 'keep',
-                      xaxis: { title: { text: 'x' } }, yaxis: { title: { text: 'y' } }, zaxis: { title: { text: 'z' } } } };
+                      xaxis: { title: { text: 'x' } }, yaxis: { title: { text: 'y' } },
+                      zaxis: { title: { text: 'z' } } } };
   }
 
   async function draw3d() {
