@@ -1,0 +1,400 @@
+"""Numba kernels of the fused MLP engine (:mod:`surfrec.fused`).
+
+Arrays are float32 and point-major: a layer's activations over a chunk of ``m`` points
+are one C-contiguous (m, H) block. Matrix products go to the single-precision GEMM of
+SciPy's BLAS (its address is passed in at run time, so the compiled code can be cached
+on disk); everything else is written out here so that a whole chunk of a pass is one
+call that holds no GIL.
+
+Determinism: each kernel's arithmetic depends only on its inputs and on the chunk's
+size, never on the thread that runs it. ``fastmath`` allows FMA contraction; only the
+row-wise dot products (:func:`_rowdot`, :func:`_rowdot3`) may also reassociate, which
+the compiler does the same way on every call.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+f32 = np.float32
+_FAST = {"contract", "nsz", "arcp"}
+_JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
+_JIT_INLINE = dict(_JIT, inline="always")
+_JIT_DOT = dict(_JIT, fastmath=_FAST | {"reassoc"})
+
+#: |βz| is clamped here before the exponential (e^-30 ≈ 9e-14: below any float32
+#: contribution, and it keeps every intermediate a normal number, no slow denormals)
+EXP_CLAMP = 30.0
+
+# coefficients fitted for relative error on the reduced ranges (float32-rounded)
+_E1, _E2, _E3, _E4, _E5 = (0.5, 0.16666577756404877, 0.04166685417294502,
+                           0.008363140746951103, 0.001390128512866795)
+_A1, _A2, _A3, _A4 = 0.3333315849304199, 0.20012454688549042, 0.13980300724506378, 0.1408916711807251
+
+
+# --------------------------------------------------------------------- BLAS call
+@intrinsic
+def _call_gemm(typingctx, fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Call the Fortran-convention ``sgemm`` at address ``fn`` (every argument an address)."""
+    sig = types.void(fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [ptr] * 13)
+        callee = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(callee, [builder.inttoptr(v, ptr) for v in args[1:]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@nb.njit(**_JIT_INLINE)
+def _gemm(fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc, iw, fw):
+    """Fortran-order C (m×n) = op(A) op(B) + beta·C; ``ta``/``tb`` 0 = N, 1 = T.
+
+    ``iw`` (int32, 8) and ``fw`` (float32, 2) hold the by-reference scalars; ``iw[6:8]``
+    must hold the characters N and T.
+    """
+    iw[0] = m
+    iw[1] = n
+    iw[2] = k
+    iw[3] = lda
+    iw[4] = ldb
+    iw[5] = ldc
+    fw[0] = 1.0
+    fw[1] = beta
+    _call_gemm(fn, iw[6 + ta:].ctypes.data, iw[6 + tb:].ctypes.data, iw[0:].ctypes.data,
+               iw[1:].ctypes.data, iw[2:].ctypes.data, fw[0:].ctypes.data, a.ctypes.data,
+               iw[3:].ctypes.data, b.ctypes.data, iw[4:].ctypes.data, fw[1:].ctypes.data,
+               c.ctypes.data, iw[5:].ctypes.data)
+
+
+@nb.njit(**_JIT_INLINE)
+def _mm_abt(a, w, c, beta, fn, iw, fw):
+    """c (m, n) = a (m, k) @ w(n, k).T + beta * c (C order)."""
+    m, k = a.shape
+    n = w.shape[0]
+    _gemm(fn, 1, 0, n, m, k, w, k, a, k, beta, c, n, iw, fw)
+
+
+@nb.njit(**_JIT_INLINE)
+def _mm_atb(d, a, c, fn, iw, fw):
+    """c (n, k) = d (m, n).T @ a (m, k) (C order)."""
+    m, n = d.shape
+    k = a.shape[1]
+    _gemm(fn, 0, 1, k, n, m, a, k, d, n, f32(0.0), c, k, iw, fw)
+
+
+@nb.njit(**_JIT_INLINE)
+def _mm_ab(d, w, c, fn, iw, fw):
+    """c (m, k) = d (m, n) @ w (n, k) (C order)."""
+    m, n = d.shape
+    k = w.shape[1]
+    _gemm(fn, 0, 0, k, m, n, w, k, d, n, f32(0.0), c, k, iw, fw)
+
+
+# ------------------------------------------------------------ activation maths
+@intrinsic
+def _bits_to_f32(typingctx, i):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@nb.njit(**_JIT_INLINE)
+def _exp_neg(a):
+    """e^-a for a in [0, EXP_CLAMP] (relative error ~1e-7; vectorizes: no libm call)."""
+    x = -a
+    n = np.floor(x * f32(1.44269504) + f32(0.5))
+    r = x - n * f32(0.693359375) + n * f32(2.12194440e-4)   # Cody-Waite: x - n ln 2
+    r2 = r * r
+    p = (f32(_E1) + f32(_E2) * r) + r2 * ((f32(_E3) + f32(_E4) * r) + r2 * f32(_E5))
+    p = (f32(1.0) + r) + r2 * p
+    return p * _bits_to_f32((np.int32(n) + np.int32(127)) * np.int32(8388608))   # · 2^n
+
+
+@nb.njit(**_JIT_INLINE)
+def _softplus_sigmoid(t):
+    """softplus(t) and sigmoid(t) from one exponential, e = e^-|t|.
+
+    softplus(t) = max(t, 0) + log1p(e) and sigmoid(t) = 1/(1+e) (t ≥ 0) or e/(1+e);
+    log1p(e) = 2 atanh(e/(2+e)), a short series in (e/(2+e))² ≤ 1/9 that stays
+    accurate for tiny e. One division serves both quotients.
+    """
+    e = _exp_neg(min(abs(t), f32(EXP_CLAMP)))
+    y1 = f32(1.0) + e
+    y2 = f32(2.0) + e
+    q = f32(1.0) / (y1 * y2)
+    r1 = q * y2                  # 1 / (1 + e)
+    u = e * q * y1               # e / (2 + e)
+    z = max(u * u, f32(1e-12))   # the floor keeps z² normal; its effect is < 1e-12 relative
+    z2 = z * z
+    c = (f32(1.0) + f32(_A1) * z) + z2 * ((f32(_A2) + f32(_A3) * z) + z2 * f32(_A4))
+    sp = max(t, f32(0.0)) + f32(2.0) * u * c
+    sg = r1 if t >= f32(0.0) else e * r1
+    return sp, sg
+
+
+@nb.njit(**_JIT)
+def activate(z, beta, tmin, h, s):
+    """h = softplus(β·max(z', tmin/β))/β and s = sigmoid(·), elementwise over (m, H) blocks.
+
+    z holds the pre-activations (bias included). ``tmin`` bounds βz from below (−15 as in
+    :meth:`ImplicitMLP._act_` for inference; −inf in training, like torch's softplus).
+    """
+    n = z.size
+    zf, hf, sf = z.reshape(n), h.reshape(n), s.reshape(n)
+    inv = f32(1.0) / beta
+    for k in range(n):
+        t = max(zf[k] * beta, tmin)
+        sp, sg = _softplus_sigmoid(t)
+        hf[k] = sp * inv
+        sf[k] = sg
+
+
+@nb.njit(**_JIT)
+def activate_value(z, beta, tmin, h):
+    """:func:`activate` without the slope (inference of F alone)."""
+    n = z.size
+    zf, hf = z.reshape(n), h.reshape(n)
+    inv = f32(1.0) / beta
+    for k in range(n):
+        t = max(zf[k] * beta, tmin)
+        sp, _ = _softplus_sigmoid(t)
+        hf[k] = sp * inv
+
+
+# ------------------------------------------------------------- small pieces
+@nb.njit(**_JIT_INLINE)
+def _fill_rows(z, b):
+    """Every row of z (m, H) = b (H,)."""
+    m, hdim = z.shape
+    for i in range(m):
+        for j in range(hdim):
+            z[i, j] = b[j]
+
+
+@nb.njit(**_JIT_INLINE)
+def _first_layer(x, w0, b0, z, w0t):
+    """z (m, H) = x (m, 3) @ w0 (H, 3).T + b0; ``w0t`` (3, H) is scratch for w0.T."""
+    hdim = w0.shape[0]
+    for j in range(hdim):
+        for k in range(3):
+            w0t[k, j] = w0[j, k]
+    for i in range(x.shape[0]):
+        x0, x1, x2 = x[i, 0], x[i, 1], x[i, 2]
+        for j in range(hdim):
+            z[i, j] = b0[j] + x0 * w0t[0, j] + x1 * w0t[1, j] + x2 * w0t[2, j]
+
+
+@nb.njit(**_JIT_DOT)
+def _rowdot(h, wo, bo, f):
+    """f (m,) = h (m, H) @ wo (H,) + bo."""
+    for i in range(h.shape[0]):
+        acc = f32(0.0)
+        for j in range(h.shape[1]):
+            acc += h[i, j] * wo[j]
+        f[i] = acc + bo
+
+
+@nb.njit(**_JIT_DOT)
+def _rowdot3(v, w0, g):
+    """g (m, 3) = v (m, H) @ w0 (H, 3)."""
+    for i in range(v.shape[0]):
+        a0 = f32(0.0)
+        a1 = f32(0.0)
+        a2 = f32(0.0)
+        for j in range(v.shape[1]):
+            a0 += v[i, j] * w0[j, 0]
+            a1 += v[i, j] * w0[j, 1]
+            a2 += v[i, j] * w0[j, 2]
+        g[i, 0] = a0
+        g[i, 1] = a1
+        g[i, 2] = a2
+
+
+@nb.njit(**_JIT_INLINE)
+def _mul_slope(d, s):
+    """d *= s elementwise (m, H)."""
+    n = d.size
+    df, sf = d.reshape(n), s.reshape(n)
+    for k in range(n):
+        df[k] *= sf[k]
+
+
+@nb.njit(**_JIT_INLINE)
+def _mul_slope_colsum(d, s, gb):
+    """d *= s elementwise (m, H); gb (H,) = column sums of the product."""
+    gb[:] = 0.0
+    for i in range(d.shape[0]):
+        for j in range(d.shape[1]):
+            v = d[i, j] * s[i, j]
+            d[i, j] = v
+            gb[j] += v
+
+
+@nb.njit(**_JIT_INLINE)
+def _grad_first(d, x, gw0, acc):
+    """gw0 (H, 3) = d (m, H).T @ x (m, 3); ``acc`` (3, H) scratch."""
+    acc[:] = 0.0
+    for i in range(d.shape[0]):
+        x0, x1, x2 = x[i, 0], x[i, 1], x[i, 2]
+        for j in range(d.shape[1]):
+            acc[0, j] += d[i, j] * x0
+            acc[1, j] += d[i, j] * x1
+            acc[2, j] += d[i, j] * x2
+    for j in range(d.shape[1]):
+        for k in range(3):
+            gw0[j, k] = acc[k, j]
+
+
+# ------------------------------------------------------------ parameter layout
+@nb.njit(**_JIT_INLINE)
+def _weight(theta, hdim, n_layers, layer):
+    """View of layer ``layer``'s weight (out, in) in the flat θ (module order)."""
+    if layer == 0:
+        return theta[0:3 * hdim].reshape(hdim, 3)
+    if layer == n_layers:   # the output layer
+        o = 4 * hdim + (n_layers - 1) * (hdim * hdim + hdim)
+        return theta[o:o + hdim].reshape(1, hdim)
+    o = 4 * hdim + (layer - 1) * (hdim * hdim + hdim)
+    return theta[o:o + hdim * hdim].reshape(hdim, hdim)
+
+
+@nb.njit(**_JIT_INLINE)
+def _bias(theta, hdim, n_layers, layer):
+    """View of layer ``layer``'s bias (out,) in the flat θ."""
+    if layer == 0:
+        return theta[3 * hdim:4 * hdim]
+    o = 4 * hdim + (layer - 1) * (hdim * hdim + hdim)
+    if layer == n_layers:
+        return theta[o + hdim:o + hdim + 1]
+    return theta[o + hdim * hdim:o + hdim * hdim + hdim]
+
+
+# --------------------------------------------------------------- chunk passes
+@nb.njit(**_JIT)
+def forward_chunk(x, theta, hdim, n_layers, beta, tmin, hs, ss, z, f, fn, iw, fw, w0t, a, b):
+    """F over points a:b, keeping every layer's activation and slope.
+
+    Parameters
+    ----------
+    x : (M, 3) points; hs, ss : (L, M, H) activation and slope buffers (rows a:b written)
+    z : (>= b-a, H) scratch; f : (M,) output (entries a:b written)
+    fn, iw, fw : sgemm address and its scalar scratch; w0t : (3, H) scratch
+    """
+    m = b - a
+    zc = z[:m]
+    _first_layer(x[a:b], _weight(theta, hdim, n_layers, 0), _bias(theta, hdim, n_layers, 0), zc, w0t)
+    activate(zc, beta, tmin, hs[0, a:b], ss[0, a:b])
+    for layer in range(1, n_layers):
+        _fill_rows(zc, _bias(theta, hdim, n_layers, layer))
+        _mm_abt(hs[layer - 1, a:b], _weight(theta, hdim, n_layers, layer), zc, f32(1.0), fn, iw, fw)
+        activate(zc, beta, tmin, hs[layer, a:b], ss[layer, a:b])
+    _rowdot(hs[n_layers - 1, a:b], _weight(theta, hdim, n_layers, n_layers)[0],
+            _bias(theta, hdim, n_layers, n_layers)[0], f[a:b])
+
+
+@nb.njit(**_JIT)
+def value_chunk(x, theta, hdim, n_layers, beta, tmin, h0, h1, f, fn, iw, fw, w0t, a, b):
+    """F over points a:b (no slopes kept); h0, h1 : (>= b-a, H) scratch."""
+    m = b - a
+    hin, hout = h0[:m], h1[:m]
+    _first_layer(x[a:b], _weight(theta, hdim, n_layers, 0), _bias(theta, hdim, n_layers, 0), hout, w0t)
+    activate_value(hout, beta, tmin, hout)
+    for layer in range(1, n_layers):
+        hin, hout = hout, hin
+        _fill_rows(hout, _bias(theta, hdim, n_layers, layer))
+        _mm_abt(hin, _weight(theta, hdim, n_layers, layer), hout, f32(1.0), fn, iw, fw)
+        activate_value(hout, beta, tmin, hout)
+    _rowdot(hout, _weight(theta, hdim, n_layers, n_layers)[0], _bias(theta, hdim, n_layers, n_layers)[0], f[a:b])
+
+
+@nb.njit(**_JIT)
+def value_and_grad_chunk(x, theta, hdim, n_layers, beta, tmin, hs, ss, v, f, g, fn, iw, fw, w0t, a, b):
+    """F and ∇ₓF over points a:b: forward, then one reverse sweep of a single vector.
+
+    hs, ss : (L, >= b-a, H) scratch (rows 0:b-a used); v : (>= b-a, H) scratch.
+    """
+    m = b - a
+    forward_chunk(x[a:b], theta, hdim, n_layers, beta, tmin, hs, ss, v, f[a:b], fn, iw, fw, w0t, 0, m)
+    # v = dF/dh of the last layer times its slope, then back through each layer
+    wo = _weight(theta, hdim, n_layers, n_layers)[0]
+    vc, u = v[:m], hs[0, :m]   # hs is free now; its layer 0 serves as scratch
+    s_last = ss[n_layers - 1, :m]
+    for i in range(m):
+        for j in range(hdim):
+            vc[i, j] = wo[j] * s_last[i, j]
+    for layer in range(n_layers - 1, 0, -1):
+        _mm_ab(vc, _weight(theta, hdim, n_layers, layer), u, fn, iw, fw)
+        vc, u = u, vc
+        _mul_slope(vc, ss[layer - 1, :m])
+    _rowdot3(vc, _weight(theta, hdim, n_layers, 0), g[a:b])
+
+
+@nb.njit(**_JIT)
+def backward_chunk(x, w, theta, hdim, n_layers, hs, ss, d0, d1, grad, fn, iw, fw, acc, a, b):
+    """θ-gradient of Σ_i w_i F(x_i) over points a:b into ``grad`` (P,), overwritten.
+
+    hs, ss : the buffers of :func:`forward_chunk`; d0, d1 : (>= b-a, H) scratch;
+    acc : (3, H) scratch.
+    """
+    m = b - a
+    wc = w[a:b]
+    h_last, s_last = hs[n_layers - 1, a:b], ss[n_layers - 1, a:b]
+    wo = _weight(theta, hdim, n_layers, n_layers)[0]
+    gwo = _weight(grad, hdim, n_layers, n_layers)[0]
+    gb = _bias(grad, hdim, n_layers, n_layers - 1)
+    d, dn = d0[:m], d1[:m]
+    gwo[:] = 0.0
+    gb[:] = 0.0
+    sw = f32(0.0)
+    for i in range(m):
+        wi = wc[i]
+        sw += wi
+        for j in range(hdim):
+            gwo[j] += wi * h_last[i, j]
+            v = wi * wo[j] * s_last[i, j]
+            d[i, j] = v
+            gb[j] += v
+    _bias(grad, hdim, n_layers, n_layers)[0] = sw
+    for layer in range(n_layers - 1, 0, -1):
+        _mm_atb(d, hs[layer - 1, a:b], _weight(grad, hdim, n_layers, layer), fn, iw, fw)
+        _mm_ab(d, _weight(theta, hdim, n_layers, layer), dn, fn, iw, fw)
+        d, dn = dn, d
+        _mul_slope_colsum(d, ss[layer - 1, a:b], _bias(grad, hdim, n_layers, layer - 1))
+    _grad_first(d, x[a:b], _weight(grad, hdim, n_layers, 0), acc)
+
+
+@nb.njit(**_JIT)
+def sum_rows(parts, n, out):
+    """out = parts[0] + parts[1] + ... + parts[n-1], in that order."""
+    out[:] = parts[0]
+    for c in range(1, n):
+        p = parts[c]
+        for k in range(out.size):
+            out[k] += p[k]
+
+
+@nb.njit(**_JIT)
+def adam(theta, grad, m, v, lr, b1, b2, bc1, bc2_sqrt, eps):
+    """One Adam update in place, as :class:`surfrec.optim.Adam` writes it.
+
+    m ← m + (1−β₁)(g − m); v ← β₂v + (1−β₂)g²;
+    θ ← θ − (lr/bc1)·m / (√v/√bc2 + ε), with bc1 = 1−β₁ᵗ, bc2 = 1−β₂ᵗ.
+    """
+    w1 = f32(1.0) - b1
+    w2 = f32(1.0) - b2
+    step = lr / bc1
+    for k in range(theta.size):
+        g = grad[k]
+        mk = m[k] + w1 * (g - m[k])
+        vk = v[k] * b2 + w2 * g * g
+        m[k] = mk
+        v[k] = vk
+        theta[k] -= step * mk / (np.sqrt(vk) / bc2_sqrt + eps)

@@ -1,0 +1,427 @@
+"""A fused, deterministic CPU training engine for the plain :class:`ImplicitMLP`.
+
+:class:`FusedMLP` holds a float32 copy of the network's weights (one flat vector θ, the
+module's parameters in order) and runs the passes of a training step without torch:
+
+* :meth:`FusedMLP.forward_train` evaluates F and keeps every layer's activation and slope
+  in persistent buffers; :meth:`FusedMLP.backward` turns per-point weights w (the loss's
+  dL/dF) into the θ-gradient of Σᵢ wᵢ F(xᵢ; θ); :meth:`FusedMLP.adam_step` applies the
+  update of :class:`surfrec.optim.Adam`.
+* :meth:`FusedMLP.value` and :meth:`FusedMLP.value_and_grad` evaluate F (and ∇ₓF) without
+  a θ-gradient, as :meth:`ImplicitMLP.value` and :meth:`ImplicitMLP.value_and_grad` do.
+
+Each pass cuts its points into a fixed partition of chunks that depends only on the
+number of points (:func:`partition`), runs one compiled, GIL-free call per chunk on a small
+thread pool, and adds the chunks' gradients in chunk order. So every output is bit for
+bit the same whatever the number of threads, and a busy core only slows the pass (the
+other thread takes more chunks): there is no spinning barrier.
+
+Matrix products use SciPy's BLAS, held to one thread while a pass runs (the pool is the
+parallelism; a BLAS that threads by itself inside each chunk would oversubscribe the
+cores). Needs ``numba`` and ``threadpoolctl``; they are imported when an engine is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .model import SOFTPLUS_FLOOR, ImplicitMLP
+
+log = logging.getLogger(__name__)
+
+#: default largest chunk of points one call processes (the partition's unit)
+CHUNK_POINTS = 512
+
+
+def supports(model: ImplicitMLP) -> bool:
+    """Whether :class:`FusedMLP` can run ``model``: a plain softplus MLP (no skips, no grid)."""
+    c = model.config
+    return c.activation == "softplus" and not c.skip_layers and c.encoding == "none"
+
+
+def partition(n_points: int, chunk_points: int = CHUNK_POINTS) -> np.ndarray:
+    """Chunk boundaries of a pass over ``n_points`` points: a function of the count alone.
+
+    The count is ⌈n / chunk_points⌉, rounded up to an even number (two cores share the
+    chunks evenly), and the sizes differ by at most one point.
+
+    Returns
+    -------
+    (n_chunks + 1,) int64 boundaries, 0 first and ``n_points`` last
+    """
+    n = max(1, math.ceil(n_points / chunk_points))
+    if n > 1 and n % 2:
+        n += 1
+    n = min(n, max(1, n_points))
+    return (np.arange(n + 1, dtype=np.int64) * n_points) // n
+
+
+def default_threads() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+class _Pool:
+    """Runs ``fn(worker, task)`` for tasks 0..n-1 on ``threads`` workers, the caller being worker 0.
+
+    Tasks are taken in order from a shared iterator, so a worker on a busy core simply
+    takes fewer of them. Which worker runs a task never changes its result.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = int(threads)
+        self._executor = (ThreadPoolExecutor(self.threads - 1, thread_name_prefix="surfrec-fused")
+                          if self.threads > 1 else None)
+
+    def run(self, fn: Callable[[int, int], None], n_tasks: int) -> None:
+        if self._executor is None or n_tasks == 1:
+            for task in range(n_tasks):
+                fn(0, task)
+            return
+        tasks = iter(range(n_tasks))   # next() on it is atomic under the GIL
+
+        def drain(worker: int) -> None:
+            for task in tasks:
+                fn(worker, task)
+
+        helpers = [self._executor.submit(drain, w) for w in range(1, min(self.threads, n_tasks))]
+        try:
+            drain(0)
+        finally:
+            for h in helpers:
+                h.result()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+class _OneBlasThread:
+    """Context: every BLAS library in the process runs on one thread, then gets its count back."""
+
+    def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        self._libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        self._saved: list[int] = []
+
+    def __enter__(self) -> None:
+        self._saved = [lib.num_threads for lib in self._libs]
+        for lib in self._libs:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        for lib, n in zip(self._libs, self._saved):
+            lib.set_num_threads(n)
+
+
+class _Scratch:
+    """One worker's working memory (nothing in it outlives a chunk)."""
+
+    def __init__(self, cap: int, hdim: int, n_layers: int) -> None:
+        self.iw = np.zeros(8, np.int32)   # sgemm's by-reference integers and its N/T flags
+        self.iw[6], self.iw[7] = ord("N"), ord("T")
+        self.fw = np.zeros(2, np.float32)
+        self.w3 = np.empty((3, hdim), np.float32)
+        self.d0 = np.empty((cap, hdim), np.float32)
+        self.d1 = np.empty((cap, hdim), np.float32)
+        self.hs = np.empty((n_layers, cap, hdim), np.float32)
+        self.ss = np.empty((n_layers, cap, hdim), np.float32)
+
+
+def _points(x, name: str = "x") -> np.ndarray:
+    """(M, 3) float32 C-contiguous view or copy of an array or CPU tensor."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (M, 3), got {x.shape}")
+    return x
+
+
+class FusedMLP:
+    """The training and inference passes of a plain softplus :class:`ImplicitMLP`.
+
+    Parameters
+    ----------
+    model : ImplicitMLP
+        The network; :func:`supports` must hold. Its weights are copied (float32).
+    threads : int, optional
+        Workers of the pool (default: the cores available). Results do not depend on it.
+    chunk_points : int
+        Largest chunk of points per call (the partition's unit, see :func:`partition`).
+        Results depend on it (floating-point order within the BLAS), so keep it fixed.
+
+    Attributes
+    ----------
+    theta : (P,) float32
+        The parameters, flat, in the order of ``model.parameters()``.
+    grad : (P,) float32
+        The θ-gradient of the last :meth:`backward`.
+    """
+
+    def __init__(self, model: ImplicitMLP, threads: int | None = None,
+                 chunk_points: int = CHUNK_POINTS) -> None:
+        if not supports(model):
+            raise ValueError("FusedMLP runs plain softplus MLPs only (no skip layers, no grid encoding)")
+        from . import _fused_kernels as kernels
+        from scipy.linalg import cython_blas  # noqa: F401  (loads the BLAS that serves sgemm)
+        from numba.extending import get_cython_function_address
+
+        self._k = kernels
+        self._sgemm = int(get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+        self._one_blas = _OneBlasThread()
+        c = model.config
+        self.hdim, self.n_layers = int(c.hidden_dim), int(c.n_hidden_layers)
+        self.beta = np.float32(c.softplus_beta)
+        self.chunk_points = int(chunk_points)
+        self.module = model
+        self._shapes = [tuple(p.shape) for p in model.parameters()]
+        self.theta = np.zeros(sum(math.prod(s) for s in self._shapes), np.float32)
+        self.grad = np.zeros_like(self.theta)
+        self.load_module(model)
+        self._m = np.zeros_like(self.theta)
+        self._v = np.zeros_like(self.theta)
+        self.adam_steps = 0
+        self.betas, self.eps = (0.9, 0.999), 1e-8
+        self.threads = int(threads) if threads else default_threads()
+        self._pool = _Pool(self.threads)
+        self._scratch = [_Scratch(self.chunk_points, self.hdim, self.n_layers) for _ in range(self.threads)]
+        self._cap = 0          # points the training buffers hold
+        self._bounds = None    # chunk boundaries of the last forward_train
+        log.debug("FusedMLP: width %d, %d hidden layers, %d parameters, %d threads",
+                  self.hdim, self.n_layers, self.theta.size, self.threads)
+
+    # ------------------------------------------------------------- weights
+    def parameters(self) -> list[np.ndarray]:
+        """Views of θ shaped like ``module.parameters()`` (weights (out, in), biases (out,))."""
+        out, o = [], 0
+        for s in self._shapes:
+            n = math.prod(s)
+            out.append(self.theta[o:o + n].reshape(s))
+            o += n
+        return out
+
+    def load_module(self, model: ImplicitMLP) -> None:
+        """Copy ``model``'s weights into θ (shapes must match)."""
+        shapes = [tuple(p.shape) for p in model.parameters()]
+        if shapes != self._shapes:
+            raise ValueError(f"parameter shapes {shapes} do not match the engine's {self._shapes}")
+        with torch.no_grad():
+            for dst, p in zip(self.parameters(), model.parameters()):
+                dst[...] = p.detach().cpu().numpy()
+
+    @torch.no_grad()
+    def to_module(self, model: ImplicitMLP | None = None) -> ImplicitMLP:
+        """Write θ into ``model`` (default: the module the engine was built from)."""
+        model = self.module if model is None else model
+        for src, p in zip(self.parameters(), model.parameters()):
+            p.copy_(torch.from_numpy(src).to(p.device, p.dtype))
+        return model
+
+    # ----------------------------------------------------------- inference
+    def value(self, x) -> np.ndarray:
+        """F(x) as :meth:`ImplicitMLP.value` computes it (βz clamped at −15).
+
+        Parameters
+        ----------
+        x : (M, 3) array or CPU tensor
+
+        Returns
+        -------
+        (M,) float32 array
+        """
+        x = _points(x)
+        f = np.empty(x.shape[0], np.float32)
+        bounds = partition(x.shape[0], self.chunk_points)
+        tmin = np.float32(-SOFTPLUS_FLOOR)
+
+        def chunk(worker: int, c: int) -> None:
+            s = self._scratch[worker]
+            self._k.value_chunk(x, self.theta, self.hdim, self.n_layers, self.beta, tmin, s.d0, s.d1, f,
+                                self._sgemm, s.iw, s.fw, s.w3, bounds[c], bounds[c + 1])
+
+        self._run(chunk, bounds, x.shape[0])
+        return f
+
+    def value_and_grad(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """F(x) and ∇ₓF(x), as :meth:`ImplicitMLP.value_and_grad` computes them.
+
+        Parameters
+        ----------
+        x : (M, 3) array or CPU tensor
+
+        Returns
+        -------
+        f : (M,) float32 array
+        g : (M, 3) float32 array
+        """
+        x = _points(x)
+        f = np.empty(x.shape[0], np.float32)
+        g = np.empty((x.shape[0], 3), np.float32)
+        bounds = partition(x.shape[0], self.chunk_points)
+        tmin = np.float32(-SOFTPLUS_FLOOR)
+
+        def chunk(worker: int, c: int) -> None:
+            s = self._scratch[worker]
+            self._k.value_and_grad_chunk(x, self.theta, self.hdim, self.n_layers, self.beta, tmin, s.hs,
+                                         s.ss, s.d0, f, g, self._sgemm, s.iw, s.fw, s.w3,
+                                         bounds[c], bounds[c + 1])
+
+        self._run(chunk, bounds, x.shape[0])
+        return f, g
+
+    # ------------------------------------------------------------ training
+    def forward_train(self, x) -> np.ndarray:
+        """F at the points, keeping what :meth:`backward` needs (no clamp: torch's softplus).
+
+        Parameters
+        ----------
+        x : (M, 3) array or CPU tensor (copied into a persistent buffer)
+
+        Returns
+        -------
+        (M,) float32 view of a persistent buffer, overwritten by the next call
+        """
+        x = _points(x)
+        n = x.shape[0]
+        self._grow(n)
+        np.copyto(self._x[:n], x)
+        self._bounds = bounds = partition(n, self.chunk_points)
+        tmin = np.float32(-np.inf)
+
+        def chunk(worker: int, c: int) -> None:
+            s = self._scratch[worker]
+            self._k.forward_chunk(self._x, self.theta, self.hdim, self.n_layers, self.beta, tmin, self._hs,
+                                  self._ss, s.d0, self._f, self._sgemm, s.iw, s.fw, s.w3,
+                                  bounds[c], bounds[c + 1])
+
+        self._run(chunk, bounds, n)
+        return self._f[:n]
+
+    def backward(self, w) -> None:
+        """θ-gradient of Σᵢ wᵢ F(xᵢ; θ) over the points of the last :meth:`forward_train`.
+
+        Parameters
+        ----------
+        w : (M,) per-point weights (dL/dFᵢ), M as in the last forward_train
+
+        The result goes to :attr:`grad` (see also :meth:`gradients`).
+        """
+        if self._bounds is None:
+            raise RuntimeError("backward() needs a forward_train() first")
+        bounds, n = self._bounds, int(self._bounds[-1])
+        w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w)
+        if w.shape != (n,):
+            raise ValueError(f"w must have shape ({n},), got {w.shape}")
+        np.copyto(self._w[:n], w)
+
+        def chunk(worker: int, c: int) -> None:
+            s = self._scratch[worker]
+            self._k.backward_chunk(self._x, self._w, self.theta, self.hdim, self.n_layers, self._hs, self._ss,
+                                   s.d0, s.d1, self._parts[c], self._sgemm, s.iw, s.fw, s.w3,
+                                   bounds[c], bounds[c + 1])
+
+        self._run(chunk, bounds, n)
+        self._k.sum_rows(self._parts, len(bounds) - 1, self.grad)
+
+    def gradients(self) -> list[np.ndarray]:
+        """Views of :attr:`grad` shaped like ``module.parameters()``."""
+        out, o = [], 0
+        for s in self._shapes:
+            n = math.prod(s)
+            out.append(self.grad[o:o + n].reshape(s))
+            o += n
+        return out
+
+    def adam_step(self, lr: float) -> None:
+        """One Adam step (β = (0.9, 0.999), ε = 1e-8: :class:`surfrec.optim.Adam`) with :attr:`grad`."""
+        b1, b2 = self.betas
+        self.adam_steps += 1
+        t = self.adam_steps
+        self._k.adam(self.theta, self.grad, self._m, self._v, np.float32(lr), np.float32(b1), np.float32(b2),
+                     np.float32(1 - b1 ** t), np.float32(math.sqrt(1 - b2 ** t)), np.float32(self.eps))
+
+    def adam_state(self) -> list[list]:
+        """The Adam state per parameter as :class:`surfrec.optim.Adam` keeps it:
+        ``[[steps, exp_avg, exp_avg_sq], ...]`` (tensors, copies), or ``None`` entries before
+        the first step. Fits ``Adam.state[group]`` for the module's parameters in order."""
+        if self.adam_steps == 0:
+            return [None] * len(self._shapes)
+        out, o = [], 0
+        for s in self._shapes:
+            n = math.prod(s)
+            out.append([self.adam_steps, torch.from_numpy(self._m[o:o + n].reshape(s).copy()),
+                        torch.from_numpy(self._v[o:o + n].reshape(s).copy())])
+            o += n
+        return out
+
+    def load_adam_state(self, state: list) -> None:
+        """Load what :meth:`adam_state` returns (or ``Adam.state[group]`` of the module's parameters)."""
+        if len(state) != len(self._shapes):
+            raise ValueError(f"expected {len(self._shapes)} parameter states, got {len(state)}")
+        if all(s is None for s in state):
+            self._m[:] = 0.0
+            self._v[:] = 0.0
+            self.adam_steps = 0
+            return
+        steps = {int(s[0]) for s in state if s is not None}
+        if len(steps) != 1 or any(s is None for s in state):
+            raise ValueError("all parameters must share one Adam step count")
+        o = 0
+        for shape, (_, m, v) in zip(self._shapes, state):
+            n = math.prod(shape)
+            self._m[o:o + n] = np.asarray(m, dtype=np.float32).reshape(-1)
+            self._v[o:o + n] = np.asarray(v, dtype=np.float32).reshape(-1)
+            o += n
+        self.adam_steps = steps.pop()
+
+    # ------------------------------------------------------------ plumbing
+    def _run(self, chunk: Callable[[int, int], None], bounds: np.ndarray, n_points: int) -> None:
+        if n_points == 0:
+            return
+        with self._one_blas:
+            self._pool.run(chunk, len(bounds) - 1)
+
+    def _grow(self, n: int) -> None:
+        """Training buffers for ``n`` points (reallocated only when n exceeds the capacity)."""
+        if n <= self._cap:
+            return
+        L, H = self.n_layers, self.hdim
+        self._x = np.empty((n, 3), np.float32)
+        self._w = np.empty(n, np.float32)
+        self._f = np.empty(n, np.float32)
+        self._hs = np.empty((L, n, H), np.float32)
+        self._ss = np.empty((L, n, H), np.float32)
+        self._parts = np.empty((len(partition(n, self.chunk_points)) - 1, self.theta.size), np.float32)
+        self._cap = n
+        log.debug("FusedMLP: training buffers for %d points (%.1f MB)", n, self.buffer_bytes() / 1e6)
+
+    def buffer_bytes(self) -> int:
+        """Bytes held by the training buffers and the workers' scratch."""
+        train = sum(a.nbytes for a in (self._x, self._w, self._f, self._hs, self._ss, self._parts)) if self._cap else 0
+        scratch = sum(a.nbytes for s in self._scratch for a in vars(s).values())
+        return train + scratch
+
+    def close(self) -> None:
+        """Stop the pool's threads (the engine can't run passes afterwards)."""
+        self._pool.close()
+
+    def __enter__(self) -> FusedMLP:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+__all__ = ["FusedMLP", "supports", "partition", "default_threads", "CHUNK_POINTS"]
