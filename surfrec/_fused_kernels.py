@@ -18,12 +18,13 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 f32 = np.float32
 _FAST = {"contract", "nsz", "arcp"}
 _JIT = dict(nogil=True, cache=True, error_model="numpy", fastmath=_FAST)
-_JIT_INLINE = dict(_JIT, inline="always")
+_JIT_INLINE = _JIT
 _JIT_DOT = dict(_JIT, fastmath=_FAST | {"reassoc"})
 
 #: |βz| is clamped here before the exponential (e^-30 ≈ 9e-14: below any float32
@@ -38,63 +39,62 @@ _A1, _A2, _A3, _A4 = 0.3333315849304199, 0.20012454688549042, 0.1398030072450637
 
 # --------------------------------------------------------------------- BLAS call
 @intrinsic
-def _call_gemm(typingctx, fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Call the Fortran-convention ``sgemm`` at address ``fn`` (every argument an address)."""
-    sig = types.void(fn, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+def _sgemm(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """Call the Fortran-convention ``sgemm`` at address ``fn``: C = op(A) op(B) + beta·C.
+
+    ``ta``/``tb`` are the flag characters' codes (ord("N") or ord("T")), ``a``/``b``/``c``
+    the arrays' data addresses; the by-reference scalars live on the caller's stack.
+    """
+    sig = types.void(fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
 
     def codegen(context, builder, signature, args):
-        ptr = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.VoidType(), [ptr] * 13)
-        callee = builder.inttoptr(args[0], fnty.as_pointer())
-        builder.call(callee, [builder.inttoptr(v, ptr) for v in args[1:]])
+        fn_, ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+
+        def by_ref(value, ty):
+            return builder.bitcast(cgutils.alloca_once_value(builder, value), i8p) if ty is None else \
+                builder.bitcast(cgutils.alloca_once_value(builder, builder.trunc(value, ty)), i8p)
+
+        def addr(value):
+            return builder.inttoptr(value, i8p)
+
+        one = context.get_constant(types.float32, 1.0)
+        beta32 = context.cast(builder, beta_, signature.args[10], types.float32)
+        call_args = [by_ref(ta_, ir.IntType(8)), by_ref(tb_, ir.IntType(8)), by_ref(m_, i32), by_ref(n_, i32),
+                     by_ref(k_, i32), by_ref(one, None), addr(a_), by_ref(lda_, i32), addr(b_),
+                     by_ref(ldb_, i32), by_ref(beta32, None), addr(c_), by_ref(ldc_, i32)]
+        fnty = ir.FunctionType(ir.VoidType(), [i8p] * 13)
+        builder.call(builder.inttoptr(fn_, fnty.as_pointer()), call_args)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@nb.njit(**_JIT_INLINE)
-def _gemm(fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc, iw, fw):
-    """Fortran-order C (m×n) = op(A) op(B) + beta·C; ``ta``/``tb`` 0 = N, 1 = T.
-
-    ``iw`` (int32, 8) and ``fw`` (float32, 2) hold the by-reference scalars; ``iw[6:8]``
-    must hold the characters N and T.
-    """
-    iw[0] = m
-    iw[1] = n
-    iw[2] = k
-    iw[3] = lda
-    iw[4] = ldb
-    iw[5] = ldc
-    fw[0] = 1.0
-    fw[1] = beta
-    _call_gemm(fn, iw[6 + ta:].ctypes.data, iw[6 + tb:].ctypes.data, iw[0:].ctypes.data,
-               iw[1:].ctypes.data, iw[2:].ctypes.data, fw[0:].ctypes.data, a.ctypes.data,
-               iw[3:].ctypes.data, b.ctypes.data, iw[4:].ctypes.data, fw[1:].ctypes.data,
-               c.ctypes.data, iw[5:].ctypes.data)
+_N, _T = ord("N"), ord("T")
 
 
-@nb.njit(**_JIT_INLINE)
-def _mm_abt(a, w, c, beta, fn, iw, fw):
+@nb.njit(**_JIT)
+def _mm_abt(a, w, c, beta, fn):
     """c (m, n) = a (m, k) @ w(n, k).T + beta * c (C order)."""
     m, k = a.shape
     n = w.shape[0]
-    _gemm(fn, 1, 0, n, m, k, w, k, a, k, beta, c, n, iw, fw)
+    _sgemm(fn, _T, _N, n, m, k, w.ctypes.data, k, a.ctypes.data, k, beta, c.ctypes.data, n)
 
 
-@nb.njit(**_JIT_INLINE)
-def _mm_atb(d, a, c, fn, iw, fw):
+@nb.njit(**_JIT)
+def _mm_atb(d, a, c, fn):
     """c (n, k) = d (m, n).T @ a (m, k) (C order)."""
     m, n = d.shape
     k = a.shape[1]
-    _gemm(fn, 0, 1, k, n, m, a, k, d, n, f32(0.0), c, k, iw, fw)
+    _sgemm(fn, _N, _T, k, n, m, a.ctypes.data, k, d.ctypes.data, n, f32(0.0), c.ctypes.data, k)
 
 
-@nb.njit(**_JIT_INLINE)
-def _mm_ab(d, w, c, fn, iw, fw):
+@nb.njit(**_JIT)
+def _mm_ab(d, w, c, fn):
     """c (m, k) = d (m, n) @ w (n, k) (C order)."""
     m, n = d.shape
     k = w.shape[1]
-    _gemm(fn, 0, 0, k, m, n, w, k, d, n, f32(0.0), c, k, iw, fw)
+    _sgemm(fn, _N, _N, k, m, n, w.ctypes.data, k, d.ctypes.data, n, f32(0.0), c.ctypes.data, k)
 
 
 # ------------------------------------------------------------ activation maths
@@ -230,7 +230,8 @@ def _mul_slope(d, s):
 @nb.njit(**_JIT_INLINE)
 def _mul_slope_colsum(d, s, gb):
     """d *= s elementwise (m, H); gb (H,) = column sums of the product."""
-    gb[:] = 0.0
+    for j in range(d.shape[1]):
+        gb[j] = 0.0
     for i in range(d.shape[0]):
         for j in range(d.shape[1]):
             v = d[i, j] * s[i, j]
@@ -241,7 +242,10 @@ def _mul_slope_colsum(d, s, gb):
 @nb.njit(**_JIT_INLINE)
 def _grad_first(d, x, gw0, acc):
     """gw0 (H, 3) = d (m, H).T @ x (m, 3); ``acc`` (3, H) scratch."""
-    acc[:] = 0.0
+    for j in range(d.shape[1]):
+        acc[0, j] = 0.0
+        acc[1, j] = 0.0
+        acc[2, j] = 0.0
     for i in range(d.shape[0]):
         x0, x1, x2 = x[i, 0], x[i, 1], x[i, 2]
         for j in range(d.shape[1]):
@@ -279,83 +283,76 @@ def _bias(theta, hdim, n_layers, layer):
 
 # --------------------------------------------------------------- chunk passes
 @nb.njit(**_JIT)
-def forward_chunk(x, theta, hdim, n_layers, beta, tmin, hs, ss, z, f, fn, iw, fw, w0t, a, b):
-    """F over points a:b, keeping every layer's activation and slope.
+def forward_chunk(x, theta, hdim, n_layers, beta, tmin, keep_slope, hs, ss, r0, z, f, fn, w0t):
+    """F at a chunk of m points; every layer's activation (and slope) kept.
 
     Parameters
     ----------
-    x : (M, 3) points; hs, ss : (L, M, H) activation and slope buffers (rows a:b written)
-    z : (>= b-a, H) scratch; f : (M,) output (entries a:b written)
-    fn, iw, fw : sgemm address and its scalar scratch; w0t : (3, H) scratch
+    x : (m, 3) points; f : (m,) output
+    hs, ss : (L, >= r0+m, H) activation and slope buffers; rows r0:r0+m are written
+        (``ss`` only when ``keep_slope``)
+    z : (>= m, H) scratch; w0t : (3, H) scratch; fn : sgemm's address
     """
-    m = b - a
+    m = x.shape[0]
+    r1 = r0 + m
     zc = z[:m]
-    _first_layer(x[a:b], _weight(theta, hdim, n_layers, 0), _bias(theta, hdim, n_layers, 0), zc, w0t)
-    activate(zc, beta, tmin, hs[0, a:b], ss[0, a:b])
-    for layer in range(1, n_layers):
-        _fill_rows(zc, _bias(theta, hdim, n_layers, layer))
-        _mm_abt(hs[layer - 1, a:b], _weight(theta, hdim, n_layers, layer), zc, f32(1.0), fn, iw, fw)
-        activate(zc, beta, tmin, hs[layer, a:b], ss[layer, a:b])
-    _rowdot(hs[n_layers - 1, a:b], _weight(theta, hdim, n_layers, n_layers)[0],
-            _bias(theta, hdim, n_layers, n_layers)[0], f[a:b])
+    _first_layer(x, _weight(theta, hdim, n_layers, 0), _bias(theta, hdim, n_layers, 0), zc, w0t)
+    for layer in range(n_layers):
+        if layer > 0:
+            _fill_rows(zc, _bias(theta, hdim, n_layers, layer))
+            _mm_abt(hs[layer - 1, r0:r1], _weight(theta, hdim, n_layers, layer), zc, f32(1.0), fn)
+        if keep_slope:
+            activate(zc, beta, tmin, hs[layer, r0:r1], ss[layer, r0:r1])
+        else:
+            activate_value(zc, beta, tmin, hs[layer, r0:r1])
+    _rowdot(hs[n_layers - 1, r0:r1], _weight(theta, hdim, n_layers, n_layers)[0],
+            _bias(theta, hdim, n_layers, n_layers)[0], f)
 
 
 @nb.njit(**_JIT)
-def value_chunk(x, theta, hdim, n_layers, beta, tmin, h0, h1, f, fn, iw, fw, w0t, a, b):
-    """F over points a:b (no slopes kept); h0, h1 : (>= b-a, H) scratch."""
-    m = b - a
-    hin, hout = h0[:m], h1[:m]
-    _first_layer(x[a:b], _weight(theta, hdim, n_layers, 0), _bias(theta, hdim, n_layers, 0), hout, w0t)
-    activate_value(hout, beta, tmin, hout)
-    for layer in range(1, n_layers):
-        hin, hout = hout, hin
-        _fill_rows(hout, _bias(theta, hdim, n_layers, layer))
-        _mm_abt(hin, _weight(theta, hdim, n_layers, layer), hout, f32(1.0), fn, iw, fw)
-        activate_value(hout, beta, tmin, hout)
-    _rowdot(hout, _weight(theta, hdim, n_layers, n_layers)[0], _bias(theta, hdim, n_layers, n_layers)[0], f[a:b])
+def reverse_chunk(theta, hdim, n_layers, ss, v, u, g, fn):
+    """∇ₓF at a chunk of m points from the slopes of :func:`forward_chunk` (rows 0:m of ss):
+    one reverse sweep of a single vector per point.
 
-
-@nb.njit(**_JIT)
-def value_and_grad_chunk(x, theta, hdim, n_layers, beta, tmin, hs, ss, v, f, g, fn, iw, fw, w0t, a, b):
-    """F and ∇ₓF over points a:b: forward, then one reverse sweep of a single vector.
-
-    hs, ss : (L, >= b-a, H) scratch (rows 0:b-a used); v : (>= b-a, H) scratch.
+    v, u : (>= m, H) scratch; g : (m, 3) output.
     """
-    m = b - a
-    forward_chunk(x[a:b], theta, hdim, n_layers, beta, tmin, hs, ss, v, f[a:b], fn, iw, fw, w0t, 0, m)
-    # v = dF/dh of the last layer times its slope, then back through each layer
+    m = g.shape[0]
     wo = _weight(theta, hdim, n_layers, n_layers)[0]
-    vc, u = v[:m], hs[0, :m]   # hs is free now; its layer 0 serves as scratch
+    vc, uc = v[:m], u[:m]
     s_last = ss[n_layers - 1, :m]
     for i in range(m):
         for j in range(hdim):
             vc[i, j] = wo[j] * s_last[i, j]
     for layer in range(n_layers - 1, 0, -1):
-        _mm_ab(vc, _weight(theta, hdim, n_layers, layer), u, fn, iw, fw)
-        vc, u = u, vc
+        _mm_ab(vc, _weight(theta, hdim, n_layers, layer), uc, fn)
+        vc, uc = uc, vc
         _mul_slope(vc, ss[layer - 1, :m])
-    _rowdot3(vc, _weight(theta, hdim, n_layers, 0), g[a:b])
+    _rowdot3(vc, _weight(theta, hdim, n_layers, 0), g)
 
 
 @nb.njit(**_JIT)
-def backward_chunk(x, w, theta, hdim, n_layers, hs, ss, d0, d1, grad, fn, iw, fw, acc, a, b):
-    """θ-gradient of Σ_i w_i F(x_i) over points a:b into ``grad`` (P,), overwritten.
+def backward_chunk(x, w, theta, hdim, n_layers, hs, ss, r0, d0, d1, grad, fn, acc):
+    """θ-gradient of Σᵢ wᵢ F(xᵢ) over a chunk of m points into ``grad`` (P,), overwritten.
 
-    hs, ss : the buffers of :func:`forward_chunk`; d0, d1 : (>= b-a, H) scratch;
-    acc : (3, H) scratch.
+    Parameters
+    ----------
+    x : (m, 3) points; w : (m,) weights
+    hs, ss : the buffers :func:`forward_chunk` filled (rows r0:r0+m)
+    d0, d1 : (>= m, H) scratch; acc : (3, H) scratch; fn : sgemm's address
     """
-    m = b - a
-    wc = w[a:b]
-    h_last, s_last = hs[n_layers - 1, a:b], ss[n_layers - 1, a:b]
+    m = x.shape[0]
+    r1 = r0 + m
+    h_last, s_last = hs[n_layers - 1, r0:r1], ss[n_layers - 1, r0:r1]
     wo = _weight(theta, hdim, n_layers, n_layers)[0]
     gwo = _weight(grad, hdim, n_layers, n_layers)[0]
     gb = _bias(grad, hdim, n_layers, n_layers - 1)
     d, dn = d0[:m], d1[:m]
-    gwo[:] = 0.0
-    gb[:] = 0.0
+    for j in range(hdim):
+        gwo[j] = 0.0
+        gb[j] = 0.0
     sw = f32(0.0)
     for i in range(m):
-        wi = wc[i]
+        wi = w[i]
         sw += wi
         for j in range(hdim):
             gwo[j] += wi * h_last[i, j]
@@ -364,21 +361,21 @@ def backward_chunk(x, w, theta, hdim, n_layers, hs, ss, d0, d1, grad, fn, iw, fw
             gb[j] += v
     _bias(grad, hdim, n_layers, n_layers)[0] = sw
     for layer in range(n_layers - 1, 0, -1):
-        _mm_atb(d, hs[layer - 1, a:b], _weight(grad, hdim, n_layers, layer), fn, iw, fw)
-        _mm_ab(d, _weight(theta, hdim, n_layers, layer), dn, fn, iw, fw)
+        _mm_atb(d, hs[layer - 1, r0:r1], _weight(grad, hdim, n_layers, layer), fn)
+        _mm_ab(d, _weight(theta, hdim, n_layers, layer), dn, fn)
         d, dn = dn, d
-        _mul_slope_colsum(d, ss[layer - 1, a:b], _bias(grad, hdim, n_layers, layer - 1))
-    _grad_first(d, x[a:b], _weight(grad, hdim, n_layers, 0), acc)
+        _mul_slope_colsum(d, ss[layer - 1, r0:r1], _bias(grad, hdim, n_layers, layer - 1))
+    _grad_first(d, x, _weight(grad, hdim, n_layers, 0), acc)
 
 
 @nb.njit(**_JIT)
 def sum_rows(parts, n, out):
     """out = parts[0] + parts[1] + ... + parts[n-1], in that order."""
-    out[:] = parts[0]
+    for k in range(out.size):
+        out[k] = parts[0, k]
     for c in range(1, n):
-        p = parts[c]
         for k in range(out.size):
-            out[k] += p[k]
+            out[k] += parts[c, k]
 
 
 @nb.njit(**_JIT)

@@ -129,9 +129,6 @@ class _Scratch:
     """One worker's working memory (nothing in it outlives a chunk)."""
 
     def __init__(self, cap: int, hdim: int, n_layers: int) -> None:
-        self.iw = np.zeros(8, np.int32)   # sgemm's by-reference integers and its N/T flags
-        self.iw[6], self.iw[7] = ord("N"), ord("T")
-        self.fw = np.zeros(2, np.float32)
         self.w3 = np.empty((3, hdim), np.float32)
         self.d0 = np.empty((cap, hdim), np.float32)
         self.d1 = np.empty((cap, hdim), np.float32)
@@ -247,9 +244,9 @@ class FusedMLP:
         tmin = np.float32(-SOFTPLUS_FLOOR)
 
         def chunk(worker: int, c: int) -> None:
-            s = self._scratch[worker]
-            self._k.value_chunk(x, self.theta, self.hdim, self.n_layers, self.beta, tmin, s.d0, s.d1, f,
-                                self._sgemm, s.iw, s.fw, s.w3, bounds[c], bounds[c + 1])
+            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
+            self._k.forward_chunk(x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, False,
+                                  s.hs, s.ss, 0, s.d0, f[a:b], self._sgemm, s.w3)
 
         self._run(chunk, bounds, x.shape[0])
         return f
@@ -273,10 +270,10 @@ class FusedMLP:
         tmin = np.float32(-SOFTPLUS_FLOOR)
 
         def chunk(worker: int, c: int) -> None:
-            s = self._scratch[worker]
-            self._k.value_and_grad_chunk(x, self.theta, self.hdim, self.n_layers, self.beta, tmin, s.hs,
-                                         s.ss, s.d0, f, g, self._sgemm, s.iw, s.fw, s.w3,
-                                         bounds[c], bounds[c + 1])
+            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
+            self._k.forward_chunk(x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
+                                  s.hs, s.ss, 0, s.d0, f[a:b], self._sgemm, s.w3)
+            self._k.reverse_chunk(self.theta, self.hdim, self.n_layers, s.ss, s.d0, s.d1, g[a:b], self._sgemm)
 
         self._run(chunk, bounds, x.shape[0])
         return f, g
@@ -301,10 +298,9 @@ class FusedMLP:
         tmin = np.float32(-np.inf)
 
         def chunk(worker: int, c: int) -> None:
-            s = self._scratch[worker]
-            self._k.forward_chunk(self._x, self.theta, self.hdim, self.n_layers, self.beta, tmin, self._hs,
-                                  self._ss, s.d0, self._f, self._sgemm, s.iw, s.fw, s.w3,
-                                  bounds[c], bounds[c + 1])
+            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
+            self._k.forward_chunk(self._x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
+                                  self._hs, self._ss, a, s.d0, self._f[a:b], self._sgemm, s.w3)
 
         self._run(chunk, bounds, n)
         return self._f[:n]
@@ -327,10 +323,9 @@ class FusedMLP:
         np.copyto(self._w[:n], w)
 
         def chunk(worker: int, c: int) -> None:
-            s = self._scratch[worker]
-            self._k.backward_chunk(self._x, self._w, self.theta, self.hdim, self.n_layers, self._hs, self._ss,
-                                   s.d0, s.d1, self._parts[c], self._sgemm, s.iw, s.fw, s.w3,
-                                   bounds[c], bounds[c + 1])
+            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
+            self._k.backward_chunk(self._x[a:b], self._w[a:b], self.theta, self.hdim, self.n_layers, self._hs,
+                                   self._ss, a, s.d0, s.d1, self._parts[c], self._sgemm, s.w3)
 
         self._run(chunk, bounds, n)
         self._k.sum_rows(self._parts, len(bounds) - 1, self.grad)
