@@ -8,7 +8,7 @@ call that holds no GIL.
 
 Determinism: each kernel's arithmetic depends only on its inputs and on the chunk's
 size, never on the thread that runs it. ``fastmath`` allows FMA contraction; only the
-row-wise dot products (:func:`_rowdot`, :func:`_rowdot3`) may also reassociate, which
+row-wise dot product :func:`_rowdot` may also reassociate, which
 the compiler does the same way on every call.
 """
 
@@ -202,22 +202,6 @@ def _rowdot(h, wo, bo, f):
         f[i] = acc + bo
 
 
-@nb.njit(**_JIT_DOT)
-def _rowdot3(v, w0, g):
-    """g (m, 3) = v (m, H) @ w0 (H, 3)."""
-    for i in range(v.shape[0]):
-        a0 = f32(0.0)
-        a1 = f32(0.0)
-        a2 = f32(0.0)
-        for j in range(v.shape[1]):
-            a0 += v[i, j] * w0[j, 0]
-            a1 += v[i, j] * w0[j, 1]
-            a2 += v[i, j] * w0[j, 2]
-        g[i, 0] = a0
-        g[i, 1] = a1
-        g[i, 2] = a2
-
-
 @nb.njit(**_JIT_INLINE)
 def _mul_slope(d, s):
     """d *= s elementwise (m, H)."""
@@ -327,7 +311,7 @@ def reverse_chunk(theta, hdim, n_layers, ss, v, u, g, fn):
         _mm_ab(vc, _weight(theta, hdim, n_layers, layer), uc, fn)
         vc, uc = uc, vc
         _mul_slope(vc, ss[layer - 1, :m])
-    _rowdot3(vc, _weight(theta, hdim, n_layers, 0), g)
+    _mm_ab(vc, _weight(theta, hdim, n_layers, 0), g, fn)   # (m, H) @ (H, 3)
 
 
 @nb.njit(**_JIT)
@@ -379,15 +363,13 @@ def sum_rows(parts, n, out):
 
 
 @nb.njit(**_JIT)
-def adam(theta, grad, m, v, lr, b1, b2, bc1, bc2_sqrt, eps):
+def adam(theta, grad, m, v, step, b2, w1, w2, bc2_sqrt, eps):
     """One Adam update in place, as :class:`surfrec.optim.Adam` writes it.
 
-    m ← m + (1−β₁)(g − m); v ← β₂v + (1−β₂)g²;
-    θ ← θ − (lr/bc1)·m / (√v/√bc2 + ε), with bc1 = 1−β₁ᵗ, bc2 = 1−β₂ᵗ.
+    m ← m + w₁(g − m); v ← β₂v + w₂g²; θ ← θ − step·m / (√v/√bc₂ + ε), where the caller
+    rounds w₁ = 1−β₁, w₂ = 1−β₂, step = lr/(1−β₁ᵗ) and √bc₂ = √(1−β₂ᵗ) from double
+    precision (1 − β₂ in float32 arithmetic would be off by 5e-5).
     """
-    w1 = f32(1.0) - b1
-    w2 = f32(1.0) - b2
-    step = lr / bc1
     for k in range(theta.size):
         g = grad[k]
         mk = m[k] + w1 * (g - m[k])

@@ -344,8 +344,9 @@ class FusedMLP:
         b1, b2 = self.betas
         self.adam_steps += 1
         t = self.adam_steps
-        self._k.adam(self.theta, self.grad, self._m, self._v, np.float32(lr), np.float32(b1), np.float32(b2),
-                     np.float32(1 - b1 ** t), np.float32(math.sqrt(1 - b2 ** t)), np.float32(self.eps))
+        f32 = np.float32
+        self._k.adam(self.theta, self.grad, self._m, self._v, f32(lr / (1 - b1 ** t)), f32(b2), f32(1 - b1),
+                     f32(1 - b2), f32(math.sqrt(1 - b2 ** t)), f32(self.eps))
 
     def adam_state(self) -> list[list]:
         """The Adam state per parameter as :class:`surfrec.optim.Adam` keeps it:
