@@ -23,6 +23,7 @@ cores). Needs ``numba`` and ``threadpoolctl``; they are imported when an engine 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ def supports(model: ImplicitMLP) -> bool:
     return c.activation == "softplus" and not c.skip_layers and c.encoding == "none"
 
 
+@functools.lru_cache(maxsize=64)
 def partition(n_points: int, chunk_points: int = CHUNK_POINTS) -> np.ndarray:
     """Chunk boundaries of a pass over ``n_points`` points: a function of the count alone.
 
@@ -60,7 +62,9 @@ def partition(n_points: int, chunk_points: int = CHUNK_POINTS) -> np.ndarray:
     if n > 1 and n % 2:
         n += 1
     n = min(n, max(1, n_points))
-    return (np.arange(n + 1, dtype=np.int64) * n_points) // n
+    bounds = (np.arange(n + 1, dtype=np.int64) * n_points) // n
+    bounds.flags.writeable = False   # cached: shared by every caller
+    return bounds
 
 
 def default_threads() -> int:
@@ -107,22 +111,49 @@ class _Pool:
 
 
 class _OneBlasThread:
-    """Context: every BLAS library in the process runs on one thread, then gets its count back."""
+    """Context: every BLAS library in the process runs on one thread, then gets its count back.
+
+    OpenBLAS's own counters are called directly through ctypes (about a microsecond a
+    pass; threadpoolctl's setter also ignores calls from any thread but the first that
+    used it). Other BLAS vendors go through threadpoolctl.
+    """
+
+    _SYMBOLS = [(f"{pre}openblas_get_num_threads{suf}", f"{pre}openblas_set_num_threads{suf}")
+                for pre in ("", "scipy_") for suf in ("", "64_")]
 
     def __init__(self) -> None:
+        import ctypes
+
         from threadpoolctl import ThreadpoolController
 
-        self._libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        self._controls: list[tuple[Callable[[], int], Callable[[int], None]]] = []
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api != "blas":
+                continue
+            if lib.internal_api == "openblas":
+                dll = ctypes.CDLL(lib.filepath)
+                for get_name, set_name in self._SYMBOLS:
+                    get, set_ = getattr(dll, get_name, None), getattr(dll, set_name, None)
+                    if get is not None and set_ is not None:
+                        get.restype, get.argtypes = ctypes.c_int, []
+                        set_.restype, set_.argtypes = None, [ctypes.c_int]
+                        self._controls.append((get, set_))
+                        break
+                else:
+                    self._controls.append((lib.get_num_threads, lib.set_num_threads))
+            else:
+                self._controls.append((lib.get_num_threads, lib.set_num_threads))
         self._saved: list[int] = []
 
     def __enter__(self) -> None:
-        self._saved = [lib.num_threads for lib in self._libs]
-        for lib in self._libs:
-            lib.set_num_threads(1)
+        self._saved = [get() for get, _ in self._controls]
+        for _, set_ in self._controls:
+            set_(1)
 
     def __exit__(self, *exc) -> None:
-        for lib, n in zip(self._libs, self._saved):
-            lib.set_num_threads(n)
+        for (_, set_), n in zip(self._controls, self._saved):
+            if n:
+                set_(n)
 
 
 class _Scratch:
