@@ -71,6 +71,7 @@ def _sgemm(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
 
 
 _N, _T = ord("N"), ord("T")
+FIRST = np.int64(0)   # the first layer's index, typed int64 (a literal 0 would compile a variant)
 
 
 @nb.njit(**_JIT)
@@ -141,32 +142,24 @@ def _softplus_sigmoid(t):
 
 
 @nb.njit(**_JIT)
-def activate(z, beta, tmin, h, s):
-    """h = softplus(β·max(z', tmin/β))/β and s = sigmoid(·), elementwise over (m, H) blocks.
+def activate(z, beta, tmin, keep_slope, h, s):
+    """h = softplus(t)/β and, when ``keep_slope``, s = sigmoid(t), with t = max(βz, tmin).
 
-    z holds the pre-activations (bias included). ``tmin`` bounds βz from below (−15 as in
-    :meth:`ImplicitMLP._act_` for inference; −inf in training, like torch's softplus).
+    Elementwise over (m, H) blocks; z holds the pre-activations (bias included). ``tmin``
+    is −15 in inference (:meth:`ImplicitMLP._act_`) and −inf in training (torch's softplus).
     """
     n = z.size
     zf, hf, sf = z.reshape(n), h.reshape(n), s.reshape(n)
     inv = f32(1.0) / beta
-    for k in range(n):
-        t = max(zf[k] * beta, tmin)
-        sp, sg = _softplus_sigmoid(t)
-        hf[k] = sp * inv
-        sf[k] = sg
-
-
-@nb.njit(**_JIT)
-def activate_value(z, beta, tmin, h):
-    """:func:`activate` without the slope (inference of F alone)."""
-    n = z.size
-    zf, hf = z.reshape(n), h.reshape(n)
-    inv = f32(1.0) / beta
-    for k in range(n):
-        t = max(zf[k] * beta, tmin)
-        sp, _ = _softplus_sigmoid(t)
-        hf[k] = sp * inv
+    if keep_slope:
+        for k in range(n):
+            sp, sg = _softplus_sigmoid(max(zf[k] * beta, tmin))
+            hf[k] = sp * inv
+            sf[k] = sg
+    else:
+        for k in range(n):
+            sp, _ = _softplus_sigmoid(max(zf[k] * beta, tmin))
+            hf[k] = sp * inv
 
 
 # ------------------------------------------------------------- small pieces
@@ -280,15 +273,12 @@ def forward_chunk(x, theta, hdim, n_layers, beta, tmin, keep_slope, hs, ss, r0, 
     m = x.shape[0]
     r1 = r0 + m
     zc = z[:m]
-    _first_layer(x, _weight(theta, hdim, n_layers, 0), _bias(theta, hdim, n_layers, 0), zc, w0t)
+    _first_layer(x, _weight(theta, hdim, n_layers, FIRST), _bias(theta, hdim, n_layers, FIRST), zc, w0t)
     for layer in range(n_layers):
         if layer > 0:
             _fill_rows(zc, _bias(theta, hdim, n_layers, layer))
             _mm_abt(hs[layer - 1, r0:r1], _weight(theta, hdim, n_layers, layer), zc, f32(1.0), fn)
-        if keep_slope:
-            activate(zc, beta, tmin, hs[layer, r0:r1], ss[layer, r0:r1])
-        else:
-            activate_value(zc, beta, tmin, hs[layer, r0:r1])
+        activate(zc, beta, tmin, keep_slope, hs[layer, r0:r1], ss[layer, r0:r1])
     _rowdot(hs[n_layers - 1, r0:r1], _weight(theta, hdim, n_layers, n_layers)[0],
             _bias(theta, hdim, n_layers, n_layers)[0], f)
 
@@ -311,7 +301,7 @@ def reverse_chunk(theta, hdim, n_layers, ss, v, u, g, fn):
         _mm_ab(vc, _weight(theta, hdim, n_layers, layer), uc, fn)
         vc, uc = uc, vc
         _mul_slope(vc, ss[layer - 1, :m])
-    _mm_ab(vc, _weight(theta, hdim, n_layers, 0), g, fn)   # (m, H) @ (H, 3)
+    _mm_ab(vc, _weight(theta, hdim, n_layers, FIRST), g, fn)   # (m, H) @ (H, 3)
 
 
 @nb.njit(**_JIT)
@@ -349,7 +339,7 @@ def backward_chunk(x, w, theta, hdim, n_layers, hs, ss, r0, d0, d1, grad, fn, ac
         _mm_ab(d, _weight(theta, hdim, n_layers, layer), dn, fn)
         d, dn = dn, d
         _mul_slope_colsum(d, ss[layer - 1, r0:r1], _bias(grad, hdim, n_layers, layer - 1))
-    _grad_first(d, x, _weight(grad, hdim, n_layers, 0), acc)
+    _grad_first(d, x, _weight(grad, hdim, n_layers, FIRST), acc)
 
 
 @nb.njit(**_JIT)
