@@ -13,7 +13,8 @@ value_and_grad ≈ 2× forward.
 
 Usage::
 
-    python benchmarks/bench_fused_step.py [--repeats 200] [--rounds 5] [--no-busy]
+    python benchmarks/bench_fused_step.py [--repeats 100] [--rounds 5] [--no-busy]
+        [--width 64 --layers 3] [--torch-threads 2]
 """
 
 from __future__ import annotations
@@ -104,10 +105,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-busy", action="store_true", help="skip the runs with a busy core")
     ap.add_argument("--torch-threads", type=int, default=0, help="also time torch with this many threads")
+    ap.add_argument("--width", type=int, default=64, help="hidden width (the fit's default: 64)")
+    ap.add_argument("--layers", type=int, default=3, help="hidden layers (the fit's default: 3)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = ModelConfig(hidden_dim=64, n_hidden_layers=3)
+    cfg = ModelConfig(hidden_dim=args.width, n_hidden_layers=args.layers)
     model = ImplicitMLP(cfg)
     x = torch.rand(N_TRAIN, 3) * 2 - 1
     w = torch.randn(N_TRAIN) / N_TRAIN
@@ -123,7 +126,7 @@ def main() -> None:
         variants[name] = torch_cases(ImplicitMLP(cfg), x, w, xv)
         tthreads[name] = args.torch_threads
     cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores, torch {torch.__version__}, numpy {np.__version__}; "
+    print(f"network {args.width}x{args.layers}; {cores} cores, torch {torch.__version__}, numpy {np.__version__}; "
           f"{args.rounds} rounds x {args.repeats} repeats, medians\n")
     print("\n".join(report("quiet", measure(variants, args.repeats, args.rounds, tthreads), cfg)))
     if not args.no_busy:

@@ -156,15 +156,24 @@ class _OneBlasThread:
                 set_(n)
 
 
+def _empty(*shape: int) -> np.ndarray:
+    """Uninitialized float32 array whose data starts on a 64-byte boundary (every worker's
+    buffers then look alike to the BLAS, whichever memory they got)."""
+    n = math.prod(shape)
+    raw = np.empty(n + 16, np.float32)
+    skip = (-raw.ctypes.data % 64) // 4
+    return raw[skip:skip + n].reshape(shape)
+
+
 class _Scratch:
     """One worker's working memory (nothing in it outlives a chunk)."""
 
     def __init__(self, cap: int, hdim: int, n_layers: int) -> None:
-        self.w3 = np.empty((3, hdim), np.float32)
-        self.d0 = np.empty((cap, hdim), np.float32)
-        self.d1 = np.empty((cap, hdim), np.float32)
-        self.hs = np.empty((n_layers, cap, hdim), np.float32)
-        self.ss = np.empty((n_layers, cap, hdim), np.float32)
+        self.w3 = _empty(3, hdim)
+        self.d0 = _empty(cap, hdim)
+        self.d1 = _empty(cap, hdim)
+        self.hs = _empty(n_layers, cap, hdim)
+        self.ss = _empty(n_layers, cap, hdim)
 
 
 def _points(x, name: str = "x") -> np.ndarray:
@@ -425,12 +434,12 @@ class FusedMLP:
         if n <= self._cap:
             return
         L, H = self.n_layers, self.hdim
-        self._x = np.empty((n, 3), np.float32)
-        self._w = np.empty(n, np.float32)
-        self._f = np.empty(n, np.float32)
-        self._hs = np.empty((L, n, H), np.float32)
-        self._ss = np.empty((L, n, H), np.float32)
-        self._parts = np.empty((len(partition(n, self.chunk_points)) - 1, self.theta.size), np.float32)
+        self._x = _empty(n, 3)
+        self._w = _empty(n)
+        self._f = _empty(n)
+        self._hs = _empty(L, n, H)
+        self._ss = _empty(L, n, H)
+        self._parts = _empty(len(partition(n, self.chunk_points)) - 1, self.theta.size)
         self._cap = n
         log.debug("FusedMLP: training buffers for %d points (%.1f MB)", n, self.buffer_bytes() / 1e6)
 
