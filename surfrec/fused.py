@@ -24,10 +24,13 @@ cores). Needs ``numba`` and ``threadpoolctl``; they are imported when an engine 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -74,40 +77,65 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+class _Job:
+    """One pass: tasks 0..n-1 handed out in order to whichever worker asks next."""
+
+    def __init__(self, fn: Callable[[int, int], None], n_tasks: int) -> None:
+        self.fn, self.n_tasks = fn, n_tasks
+        self.tasks = iter(range(n_tasks))     # next() on these is atomic under the GIL
+        self.finished = itertools.count(1)
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self, worker: int) -> None:
+        for task in self.tasks:
+            try:
+                self.fn(worker, task)
+            except BaseException as exc:   # re-raised by the caller of run()
+                self.error = self.error or exc
+            if next(self.finished) == self.n_tasks:
+                self.done.set()
+
+
+def _serve(worker: int, jobs: queue.SimpleQueue) -> None:
+    """A helper thread: work on each job it is handed until it gets None."""
+    while (job := jobs.get()) is not None:
+        job.work(worker)
+
+
+def _stop(queues: list[queue.SimpleQueue]) -> None:
+    for q in queues:
+        q.put(None)
+
+
 class _Pool:
     """Runs ``fn(worker, task)`` for tasks 0..n-1 on ``threads`` workers, the caller being worker 0.
 
-    Tasks are taken in order from a shared iterator, so a worker on a busy core simply
-    takes fewer of them. Which worker runs a task never changes its result.
+    The helpers block on a queue between passes (no spinning). A helper that wakes late
+    finds the tasks taken and does nothing, so the caller waits only for tasks that are
+    actually running. Which worker runs a task never changes its result.
     """
 
     def __init__(self, threads: int) -> None:
         self.threads = int(threads)
-        self._executor = (ThreadPoolExecutor(self.threads - 1, thread_name_prefix="surfrec-fused")
-                          if self.threads > 1 else None)
+        self._queues = [queue.SimpleQueue() for _ in range(self.threads - 1)]
+        for worker, q in enumerate(self._queues, start=1):
+            threading.Thread(target=_serve, args=(worker, q), name=f"surfrec-fused-{worker}", daemon=True).start()
+        self._finalizer = weakref.finalize(self, _stop, self._queues)
 
     def run(self, fn: Callable[[int, int], None], n_tasks: int) -> None:
-        if self._executor is None or n_tasks == 1:
-            for task in range(n_tasks):
-                fn(0, task)
-            return
-        tasks = iter(range(n_tasks))   # next() on it is atomic under the GIL
-
-        def drain(worker: int) -> None:
-            for task in tasks:
-                fn(worker, task)
-
-        helpers = [self._executor.submit(drain, w) for w in range(1, min(self.threads, n_tasks))]
-        try:
-            drain(0)
-        finally:
-            for h in helpers:
-                h.result()
+        job = _Job(fn, n_tasks)
+        for q in self._queues[:n_tasks - 1]:
+            q.put(job)
+        job.work(0)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        """Stop the helpers; later passes run on the calling thread alone."""
+        self._finalizer()
+        self._queues = []
 
 
 class _OneBlasThread:

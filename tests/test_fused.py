@@ -302,3 +302,24 @@ def test_empty_batches_and_unsupported_networks():
         assert not supports(ImplicitMLP(cfg))
         with pytest.raises(ValueError):
             FusedMLP(ImplicitMLP(cfg))
+
+
+def test_pool_runs_each_task_once_and_reraises():
+    from surfrec.fused import _Pool
+
+    pool = _Pool(2)
+    seen = []
+    pool.run(lambda worker, task: seen.append(task), 9)
+    assert sorted(seen) == list(range(9))
+
+    def fail(worker, task):
+        if task == 3:
+            raise RuntimeError("task 3")
+
+    with pytest.raises(RuntimeError, match="task 3"):
+        pool.run(fail, 6)
+    pool.run(lambda worker, task: None, 4)   # still usable
+    pool.close()
+    seen.clear()
+    pool.run(lambda worker, task: seen.append(worker), 3)   # after close: the caller alone
+    assert seen == [0, 0, 0]
