@@ -30,13 +30,14 @@ import math
 import os
 import queue
 import threading
+import time
 import weakref
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .model import SOFTPLUS_FLOOR, ImplicitMLP
+from .model import SOFTPLUS_FLOOR, ImplicitMLP, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,29 @@ class _Scratch:
         self.ss = _empty(n_layers, cap, hdim)
 
 
+_warm = False
+
+
+def _warm_up() -> None:
+    """Run every kernel once on a tiny network, so that compilation (about 10 s the first
+    time on a machine; later processes load numba's on-disk cache in ~0.5 s) happens when
+    the first engine is built, not inside a timed pass. The kernels take sizes as
+    arguments: one warm-up serves every width and depth."""
+    global _warm
+    if _warm:
+        return
+    _warm = True
+    t0 = time.perf_counter()
+    with FusedMLP(ImplicitMLP(ModelConfig(hidden_dim=8, n_hidden_layers=2)), threads=1, chunk_points=8) as eng:
+        x = np.linspace(-1.0, 1.0, 30, dtype=np.float32).reshape(10, 3)
+        eng.forward_train(x)
+        eng.backward(np.ones(10, np.float32))
+        eng.adam_step(1e-4)
+        eng.value(x)
+        eng.value_and_grad(x)
+    log.info("fused kernels ready in %.1f s", time.perf_counter() - t0)
+
+
 def _points(x, name: str = "x") -> np.ndarray:
     """(M, 3) float32 C-contiguous view or copy of an array or CPU tensor."""
     if isinstance(x, torch.Tensor):
@@ -266,6 +290,7 @@ class FusedMLP:
         self._bounds = None    # chunk boundaries of the last forward_train
         log.debug("FusedMLP: width %d, %d hidden layers, %d parameters, %d threads",
                   self.hdim, self.n_layers, self.theta.size, self.threads)
+        _warm_up()
 
     # ------------------------------------------------------------- weights
     def parameters(self) -> list[np.ndarray]:
