@@ -8,8 +8,8 @@ call that holds no GIL.
 
 Determinism: each kernel's arithmetic depends only on its inputs and on the chunk's
 size, never on the thread that runs it. ``fastmath`` allows FMA contraction; only the
-row-wise dot product :func:`_rowdot` may also reassociate, which
-the compiler does the same way on every call.
+row-wise dot product :func:`_rowdot` may also reassociate (it is vectorized the same
+way on every call).
 """
 
 from __future__ import annotations

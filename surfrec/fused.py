@@ -293,14 +293,18 @@ class FusedMLP:
         _warm_up()
 
     # ------------------------------------------------------------- weights
-    def parameters(self) -> list[np.ndarray]:
-        """Views of θ shaped like ``module.parameters()`` (weights (out, in), biases (out,))."""
+    def _views(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Views of a (P,) vector shaped like ``module.parameters()``."""
         out, o = [], 0
         for s in self._shapes:
             n = math.prod(s)
-            out.append(self.theta[o:o + n].reshape(s))
+            out.append(flat[o:o + n].reshape(s))
             o += n
         return out
+
+    def parameters(self) -> list[np.ndarray]:
+        """Views of θ shaped like ``module.parameters()`` (weights (out, in), biases (out,))."""
+        return self._views(self.theta)
 
     def load_module(self, model: ImplicitMLP) -> None:
         """Copy ``model``'s weights into θ (shapes must match)."""
@@ -425,12 +429,7 @@ class FusedMLP:
 
     def gradients(self) -> list[np.ndarray]:
         """Views of :attr:`grad` shaped like ``module.parameters()``."""
-        out, o = [], 0
-        for s in self._shapes:
-            n = math.prod(s)
-            out.append(self.grad[o:o + n].reshape(s))
-            o += n
-        return out
+        return self._views(self.grad)
 
     def adam_step(self, lr: float) -> None:
         """One Adam step (β = (0.9, 0.999), ε = 1e-8: :class:`surfrec.optim.Adam`) with :attr:`grad`."""
@@ -447,13 +446,8 @@ class FusedMLP:
         the first step. Fits ``Adam.state[group]`` for the module's parameters in order."""
         if self.adam_steps == 0:
             return [None] * len(self._shapes)
-        out, o = [], 0
-        for s in self._shapes:
-            n = math.prod(s)
-            out.append([self.adam_steps, torch.from_numpy(self._m[o:o + n].reshape(s).copy()),
-                        torch.from_numpy(self._v[o:o + n].reshape(s).copy())])
-            o += n
-        return out
+        return [[self.adam_steps, torch.from_numpy(m.copy()), torch.from_numpy(v.copy())]
+                for m, v in zip(self._views(self._m), self._views(self._v))]
 
     def load_adam_state(self, state: list) -> None:
         """Load what :meth:`adam_state` returns (or ``Adam.state[group]`` of the module's parameters)."""
@@ -467,12 +461,9 @@ class FusedMLP:
         steps = {int(s[0]) for s in state if s is not None}
         if len(steps) != 1 or any(s is None for s in state):
             raise ValueError("all parameters must share one Adam step count")
-        o = 0
-        for shape, (_, m, v) in zip(self._shapes, state):
-            n = math.prod(shape)
-            self._m[o:o + n] = np.asarray(m, dtype=np.float32).reshape(-1)
-            self._v[o:o + n] = np.asarray(v, dtype=np.float32).reshape(-1)
-            o += n
+        for dm, dv, (_, m, v) in zip(self._views(self._m), self._views(self._v), state):
+            dm[...] = np.asarray(m, dtype=np.float32).reshape(dm.shape)
+            dv[...] = np.asarray(v, dtype=np.float32).reshape(dv.shape)
         self.adam_steps = steps.pop()
 
     # ------------------------------------------------------------ plumbing
