@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -205,11 +206,15 @@ def test_buffers_are_reused_and_grow_once():
     eng.forward_train(x)
     eng.backward(w)
     addr, size = _addresses(eng), eng.buffer_bytes()
+    tracemalloc.start()
     for _ in range(5):
         eng.forward_train(x)
         eng.backward(w)
         eng.adam_step(1e-4)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     assert _addresses(eng) == addr and eng.buffer_bytes() == size
+    assert peak < 64_000   # Python bookkeeping only: one activation block alone is 90 kB
     big = random_points(1500, seed=2)
     f_big = eng.forward_train(big).copy()
     eng.backward(np.ones(1500, np.float32))
