@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -41,6 +42,33 @@ def _burn(stop) -> None:
     while not stop.is_set():
         for _ in range(100_000):
             x = x * 1.0000001 + 1e-9
+
+
+def parallel_capacity(rounds: int = 5) -> float:
+    """Speed-up of a GIL-free arithmetic loop on 2 threads over 1: what the host gives two
+    threads right now (virtual cores can share a physical one with other work)."""
+    import numba
+
+    @numba.njit(nogil=True)
+    def spin(n):
+        s = 0.0
+        for i in range(n):
+            s += (i * 0.5) ** 0.5
+        return s
+
+    spin(10)
+    pool = ThreadPoolExecutor(2)
+    ratios = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        spin(2_000_000)
+        spin(2_000_000)
+        one = time.perf_counter() - t
+        t = time.perf_counter()
+        list(pool.map(spin, [2_000_000, 2_000_000]))
+        ratios.append(one / (time.perf_counter() - t))
+    pool.shutdown()
+    return statistics.median(ratios)
 
 
 def forward_flops(cfg: ModelConfig) -> int:
@@ -128,7 +156,9 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"network {args.width}x{args.layers}; {cores} cores, torch {torch.__version__}, numpy {np.__version__}; "
           f"{args.rounds} rounds x {args.repeats} repeats, medians\n")
+    print(f"two threads of a GIL-free loop run {parallel_capacity():.2f}x one (before)\n")
     print("\n".join(report("quiet", measure(variants, args.repeats, args.rounds, tthreads), cfg)))
+    print(f"two threads of a GIL-free loop run {parallel_capacity():.2f}x one (after)\n")
     if not args.no_busy:
         stop = mp.Event()
         burner = mp.Process(target=_burn, args=(stop,), daemon=True)
