@@ -121,7 +121,8 @@ class _Pool:
         self.threads = int(threads)
         self._queues = [queue.SimpleQueue() for _ in range(self.threads - 1)]
         for worker, q in enumerate(self._queues, start=1):
-            threading.Thread(target=_serve, args=(worker, q), name=f"surfrec-fused-{worker}", daemon=True).start()
+            threading.Thread(target=_serve, args=(worker, q), name=f"surfrec-fused-{worker}",
+                             daemon=True).start()
         self._finalizer = weakref.finalize(self, _stop, self._queues)
 
     def run(self, fn: Callable[[int, int], None], n_tasks: int) -> None:
@@ -489,7 +490,8 @@ class FusedMLP:
 
     def buffer_bytes(self) -> int:
         """Bytes held by the training buffers and the workers' scratch."""
-        train = sum(a.nbytes for a in (self._x, self._w, self._f, self._hs, self._ss, self._parts)) if self._cap else 0
+        train = (sum(a.nbytes for a in (self._x, self._w, self._f, self._hs, self._ss, self._parts))
+                 if self._cap else 0)
         scratch = sum(a.nbytes for s in self._scratch for a in vars(s).values())
         return train + scratch
 
