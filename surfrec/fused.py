@@ -112,18 +112,26 @@ def _stop(queues: list[queue.SimpleQueue]) -> None:
 class _Pool:
     """Runs ``fn(worker, task)`` for tasks 0..n-1 on ``threads`` workers, the caller being worker 0.
 
-    The helpers block on a queue between passes (no spinning). A helper that wakes late
-    finds the tasks taken and does nothing, so the caller waits only for tasks that are
-    actually running. Which worker runs a task never changes its result.
+    The helpers are daemon threads that block on a queue between passes (no spinning). A
+    helper that wakes late finds the tasks taken and does nothing, so the caller waits
+    only for tasks that are actually running. Which worker runs a task never changes its
+    result.
+
+    Lifetime: :meth:`close` stops and joins the helpers; an unclosed pool's helpers are
+    stopped when it is garbage-collected, but not at interpreter exit: a daemon thread
+    woken while the interpreter finalizes is killed mid-way and aborts the process
+    ("terminate called without an active exception"), so they are left asleep there.
     """
 
     def __init__(self, threads: int) -> None:
         self.threads = int(threads)
         self._queues = [queue.SimpleQueue() for _ in range(self.threads - 1)]
-        for worker, q in enumerate(self._queues, start=1):
-            threading.Thread(target=_serve, args=(worker, q), name=f"surfrec-fused-{worker}",
-                             daemon=True).start()
+        self._helpers = [threading.Thread(target=_serve, args=(worker, q), name=f"surfrec-fused-{worker}",
+                                          daemon=True) for worker, q in enumerate(self._queues, start=1)]
+        for t in self._helpers:
+            t.start()
         self._finalizer = weakref.finalize(self, _stop, self._queues)
+        self._finalizer.atexit = False
 
     def run(self, fn: Callable[[int, int], None], n_tasks: int) -> None:
         job = _Job(fn, n_tasks)
@@ -135,9 +143,13 @@ class _Pool:
             raise job.error
 
     def close(self) -> None:
-        """Stop the helpers; later passes run on the calling thread alone."""
+        """Stop and join the helpers; later passes run on the calling thread alone."""
         self._finalizer()
         self._queues = []
+        for t in self._helpers:
+            if t is not threading.current_thread():
+                t.join()
+        self._helpers = []
 
 
 class _OneBlasThread:

@@ -328,3 +328,4 @@ def test_pool_runs_each_task_once_and_reraises():
     seen.clear()
     pool.run(lambda worker, task: seen.append(worker), 3)   # after close: the caller alone
     assert seen == [0, 0, 0]
+
