@@ -104,9 +104,13 @@ def _serve(worker: int, jobs: queue.SimpleQueue) -> None:
         job.work(worker)
 
 
-def _stop(queues: list[queue.SimpleQueue]) -> None:
+def _stop(queues: list[queue.SimpleQueue], helpers: list[threading.Thread]) -> None:
+    """Hand each helper None and wait until it has returned."""
     for q in queues:
         q.put(None)
+    for t in helpers:
+        if t is not threading.current_thread():
+            t.join()
 
 
 class _Pool:
@@ -117,10 +121,10 @@ class _Pool:
     only for tasks that are actually running. Which worker runs a task never changes its
     result.
 
-    Lifetime: :meth:`close` stops and joins the helpers; an unclosed pool's helpers are
-    stopped when it is garbage-collected, but not at interpreter exit: a daemon thread
-    woken while the interpreter finalizes is killed mid-way and aborts the process
-    ("terminate called without an active exception"), so they are left asleep there.
+    Lifetime: :meth:`close`, or the pool's garbage collection, stops and joins the
+    helpers. At interpreter exit an unclosed pool's helpers are left asleep: a daemon
+    thread woken while the interpreter finalizes is killed mid-way, which aborted test
+    runs ("terminate called without an active exception", exit status 134).
     """
 
     def __init__(self, threads: int) -> None:
@@ -130,7 +134,7 @@ class _Pool:
                                           daemon=True) for worker, q in enumerate(self._queues, start=1)]
         for t in self._helpers:
             t.start()
-        self._finalizer = weakref.finalize(self, _stop, self._queues)
+        self._finalizer = weakref.finalize(self, _stop, self._queues, self._helpers)
         self._finalizer.atexit = False
 
     def run(self, fn: Callable[[int, int], None], n_tasks: int) -> None:
@@ -145,11 +149,7 @@ class _Pool:
     def close(self) -> None:
         """Stop and join the helpers; later passes run on the calling thread alone."""
         self._finalizer()
-        self._queues = []
-        for t in self._helpers:
-            if t is not threading.current_thread():
-                t.join()
-        self._helpers = []
+        self._queues, self._helpers = [], []
 
 
 class _OneBlasThread:
