@@ -296,7 +296,7 @@ def mesh_stages(result: FitResult, config: MeshConfig | None = None, *, device: 
     skipped = ("the model holds no data points" if data is None else
                f"level {lvl:g} is not the fitted level {fit_level:g}" if lvl != fit_level else None)
     field = result.fitted(dev)
-    with torch_threads(result.config.fit.threads):  # the fit's fixed count: the same mesh on any machine
+    with torch_threads(1):  # torch's own threads would change the bits with the machine
         tracker.name = "meshing"
         mesh, cell = _extract(field, ec, lvl, data, skipped, progress, timings)
         mesh, refined = _onto_data(mesh, field, data, ec, cell, skipped, result.fitted_open, timings, tracker)

@@ -57,3 +57,14 @@ def test_the_model_goes_where_the_user_asked(tmp_path, monkeypatch, capsys):
                  "--resolution", "24", "-q"])
     assert code == 1 and model.is_file() and "mine.pt" in capsys.readouterr().err
     assert not (tmp_path / "m.ply.model.pt").exists()
+
+
+def test_the_same_mesh_bytes_with_one_thread_or_two(tmp_path):
+    """The fused engine and the stages after it give the same bits whatever the thread count."""
+    out = {}
+    for threads in ("1", "2"):
+        path = tmp_path / f"m{threads}.ply"
+        assert main(["fit", EXAMPLE, "-o", str(path), "--iters", "60", "--resolution", "48", "--threads", threads,
+                     "-q"]) == 0
+        out[threads] = path.read_bytes()
+    assert out["1"] == out["2"]

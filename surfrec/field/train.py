@@ -57,8 +57,8 @@ __all__ = ["train_field", "FieldFit", "FitData", "FitState", "prepare_fit", "ini
            "load_checkpoint", "HISTORY_KEYS"]
 
 #: What the history records every ``log_every`` steps.
-HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "data", "distance", "residual_median",
-                "residual_p90", "converged")
+HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "sign", "data", "side", "slope", "distance",
+                "residual_median", "residual_p90", "converged")
 
 
 @dataclass
@@ -363,16 +363,19 @@ def _out_of_time(cfg: FitConfig, st: FitState, elapsed: float) -> bool:
     return False
 
 
-def _schedule(cfg: FitConfig, st: FitState, elapsed: float) -> tuple[float, int]:
-    """Set this step's learning rates (and grid level weights); returns (lr, schedule length).
-
-    The schedule follows wall-clock progress when a time budget is the binding limit.
-    """
+def _schedule_lr(cfg: FitConfig, step: int, lr_scale: float, elapsed: float) -> tuple[float, int]:
+    """This step's learning rate and the schedule's length (it follows wall-clock progress
+    when a time budget is the binding limit)."""
     total = cfg.iterations
-    if cfg.time_budget is not None and st.step > cfg.schedule_after:
-        est = int(st.step * cfg.time_budget / max(elapsed, 1e-6))
-        total = max(st.step + 1, min(cfg.iterations, est))
-    lr = lr_at(cfg, st.step, total) * st.lr_scale
+    if cfg.time_budget is not None and step > cfg.schedule_after:
+        est = int(step * cfg.time_budget / max(elapsed, 1e-6))
+        total = max(step + 1, min(cfg.iterations, est))
+    return lr_at(cfg, step, total) * lr_scale, total
+
+
+def _schedule(cfg: FitConfig, st: FitState, elapsed: float) -> tuple[float, int]:
+    """Set this step's learning rates (and grid level weights); returns (lr, schedule length)."""
+    lr, total = _schedule_lr(cfg, st.step, st.lr_scale, elapsed)
     for group in st.opt.param_groups:
         group["lr"] = lr * group["base_lr"] / cfg.lr
     if st.n_levels > 1 and cfg.coarse_to_fine > 0:
@@ -444,7 +447,7 @@ def _start_lookup(data: FitData, st: FitState, ps: torch.Tensor) -> Callable[[],
     callable → (M,) int64 index into the scan points (closed fits: ``data.nearest``) or into
     the side term's points, −1 beyond ``sides.sample_radius`` (open fits).
     """
-    qn = ps.detach()
+    qn = ps.detach() if isinstance(ps, torch.Tensor) else ps
     sheet = data.sheet
     if sheet is None:
         job = lambda: data.nearest.indices(qn)  # noqa: E731
@@ -636,8 +639,7 @@ def _record(cfg: FitConfig, st: FitState, lr: float) -> dict | None:
     nan = torch.tensor(float("nan"))
     rec = {
         "step": st.step, "time": time.perf_counter() - st.t0, "lr": lr, "loss": float(st.loss),
-        "surface": float(st.terms.get("surface", nan).detach()), "data": float(st.terms["data"].detach()),
-        "distance": float(st.terms.get("distance", nan).detach()),
+        **{k: float(st.terms.get(k, nan).detach()) for k in ("surface", "sign", "data", "side", "slope", "distance")},
         "residual_median": float(r.median()) if r.numel() else float("nan"),
         "residual_p90": float(torch.quantile(r, 0.9)) if r.numel() else float("nan"),
         "converged": float(ok.float().mean()),
@@ -761,16 +763,90 @@ def train_field(scan: "Scan", open_surface: bool, cfg: FitConfig, *,
         ``on_step(state)`` after every optimizer step; True ends the fit there.
     """
     from ..device import resolve_device, torch_threads
+    from .step import unsupported
 
     device = resolve_device(cfg.device)
-    with torch_threads(cfg.threads):
+    with torch_threads(cfg.threads or 1):  # the torch loop's fixed count: the same model on any machine
         data = prepare_fit(scan, open_surface, cfg, device)
-        st = init_state(cfg, data, device)
-        st.t0 = time.perf_counter()
-        if resume is not None:
-            _restore(st, resume, device, cfg.iterations)
-        train(cfg, data, st, callback=callback, stop=stop, checkpoint=checkpoint, on_step=on_step)
-        return _finish(cfg, data, st)
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model).to(device)
+        why = None if cfg.engine == "torch" else unsupported(cfg, model, device, data)
+        if cfg.engine == "fused" and why is not None:
+            raise ValueError(f"FitConfig.engine: the fused engine cannot run this fit: {why}")
+        if cfg.engine == "torch" or why is not None:
+            if cfg.engine == "auto":
+                log.info("fit on torch (the fused engine does not apply: %s)", why)
+            return _torch_fit(cfg, data, model, device, callback, stop, checkpoint, resume, on_step)
+        return _fused_fit(cfg, data, model, callback, stop, checkpoint, resume, on_step)
+
+
+def _torch_fit(cfg: FitConfig, data: FitData, model, device, callback, stop, checkpoint, resume, on_step) -> FieldFit:
+    """The torch loop (the reference; CUDA; what the fused engine does not run)."""
+    if resume is not None and resume.get("engine", "torch") != "torch":
+        raise InputError(None, "the checkpoint was made by the fused engine; resume it with engine auto or fused")
+    st = init_state(cfg, data, device, model=model)
+    st.t0 = time.perf_counter()
+    if resume is not None:
+        _restore(st, resume, device, cfg.iterations)
+    train(cfg, data, st, callback=callback, stop=stop, checkpoint=checkpoint, on_step=on_step)
+    return _finish(cfg, data, st)
+
+
+def _fused_fit(cfg: FitConfig, data: FitData, model, callback, stop, checkpoint, resume, on_step) -> FieldFit:
+    """The loop on the fused CPU engine (:mod:`surfrec.field.step`): the same steps on both
+    cores, bit for bit the same whatever the thread count."""
+    from .step import FusedLoop
+
+    if resume is not None and resume.get("engine") != "fused":
+        raise InputError(None, "the checkpoint was made by the torch loop; resume it with engine torch")
+    loop = FusedLoop(cfg, data, model, cfg.threads)
+    log.info("fit on the fused CPU engine (%d threads)", loop.st.engine.threads)
+    st = loop.st
+    st.t0 = time.perf_counter()
+    if resume is not None:
+        loop.restore(resume)
+    try:
+        with _lookup_thread(cfg, st):
+            _fused_steps(cfg, data, loop, callback, stop, checkpoint, on_step)
+    finally:
+        st.engine.close()
+    seconds = time.perf_counter() - st.t0
+    model = loop.sync_model().eval().to("cpu")
+    log.info("fit: %d steps in %.1f s (%.1f steps/s)", st.step, seconds, st.step / max(seconds, 1e-9))
+    return FieldFit(model=model, history=st.history, seconds=seconds, steps=st.step, stopped_by=st.stopped_by,
+                    closed_side=data.closed_side, closed_side_share=data.closed_side_share,
+                    timings={**data.timings, "fit": seconds})
+
+
+def _fused_steps(cfg: FitConfig, data: FitData, loop, callback, stop, checkpoint, on_step) -> None:
+    """:func:`_fused_fit`'s steps: schedule, step (or roll back), record, hooks."""
+    st = loop.st
+
+    def start_lookup(ps: np.ndarray) -> Callable[[], np.ndarray]:
+        return _start_lookup(data, st, ps)
+
+    while st.step < cfg.iterations:
+        if stop is not None and stop():
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint.path, {**checkpoint.meta, **loop.state()})
+            raise FitInterrupted(st.step, cfg.iterations, None if checkpoint is None else checkpoint.path)
+        elapsed = time.perf_counter() - st.t0
+        if _out_of_time(cfg, st, elapsed):
+            st.stopped_by = "time_budget"
+            break
+        lr, total = _schedule_lr(cfg, st.step, st.lr_scale, elapsed)
+        if not loop.step(lr, start_lookup):
+            loop.roll_back()
+            continue
+        rec = loop.record(lr)
+        if rec is not None and callback is not None:
+            callback(st.step, total, rec)
+        if on_step is not None:
+            loop.sync_model()
+            if on_step(st):
+                log.info("stopped by the step hook after %d steps", st.step)
+                st.stopped_by = "hook"
+                break
 
 
 # ------------------------------------------------------------------- checkpoints

@@ -15,6 +15,7 @@ UNIT_HALF_EXTENT = 0.8
 ACTIVATIONS = ("softplus", "relu")
 ENCODINGS = ("none", "grid")
 GRID_OPTIMIZERS = ("sparse_adam", "adam")
+ENGINES = ("auto", "fused", "torch")
 
 _POSITIVE = Range(0, None, lo_open=True)
 _NONNEGATIVE = Range(0, None)
@@ -218,9 +219,15 @@ class FitConfig:
     seed: int = setting(0, range=SEED, flag="--seed", help="Seed of every random draw of the fit.")
     device: str = setting("auto", flag="--device", parse=check_device,
                           help="auto (CUDA when available), cpu, cuda or cuda:N.")
-    threads: int | None = setting(1, range=Range(1, None, integer=True, optional=True), flag="--threads",
-                                  help="CPU threads of torch's operations in the fit and the meshing; fixed (not "
-                                       "the core count) because the result depends on it. None: torch's default.")
+    engine: str = setting("auto", choices=ENGINES, flag="--engine",
+                          help="auto: the fused CPU engine where it applies (the plain softplus MLP with the "
+                               "default loss terms, on the CPU), else torch; fused: require it; torch: the "
+                               "reference loop (also CUDA).")
+    threads: int | None = setting(None, range=Range(1, None, integer=True, optional=True), flag="--threads",
+                                  help="CPU threads of the fit and the meshing (None: the cores available). The "
+                                       "fused engine and the meshing give the same bits with any count; the torch "
+                                       "loop runs torch on this many threads (1 when None), and its result "
+                                       "depends on the count.")
     log_every: int = setting(10, range=_count(), help="Record the history every this many steps.")
     max_seed_points: int = setting(500_000, range=_count(),
                                    help="Seeds and their sigma use a random subset of at most this many scan points.")
