@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .errors import InputError
-from .field.fitted import FIELD_BATCH, FittedField, field_gradients, field_values  # noqa: F401 - FIELD_BATCH public here
+from .field.fitted import FIELD_BATCH, FittedField, field_gradients, field_values, fitted_field  # noqa: F401
 from .field.model import ImplicitMLP, build_model
 from .input.index import SpatialIndex
 from .input.inspect import InputReport, ScanPoints, scan_spacing
@@ -129,9 +129,10 @@ class FitResult:
         return ScanPoints(self.data_points, self.data_index(), self.data_spacing(), self.data_noise())
 
     def fitted(self, device: str | torch.device = "cpu") -> FittedField:
-        """F, its gradient, the fitted level and the box, as numpy functions on ``device``."""
-        return FittedField(field_values(self.model, device), field_gradients(self.model, device),
-                           float(self.config.fit.level), float(self.config.fit.box))
+        """F, its gradient, the fitted level and the box, as numpy functions on ``device``
+        (the fused CPU engine where it runs the model; call ``close()`` when done)."""
+        return fitted_field(self.model, float(self.config.fit.level), float(self.config.fit.box), device,
+                            self.config.fit.threads)
 
     def field(self, device: str | torch.device = "cpu") -> Callable[[np.ndarray], np.ndarray]:
         """F as a numpy function of normalized points: (M, 3) float32 -> (M,) float32."""

@@ -296,11 +296,14 @@ def mesh_stages(result: FitResult, config: MeshConfig | None = None, *, device: 
     skipped = ("the model holds no data points" if data is None else
                f"level {lvl:g} is not the fitted level {fit_level:g}" if lvl != fit_level else None)
     field = result.fitted(dev)
-    with torch_threads(1):  # torch's own threads would change the bits with the machine
-        tracker.name = "meshing"
-        mesh, cell = _extract(field, ec, lvl, data, skipped, progress, timings)
-        mesh, refined = _onto_data(mesh, field, data, ec, cell, skipped, result.fitted_open, timings, tracker)
-        mesh, decision, support = _surface(mesh, field, data, ec, skipped, result, timings, tracker)
+    try:
+        with torch_threads(1):  # torch's own threads would change the bits with the machine
+            tracker.name = "meshing"
+            mesh, cell = _extract(field, ec, lvl, data, skipped, progress, timings)
+            mesh, refined = _onto_data(mesh, field, data, ec, cell, skipped, result.fitted_open, timings, tracker)
+            mesh, decision, support = _surface(mesh, field, data, ec, skipped, result, timings, tracker)
+    finally:
+        field.close()
     report = MeshReport(refine=refined, surface=decision, support=support, timings=timings)
     return _to_scan(mesh, result, ec.normals_from_gradient), report
 

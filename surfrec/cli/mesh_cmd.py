@@ -4,6 +4,7 @@ stages after the fit with the model's settings and the options given."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from . import options, validate
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
     save_mesh(mesh, args.output, protect=(args.model,))
+    logging.getLogger("surfrec.cli").debug("time: %s", ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items()))
     if not args.quiet:  # --quiet: errors only
         print_refinement(report.refine)
         print(f"surfrec: wrote {args.output} ({describe_mesh(mesh)}) in {t[0]:.1f} s")

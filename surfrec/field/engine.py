@@ -47,8 +47,11 @@ log = logging.getLogger(__name__)
 CHUNK_POINTS = 512
 
 
-def supports(model: ImplicitMLP) -> bool:
-    """Whether :class:`FusedMLP` can run ``model``: a plain softplus MLP (no skips, no grid)."""
+def supports(model: torch.nn.Module) -> bool:
+    """Whether :class:`FusedMLP` can run ``model``: an :class:`ImplicitMLP` with softplus
+    activations, no skip layers and no feature grid."""
+    if type(model) is not ImplicitMLP:
+        return False
     c = model.config
     return c.activation == "softplus" and not c.skip_layers and c.encoding == "none"
 

@@ -33,6 +33,20 @@ class FittedField:
     """The fitted level c."""
     box: float
     """Half-side of the fitting box."""
+    close: Callable[[], None] = lambda: None
+    """Release what evaluates F (the fused engine's threads)."""
+
+
+def fitted_field(model: torch.nn.Module, level: float, box: float, device: str | torch.device = "cpu",
+                 threads: int | None = None) -> FittedField:
+    """F of a fitted model as numpy functions: on the fused CPU engine when it runs the
+    model (both cores, the same bits with any thread count), else through torch."""
+    from .engine import FusedMLP, supports
+
+    if torch.device(device).type == "cpu" and supports(model):
+        engine = FusedMLP(model.cpu(), threads=threads)
+        return FittedField(engine.value, lambda x: engine.value_and_grad(x)[1], level, box, engine.close)
+    return FittedField(field_values(model, device), field_gradients(model, device), level, box)
 
 
 def field_values(model: torch.nn.Module, device: str | torch.device = "cpu") -> FieldFn:
@@ -59,4 +73,4 @@ def field_gradients(model: torch.nn.Module, device: str | torch.device = "cpu") 
     return g
 
 
-__all__ = ["FittedField", "field_values", "field_gradients", "FIELD_BATCH", "FieldFn", "GradFn"]
+__all__ = ["FittedField", "fitted_field", "field_values", "field_gradients", "FIELD_BATCH", "FieldFn", "GradFn"]

@@ -36,15 +36,17 @@ COARSE_NN_NEAR = 20.0
 COARSE_SPACING_SAMPLES = 2000
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def threads(n_queries: int) -> int:
-    """Workers for a search of ``n_queries`` points: torch's thread count for big batches."""
-    return _torch_threads() if n_queries >= PARALLEL_QUERIES else 1
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return max(1, torch.get_num_threads())
+    """Workers for a search of ``n_queries`` points: every core for big batches (the
+    answers are the same with any number)."""
+    return cores() if n_queries >= PARALLEL_QUERIES else 1
 
 
 class SpatialIndex:
@@ -68,14 +70,14 @@ class SpatialIndex:
     def __len__(self) -> int:
         return len(self.points)
 
-    def query(self, q: np.ndarray, k: int = 1, *, eps: float = 0.0,
-              distance_upper_bound: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, q: np.ndarray, k: int = 1, *, eps: float = 0.0, distance_upper_bound: float = np.inf,
+              workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Distances and indices of the ``k`` nearest points, (M,) or (M, k) each.
 
-        Multithreaded (torch's thread count) for batches of at least
-        :data:`PARALLEL_QUERIES` queries or ``k > 1``.
+        On every core for batches of at least :data:`PARALLEL_QUERIES` queries or ``k > 1``
+        (``workers`` overrides it; the answers do not depend on it).
         """
-        workers = threads(len(q)) if k == 1 else _torch_threads()
+        workers = workers or (threads(len(q)) if k == 1 else cores())
         return self.tree.query(q, k=k, eps=eps, distance_upper_bound=distance_upper_bound, workers=workers)
 
 

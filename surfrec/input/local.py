@@ -52,6 +52,7 @@ def local_heights(
     normal_agreement: float = 0.5,
     min_support: int = 6,
     indices: np.ndarray | None = None,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Height of the data's local quadric above each centre, along its normal.
 
@@ -78,6 +79,9 @@ def local_heights(
     indices : (M, k) int, optional
         Precomputed neighbour indices into ``points`` (e.g. from an earlier round at
         nearby positions); the tree is not queried then.
+    workers : int, optional
+        Chunks fitted at once, each on a thread of its own (default: the cores available;
+        every chunk's fits are the same whatever the number).
 
     Returns
     -------
@@ -86,7 +90,9 @@ def local_heights(
     scale : (M,) float64
         Robust residual scale of the fit (1.4826 · median |residual|): noise plus model error.
     """
-    from .index import SpatialIndex
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .index import SpatialIndex, cores
 
     centers, unit_normals, points, pn_t = _check_local_inputs(centers, normals, points, k, exclude_self,
                                                               point_normals)
@@ -95,10 +101,12 @@ def local_heights(
     pts_t = torch.from_numpy(points)
     heights = np.empty(len(centers))
     scales = np.empty(len(centers))
-    for start in range(0, len(centers), chunk_size):
+    workers = min(workers or cores(), max(1, -(-len(centers) // chunk_size)))
+
+    def fit_chunk(start: int) -> None:
         sl = slice(start, start + chunk_size)
         if indices is None:
-            _, idx = tree.query(centers[sl], k=need)
+            _, idx = tree.query(centers[sl], k=need, workers=1 if workers > 1 else None)
             idx = np.atleast_2d(idx)[:, 1:] if exclude_self else np.atleast_2d(idx)
         else:
             idx = np.asarray(indices[sl])
@@ -117,6 +125,14 @@ def local_heights(
             a = torch.where(support >= min_support, a, torch.zeros_like(a))
         heights[sl] = a.double().numpy()
         scales[sl] = scale[:, 0].double().numpy()
+
+    starts = range(0, len(centers), chunk_size)
+    if workers > 1:  # torch, the KD-tree and numpy's partition release the GIL
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="surfrec-fits") as pool:
+            list(pool.map(fit_chunk, starts))
+    else:
+        for start in starts:
+            fit_chunk(start)
     return heights, scales
 
 
