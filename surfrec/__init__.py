@@ -7,6 +7,7 @@ The public API is re-exported here lazily (importing ``surfrec`` stays cheap):
 >>> result = surfrec.fit("scan.ply", preset="fast")            # doctest: +SKIP
 >>> mesh = surfrec.extract_mesh(result, resolution=256)         # doctest: +SKIP
 >>> scores = surfrec.evaluate(mesh, "scan.gt.ply")              # doctest: +SKIP
+>>> page = surfrec.report(rec, path="fit.html")                 # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "PointCloud": ".io",
     "project_to_level_set": ".field.levelset",
     "evaluate": ".evaluation.metrics",
+    "report": ".evaluation.story",
     "Normalization": ".input.normalize",
     "SurfrecError": ".errors",
     "InputError": ".errors",

@@ -72,6 +72,8 @@ class FitResult:
         Closed fits: whether the side term ran, and the share of trusted normals.
     surface : SurfaceDecision or None
         The surface step's decision of the last meshing (kept in the model file).
+    command : str
+        The command line that made the model (empty from the Python API).
     """
 
     model: ImplicitMLP
@@ -89,6 +91,7 @@ class FitResult:
     closed_side: bool | None = dataclasses.field(default=None, compare=False)
     closed_side_share: float | None = dataclasses.field(default=None, compare=False)
     surface: SurfaceDecision | None = dataclasses.field(default=None, compare=False)
+    command: str = dataclasses.field(default="", compare=False)
     _spacing: float | None = dataclasses.field(default=None, repr=False, compare=False)
     _noise: float | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -167,6 +170,8 @@ def save_model(result: FitResult, path: str | os.PathLike) -> Path:
         "shape": None if result.shape is None else result.shape.to_dict(),
         "fit": {"closed_side": result.closed_side, "closed_side_share": result.closed_side_share},
         "surface": None if result.surface is None else result.surface.to_dict(),
+        "timings": {str(k): float(v) for k, v in (result.timings or {}).items()},
+        "command": str(result.command or ""),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -206,6 +211,7 @@ def load_model(path: str | os.PathLike, map_location: str = "cpu") -> FitResult:
         shape=ShapeDecision.from_dict(shape) if shape and "fit_surface" in shape else None,
         closed_side=fit.get("closed_side"), closed_side_share=fit.get("closed_side_share"),
         surface=SurfaceDecision.from_dict(payload.get("surface")) if payload.get("surface") else None,
+        timings=dict(payload.get("timings") or {}), command=str(payload.get("command") or ""),
     )
 
 

@@ -111,6 +111,9 @@ class MeshReport:
     timings: dict
     """Seconds of ``extract``, ``filter``, ``pretrim``, ``refine``, ``surface``, ``fill``,
     ``trim`` and ``support``."""
+    raw: Any = None
+    """The raw level set of F (marching cubes, before refinement), in the scan's
+    coordinates (trimesh.Trimesh); kept only when asked (``keep_raw``)."""
 
 
 @dataclass
@@ -136,6 +139,8 @@ class RunReport:
     surface: SurfaceDecision
     support: SupportReport | None
     timings: StageTimings
+    raw: Any = None
+    """The raw level set of F in the scan's coordinates (``reconstruct(keep_raw=True)``)."""
 
     def summary(self, stray: bool = True) -> str:
         """One line: the surface decision and its evidence, cover and phantom, stray points."""
@@ -270,12 +275,13 @@ def fit(points: Any, normals: Any = None, *, preset: str | ReconstructionConfig 
 # ------------------------------------------------------------------ the stages after it
 def mesh_stages(result: FitResult, config: MeshConfig | None = None, *, device: str = "auto",
                 progress: Callable[[int, int], None] | None = None,
-                tracker: StageTracker | None = None) -> tuple[Any, MeshReport]:
+                tracker: StageTracker | None = None, keep_raw: bool = False) -> tuple[Any, MeshReport]:
     """extract → pretrim (open fits) → refine → surface → fill / trim → support map, from a
     fitted model, with the mesh settings ``config`` (default: the model's).
 
     The surface step and the support map need the model's scan points and run at the
     fitted level only (another level keeps the closed level set, without support map).
+    With ``keep_raw`` the report keeps a copy of the raw level set (for the HTML report).
 
     Returns
     -------
@@ -300,11 +306,12 @@ def mesh_stages(result: FitResult, config: MeshConfig | None = None, *, device: 
         with torch_threads(1):  # torch's own threads would change the bits with the machine
             tracker.name = "meshing"
             mesh, cell = _extract(field, ec, lvl, data, skipped, progress, timings)
+            raw = None if mesh is None or not keep_raw else _to_scan(mesh.copy(), result, False)
             mesh, refined = _onto_data(mesh, field, data, ec, cell, skipped, result.fitted_open, timings, tracker)
             mesh, decision, support = _surface(mesh, field, data, ec, skipped, result, timings, tracker)
     finally:
         field.close()
-    report = MeshReport(refine=refined, surface=decision, support=support, timings=timings)
+    report = MeshReport(refine=refined, surface=decision, support=support, timings=timings, raw=raw)
     return _to_scan(mesh, result, ec.normals_from_gradient), report
 
 
@@ -442,7 +449,7 @@ def reconstruct(source: Any, *, preset: str | ReconstructionConfig | None = "def
                 callback: Callable[[int, int, dict], None] | None = None,
                 progress: Callable[[int, int], None] | None = None, stop: Callable[[], bool] | None = None,
                 checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-                **overrides: Any) -> Reconstruction:
+                keep_raw: bool = False, command: str = "", **overrides: Any) -> Reconstruction:
     """A scan in, a mesh out: read → inspect → fit → extract → refine → surface → support → write.
 
     Parameters
@@ -461,6 +468,10 @@ def reconstruct(source: Any, *, preset: str | ReconstructionConfig | None = "def
         As :func:`fit`.
     progress : callable, optional
         ``progress(done, total)`` of the meshing.
+    keep_raw : bool
+        Keep the raw level set of F in the report (``report.raw``; the HTML report shows it).
+    command : str
+        The command line that asked for the reconstruction (saved with the model).
 
     Returns
     -------
@@ -489,9 +500,11 @@ def reconstruct(source: Any, *, preset: str | ReconstructionConfig | None = "def
     cfg = _settings(preset, config, overrides, saved)
     result = _fit(cloud, cfg, callback=callback, stop=stop, checkpoint=checkpoint, saved=saved, resume=resume,
                   read_seconds=read_seconds)
+    result.command = command
     tracker = StageTracker()
     try:
-        mesh, mesh_report = mesh_stages(result, device=cfg.fit.device, progress=progress, tracker=tracker)
+        mesh, mesh_report = mesh_stages(result, device=cfg.fit.device, progress=progress, tracker=tracker,
+                                        keep_raw=keep_raw)
         result.surface = mesh_report.surface
         tracker.name = "writing"
         t_write = _write(mesh, result, output, model_path, protect)
@@ -503,7 +516,8 @@ def reconstruct(source: Any, *, preset: str | ReconstructionConfig | None = "def
                              stopped_by=result.stopped_by, closed_side=result.closed_side,
                              closed_side_share=result.closed_side_share)
     report = RunReport(input=result.input, shape=result.shape, fit=fit_summary, refine=mesh_report.refine,
-                       surface=mesh_report.surface, support=mesh_report.support, timings=timings)
+                       surface=mesh_report.surface, support=mesh_report.support, timings=timings,
+                       raw=mesh_report.raw)
     log.debug("time: %s", timings.line())
     return Reconstruction(mesh=mesh, result=result, report=report)
 

@@ -66,6 +66,12 @@ ROWS: list[tuple] = [
     ([], "the following arguments are required: COMMAND"),
     # ---- fit
     (_fit("--iters", "-1"), "--iters: got -1, expected an integer >= 0"),
+    (_fit("--engine", "gpu"), "--engine: invalid choice: 'gpu' (choose from 'auto', 'fused', 'torch')"),
+    (_fit("--threads", "0"), "--threads: got 0, expected an integer >= 1"),
+    (_fit("--report", "r.txt"), "--report: got 'r.txt', expected a file ending in .html or .htm"),
+    (_fit("--report", "no/r.html"), "--report: got 'no/r.html'"),
+    (_fit("--gt", "gt.ply"), "--gt: got 'gt.ply', expected an existing file"),
+    (_fit("--gt", EXAMPLE), "--gt: the ground truth is scored in the report: give --report HTML too"),
     (_fit("--iters", "1.5"), "--iters: got '1.5', expected an integer >= 0"),
     (_fit("--iters", "many"), "--iters: got 'many', expected an integer"),
     (_fit("--time-budget", "-1"), "--time-budget: got -1, expected a number >= 0 (0: no limit)"),
@@ -166,6 +172,15 @@ ROWS: list[tuple] = [
     (["bench", "cases", "--iters", "-10"], "--iters: got -10, expected an integer >= 0"),
     (["bench", "cases", "--timeout", "0"], "--timeout: got 0, expected a number > 0"),
     (["bench", "cases", "--device", "gpu"], "--device: got 'gpu', expected auto, cpu, cuda or cuda:N"),
+    (["bench", "cases", "--html", "b.txt"], "--html: got 'b.txt', expected a file ending in .html or .htm"),
+    (["bench", "cases", "--html", "no/b.html"], "--html: got 'no/b.html'"),
+    # ---- report
+    (["report", "model.pt", "-o", "r.html"], "model: got 'model.pt', expected an existing file"),
+    (["report", EXAMPLE, "-o", "r.txt"], "--output: got 'r.txt', expected a file ending in .html or .htm"),
+    (["report", EXAMPLE, "-o", "no/r.html"], "--output: got 'no/r.html'"),
+    (["report", EXAMPLE, "-o", "r.html", "--device", "gpu"], "--device: got 'gpu', expected auto, cpu, cuda or cuda:N"),
+    (["report", EXAMPLE, "-o", "r.html", "--gt", "gt.ply"], "--gt: got 'gt.ply', expected an existing file"),
+    (["report", EXAMPLE, "missing.ply", "-o", "r.html"], "mesh: got 'missing.ply', expected an existing file"),
     # ---- batch
     (["batch", EXAMPLE, "-o", "outdir", "--workers", "0"], "--workers: got 0, expected an integer >= 1"),
     (["batch", EXAMPLE, "-o", "outdir", "--threads", "0"], "--threads: got 0, expected an integer >= 1"),
@@ -200,7 +215,7 @@ ROWS: list[tuple] = [
 ]
 
 #: Every command must have rows (a new command needs its own).
-COMMANDS = ("fit", "mesh", "info", "eval", "residuals", "baseline", "bench", "batch", "render", "study")
+COMMANDS = ("fit", "mesh", "info", "eval", "residuals", "baseline", "bench", "batch", "render", "study", "report")
 
 #: Options that take no value or any text: no invalid value to test.
 FREE_OPTIONS = {"-h", "--help", "-v", "--verbose", "-q", "--quiet", "--version", "--no-refine", "--json",

@@ -118,3 +118,11 @@ def test_residual_plot_names_the_viz_extra(env, tmp_path):
             cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "surfrec[viz]" in r.stderr and not (tmp_path / "r.png").exists()
+
+
+def test_report_names_the_viz_extra_before_any_work(env, tmp_path):
+    mesh, page = tmp_path / "m.ply", tmp_path / "r.html"
+    r = run(env, "fit", str(EXAMPLE), "-o", str(mesh), "--iters", "5", "--report", str(page), "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "surfrec[viz]" in r.stderr and "plotly" in r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing fitted, nothing written

@@ -477,3 +477,48 @@ def test_bench_thumbnails_are_rendered_when_not_given():
     rows, cases = bench_inputs()
     page = bench_report(rows[:1], {"sphere": {"surfrec": cases["sphere"]["surfrec"]}}).html
     assert _markup(page).count('src="data:image/png;base64,') == 1
+
+
+# --------------------------------------------------------------------------------------
+# the pages of a real fit (surfrec fit --report, surfrec report MODEL)
+
+
+@pytest.fixture(scope="module")
+def cli_pages(tmp_path_factory) -> dict[str, Path]:
+    from test_report_cli import make_pages
+
+    return make_pages(tmp_path_factory.mktemp("report_cli_pages"))
+
+
+def test_pages_of_a_real_fit_in_the_browser(browser, cli_pages):
+    """The page `surfrec fit --report --gt` wrote, and the one `surfrec report MODEL` wrote
+    from the saved model: drawn, every toggle changes the view, the curves hold the fit's
+    steps and k = 1..20, ground-truth rows only on the first."""
+    for key, with_gt in (("fit", True), ("again", False)):
+        p = Page(browser, cli_pages[key])
+        try:
+            p.wait_ready()
+            before = p.shot("#view")
+            _assert_drawn_with_support_colours(before, red=False)
+            previous = before
+            for toggle in ("#show-scan", "#show-samples", "#show-wire"):
+                now = _toggle(p, toggle)
+                assert np.abs(now - previous).mean() > 0.3, f"{key}: {toggle} changed nothing"
+                previous = now
+            p.page.select_option("#mesh-mode", "raw")
+            p.page.wait_for_function("document.getElementById('view').data.some(t => t.name === 'raw level set of F')")
+            assert p.page.is_visible("#support-legend")
+            charts = p.page.evaluate("""['chart-loss', 'chart-residual', 'chart-newton', 'chart-timings'].map(id => {
+                const gd = document.getElementById(id);
+                return gd ? [gd.data.length, gd.data[0].x.length] : null;
+            })""")
+            assert all(c is not None for c in charts), charts
+            assert charts[0][1] >= 5  # loss recorded over the 120 steps
+            assert charts[2][1] == 20  # k = 1 ... 20
+            assert (p.page.locator(".gt-row").count() > 0) == with_gt, key
+            assert ("Chamfer" in p.page.inner_text("body")) == with_gt, key
+            assert "surfrec fit" in p.page.inner_text("#command")
+            assert "closure" in p.page.inner_text("#decision")
+            p.check_clean()
+        finally:
+            p.close()

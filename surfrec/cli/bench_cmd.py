@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poisson-depth", type=validate.number(POISSON["depth"]), default=9, help="octree depth for Poisson (default: 9)")
     p.add_argument("--force", action="store_true", help="re-run cases that already have results")
     p.add_argument("--timeout", type=validate.number(TIMEOUT), default=3600.0, help="seconds allowed per case and method")
+    p.add_argument("--html", type=validate.out_path((".html", ".htm")), default=None, metavar="HTML",
+                   help="also write the bench page: one offline HTML file with the table of methods x cases, a "
+                        "thumbnail per cell, and each case's meshes side by side (needs surfrec[viz])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     options.add_setting_options(p, ("input", "fit", "mesh"), title="surfrec's {stage} settings")
 
@@ -31,6 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from .common import Progress
 
     methods = args.methods
+    if args.html is not None:  # before any run: the packages and the path
+        from ..evaluation.report import check_available
+        from ..io import check_output
+
+        check_available()
+        check_output(args.html, suffixes=(".html", ".htm"))
     cases = [c.strip() for c in args.cases.split(",")] if args.cases else None
     bar = Progress(None, "bench", args.quiet, unit="run")
 
@@ -46,9 +55,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     failed = [r for r in rows if r.get("status") != "ok"]
+    if args.html is not None:
+        from ..evaluation.report import write_bench_report
+        from ..evaluation.story import bench_report_data
+
+        write_bench_report(rows, bench_report_data(args.out, rows), args.html,
+                           title=f"surfrec bench: {args.folder.name}")
     if not args.quiet:  # --quiet: errors only
         print((args.out / "RESULTS.md").read_text())
-        print(f"surfrec: {len(rows) - len(failed)} runs ok, {len(failed)} failed; results in {args.out}/")
+        print(f"surfrec: {len(rows) - len(failed)} runs ok, {len(failed)} failed; results in {args.out}/"
+              + (f"; page {args.html}" if args.html is not None else ""))
     else:
         for r in failed:
             print(f"surfrec bench: {r.get('case')} {r.get('method')} failed: {r.get('error')}", file=sys.stderr)

@@ -38,16 +38,21 @@ class Progress:
     def __init__(self, total: int | None, desc: str, quiet: bool, unit: str = "it") -> None:
         self.bar = None
         self.closed = False
-        if not quiet:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                            leave=True, delay=0.1)
+        self.quiet = quiet
+        self._args = dict(total=total, desc=desc, unit=unit)
         self.n = 0
 
+    def _open(self) -> None:
+        """The bar starts at its first update (its rate and time remaining count from there)."""
+        from tqdm import tqdm
+
+        self.bar = tqdm(**self._args, file=sys.stderr, dynamic_ncols=True, leave=True, delay=0.1)
+
     def update_to(self, n: int, total: int | None = None, **postfix: str) -> None:
-        if self.bar is None or self.closed:
+        if self.quiet or self.closed:
             return
+        if self.bar is None:
+            self._open()
         if total is not None and total != self.bar.total:
             self.bar.total = total
         self.bar.update(max(0, n - self.bar.n))

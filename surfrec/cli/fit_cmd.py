@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -34,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also save the fitted model (weights, settings, reports) for `surfrec mesh`")
     p.add_argument("--preview", type=png_path, default=None, metavar="PNG",
                    help="also write a picture of the mesh from 4 sides (see `surfrec render`)")
+    p.add_argument("--report", type=validate.out_path((".html", ".htm")), default=None, metavar="HTML",
+                   help="also write the fit's report: one offline HTML page with the mesh coloured by its support, "
+                        "the scan, the level-set samples and their residuals, the loss curves and the surface "
+                        "decision (needs surfrec[viz])")
+    p.add_argument("--gt", type=validate.existing_file, default=None, metavar="MESH",
+                   help="a ground-truth mesh: the report adds Chamfer, normal consistency and F-score (with --report)")
     add_quiet(p)
     options.add_setting_options(p, ("input", "fit", "mesh"))
 
@@ -65,17 +72,31 @@ def resume_command(args: argparse.Namespace, out: Path, ckpt: Path) -> str:
     and the model path (the fit's settings come from the checkpoint)."""
     words = ["surfrec", "fit", str(args.scan), "-o", str(out), "--resume", str(ckpt),
              *options.as_arguments(args, ("mesh",))]
-    if args.save_model is not None:
-        words += ["--save-model", str(args.save_model)]
-    return " ".join(words)
+    for flag, value in (("--save-model", args.save_model), ("--report", args.report), ("--gt", args.gt)):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import FitInterrupted
+    from ..errors import FitInterrupted, InputError
+
+    if args.gt is not None and args.report is None:
+        raise InputError("--gt", "the ground truth is scored in the report: give --report HTML too")
     from ..run import reconstruct
 
     out = args.output or Path.cwd() / f"{args.scan.stem}.surfrec.ply"
     given = options.overrides(args)
+    if args.report is not None:  # before any work: the packages and the path
+        from ..evaluation.report import check_available
+        from ..io import check_output
+
+        check_available()
+        check_output(args.report, suffixes=(".html", ".htm"), protect=(args.scan, out))
+        if args.gt is not None:
+            from ..evaluation.metrics import check_reference
+
+            check_reference(args.gt)
     bar = Progress(None, "fit", args.quiet, unit="step")
     mesh_bar = Progress(None, "mesh", args.quiet, unit="block")
 
@@ -91,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             rec = reconstruct(args.scan, preset=args.preset, output=out, model_path=args.save_model,
                               callback=on_step, progress=on_mesh, stop=stop.is_set, checkpoint=ckpt,
-                              resume=args.resume, **given)
+                              resume=args.resume, keep_raw=args.report is not None,
+                              command=getattr(args, "command_line", ""), **given)
         except FitInterrupted as exc:
             bar.close()
             print(f"surfrec fit: {exc}.\nResume with: {resume_command(args, out, ckpt)}", file=sys.stderr)
@@ -103,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.render import render_png
 
         render_png(rec.mesh, args.preview)
+    if args.report is not None:
+        from ..evaluation.story import report
+
+        report(rec, path=args.report, gt=args.gt, device=rec.result.config.fit.device)
     if not args.quiet:  # --quiet: errors only
         print_refinement(rec.report.refine)
         t = rec.report.timings
@@ -110,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                                                                   "fill", "trim", "support"))
         print(f"surfrec: wrote {out} ({describe_mesh(rec.mesh)}) in {rec.result.seconds + t_mesh:.1f} s "
               f"(fit {rec.result.seconds:.1f} s, {rec.result.steps} steps; mesh {t_mesh:.1f} s)"
-              + (f"; model {args.save_model}" if args.save_model else ""))
+              + (f"; model {args.save_model}" if args.save_model else "")
+              + (f"; report {args.report}" if args.report else ""))
         print(f"surfrec: {rec.report.summary()}")
     return 0

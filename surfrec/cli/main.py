@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 import warnings
 from typing import NoReturn
@@ -26,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": (".baseline_cmd", "reconstruct a scan with screened Poisson or ball pivoting (Open3D)"),
     "bench": (".bench_cmd", "run surfrec and baselines on a folder of cases; write CSV, Markdown, previews"),
     "study": (".study_cmd", "run a study of the method (projection, residuals, activation, seeds, level, losses, curves)"),
+    "report": (".report_cmd", "write the report page of a saved model: one offline HTML file to look at the fit"),
     "render": (".render_cmd", "render a mesh or point cloud to a PNG from several sides (no display needed)"),
     "batch": (".batch_cmd", "reconstruct many scans: local worker processes or a Ray cluster, with a manifest"),
 }
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # argparse reports these from the top parser ("surfrec: error: ..."): name the command
         print(f"surfrec {args.command}: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
         return 2
+    args.command_line = shlex.join(["surfrec", *argv])
     quiet = getattr(args, "quiet", False)
     # --quiet: errors only (warnings about the scan too; errors that stop a command are
     # printed by this function whatever the level)

@@ -173,6 +173,12 @@ def _as_geometry(obj: Any, role: str) -> _Geometry:
     )
 
 
+def check_reference(obj: Any, role: str = "gt") -> None:
+    """Read and check a reference (ground truth or scan) as :func:`evaluate` will, before
+    any work: :class:`~surfrec.errors.InputError` (one line) when it cannot be scored against."""
+    _as_geometry(obj, role)
+
+
 # ----------------------------------------------------------------------------- geometry
 
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FitReportData", "BenchMesh", "HtmlReport", "fit_report", "write_fit_report",
            "bench_report", "write_bench_report", "bench_thumbnail", "support_colorscale",
-           "decimate_mesh"]
+           "decimate_mesh", "check_available"]
 
 #: display caps of the fit page (larger inputs are decimated / subsampled for display)
 FIT_MAX_FACES = 300_000
@@ -625,11 +625,18 @@ def _inline_safe(js: str, name: str) -> str:
 
 def _plotly_js() -> str:
     """plotly.js, minified, from the plotly pip package (inlined once in each page)."""
-    try:
-        from plotly.offline import get_plotlyjs
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise RuntimeError(f"the HTML report needs the 'plotly' package ({exc})") from None
-    return _inline_safe(get_plotlyjs(), "plotly.js")
+    from ..optional import require
+
+    return _inline_safe(require("plotly.offline", "the HTML report").get_plotlyjs(), "plotly.js")
+
+
+def check_available() -> None:
+    """Raise :class:`~surfrec.optional.MissingDependencyError` (one line) when the packages
+    the HTML report needs (plotly, jinja2) cannot be imported: before any work."""
+    from ..optional import require
+
+    require("jinja2", "the HTML report")
+    require("plotly.offline", "the HTML report")
 
 
 def _render(template: str, context: dict[str, Any], script: str) -> str:

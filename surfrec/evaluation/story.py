@@ -134,9 +134,18 @@ def fit_report_data(result: FitResult, mesh, *, raw=None, support=None, timings:
         rr = residual_report(result, steps=CURVE_STEPS, n_seeds=REPORT_SEEDS, tol=1e-5, device=device,
                              keep_points=True)
     if support is None and scan is not None and len(mesh.faces):
-        support = measure_support(mesh.vertices, mesh.faces, scan, seed=0)
+        unit = result.normalization.to_unit(np.asarray(mesh.vertices, dtype=np.float64))
+        support = measure_support(unit, mesh.faces, result.data_points, result.config.mesh.surface_config.support,
+                                  seed=0, spacing=result.data_spacing(), tree=result.data_index()
+                                  ).in_scan_units(result.normalization.scale)
         notes.append("cover and phantom measured against the points kept with the model")
     q = getattr(mesh, "vertex_attributes", {}).get(SUPPORT_ATTRIBUTE)
+    if (q is None or len(q) != len(mesh.vertices)) and result.data_points is not None and len(mesh.vertices):
+        from ..surface.support import vertex_support
+
+        q = vertex_support(result.normalization.to_unit(np.asarray(mesh.vertices, dtype=np.float64)),
+                           result.data_points, result.data_spacing(), tree=result.data_index())
+        notes.append("support map measured against the points kept with the model")
     return FitReportData(
         title=title or os.path.basename(result.input.source if result.input else "reconstruction"),
         mesh_vertices=np.asarray(mesh.vertices), mesh_faces=np.asarray(mesh.faces),
@@ -180,9 +189,12 @@ def report(result, mesh=None, path: str | os.PathLike | None = None, *, gt: Any 
     -------
     HtmlReport
     """
+    from ..device import resolve_device
     from ..io import check_output
     from ..run import Reconstruction, mesh_stages
     from .report import fit_report
+
+    device = str(resolve_device(device))
 
     if path is not None:
         check_output(path, suffixes=(".html", ".htm"))
@@ -194,6 +206,7 @@ def report(result, mesh=None, path: str | os.PathLike | None = None, *, gt: Any 
     if mesh is None:
         mesh, rep = mesh_stages(result, device=device, keep_raw=True)
         raw, support = rep.raw, rep.support
+        timings = {**(result.timings or {}), **rep.timings}
     else:
         check_mesh_belongs(result, mesh)
     page = fit_report(fit_report_data(result, mesh, raw=raw, support=support, timings=timings, gt=gt,
