@@ -7,7 +7,7 @@ preset; the mesh is scored against the clean scan moved the same way (cover, pha
 one-sided distances in spacings) and, where the case has a ground truth, against it
 (Chamfer-L1 ×1000 of the box side, normal consistency). One CSV row per (case, quirk)::
 
-    python benchmarks/quirks.py --out benchmarks/results_quirks.csv [--cases fandisk,bun000] [--iters N]
+    python benchmarks/quirks.py --out benchmarks/quirks.csv [--cases fandisk,bun000] [--iters N]
 
 Run time: about 8 default fits per case (10–15 minutes per case on 2 cores).
 """
@@ -85,7 +85,7 @@ def main() -> int:
     from surfrec.input.quirks import QUIRKS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="CSV to write")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("quirks.csv"), help="CSV to write (default: benchmarks/quirks.csv)")
     ap.add_argument("--cases", default="fandisk,bun000", help=f"comma-separated, from {', '.join(CASES)}")
     ap.add_argument("--quirks", default=",".join(QUIRKS), help="comma-separated quirk names")
     ap.add_argument("--iters", type=int, default=None, help="optimization steps (default: the preset's)")

@@ -21,6 +21,10 @@ GradFn = Callable[[np.ndarray], np.ndarray]
 """``(M, 3) float32 points -> (M, 3) float32 gradients``."""
 
 
+def _nothing_to_release() -> None:
+    """Nothing to release (F evaluated through torch)."""
+
+
 @dataclass(frozen=True)
 class FittedField:
     """F of a fit, in the normalized frame, as numpy functions."""
@@ -33,7 +37,7 @@ class FittedField:
     """The fitted level c."""
     box: float
     """Half-side of the fitting box."""
-    close: Callable[[], None] = lambda: None
+    close: Callable[[], None] = _nothing_to_release
     """Release what evaluates F (the fused engine's threads)."""
 
 

@@ -208,7 +208,8 @@ def _robust_quadric(design, s, base_w, h, robust_iterations: int, ridge: float, 
     ``intercept_variance``: also return v (m,), the variance of the height ``coef[:, 0]``
     per unit variance of independent noise in ``s`` (the final weights held fixed):
     ``a = Σ_j w_j (A_j · L⁻¹e₀) s_j``, so ``v = Σ_j (w_j A_j · L⁻¹e₀)²`` with L the
-    regularized normal matrix (``benchmarks/bench_ici.py`` builds confidence intervals on it)."""
+    regularized normal matrix (``benchmarks/bench_ici.py``, removed, in git history at a66c131,
+    built confidence intervals on it)."""
     reg = torch.full((6,), float(ridge), dtype=torch.float32)
     reg[0] = 0.0
     design_s = torch.cat([design.transpose(1, 2), s.unsqueeze(-1)], dim=2)  # (m, k, 7): [design | s]
