@@ -94,7 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=None)
     ap.add_argument("--time-budget", type=float, default=None)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="the fit's threads (default: the cores available)")
     ap.add_argument("--bench", action="store_true", help="also the 5 closed bench shapes")
     ap.add_argument("--scenes", action="store_true",
                     help="also the generated depth-camera and lidar scenes of benchmarks/scenes.py")
@@ -119,7 +119,7 @@ def main() -> None:
     from surfrec.settings import get_config
     from surfrec.surface.support import measure_support
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or 1)
     args.out.mkdir(parents=True, exist_ok=True)
     truths = {}
     if args.scenes:

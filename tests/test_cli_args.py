@@ -173,7 +173,7 @@ ROWS: list[tuple] = [
     (["bench", "cases", "--timeout", "0"], "--timeout: got 0, expected a number > 0"),
     (["bench", "cases", "--device", "gpu"], "--device: got 'gpu', expected auto, cpu, cuda or cuda:N"),
     (["bench", "cases", "--html", "b.txt"], "--html: got 'b.txt', expected a file ending in .html or .htm"),
-    (["bench", "cases", "--html", "no/b.html"], "--html: got 'no/b.html'"),
+    (["bench", "cases", "--html", "no/b.html"], "no/b.html: output folder no does not exist"),
     # ---- report
     (["report", "model.pt", "-o", "r.html"], "model: got 'model.pt', expected an existing file"),
     (["report", EXAMPLE, "-o", "r.txt"], "--output: got 'r.txt', expected a file ending in .html or .htm"),

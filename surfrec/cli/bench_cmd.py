@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poisson-depth", type=validate.number(POISSON["depth"]), default=9, help="octree depth for Poisson (default: 9)")
     p.add_argument("--force", action="store_true", help="re-run cases that already have results")
     p.add_argument("--timeout", type=validate.number(TIMEOUT), default=3600.0, help="seconds allowed per case and method")
-    p.add_argument("--html", type=validate.out_path((".html", ".htm")), default=None, metavar="HTML",
+    p.add_argument("--html", type=validate.out_path((".html", ".htm"), folder_must_exist=False), default=None,
+                   metavar="HTML",
                    help="also write the bench page: one offline HTML file with the table of methods x cases, a "
                         "thumbnail per cell, and each case's meshes side by side (needs surfrec[viz])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         from ..io import check_output
 
         check_available()
+        if args.html.parent.resolve() == args.out.resolve():
+            args.out.mkdir(parents=True, exist_ok=True)  # the page beside the results: the folder made first
         check_output(args.html, suffixes=(".html", ".htm"))
     cases = [c.strip() for c in args.cases.split(",")] if args.cases else None
     bar = Progress(None, "bench", args.quiet, unit="run")

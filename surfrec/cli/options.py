@@ -95,7 +95,8 @@ def add_setting_options(parser: argparse.ArgumentParser, stages: Iterable[str], 
             elif s.choices:
                 group.add_argument(s.flag, dest=dest, choices=s.choices, default=None, help=help_text)
             else:
-                group.add_argument(s.flag, dest=dest, type=_parser(s.flag, s), default=None, metavar=s.metavar,
+                group.add_argument(s.flag, dest=dest, type=_parser(s.flag, s), default=None,
+                                   metavar=s.metavar or s.flag.lstrip("-").replace("-", "_").upper(),
                                    help=help_text)
 
 

@@ -101,14 +101,15 @@ def names(valid: tuple[str, ...] | list[str], what: str = "names") -> Callable[[
     return parse
 
 
-def out_path(suffixes: tuple[str, ...] | None = None) -> Callable[[str], Path]:
-    """An output file: its folder must exist (and its extension be one of ``suffixes``)."""
+def out_path(suffixes: tuple[str, ...] | None = None, folder_must_exist: bool = True) -> Callable[[str], Path]:
+    """An output file: its folder must exist (unless the command creates it) and its
+    extension be one of ``suffixes``."""
 
     def parse(text: str) -> Path:
         path = Path(text)
         if suffixes is not None and path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(f"got {text!r}, expected a file ending in {' or '.join(suffixes)}")
-        if path.parent != Path("") and not path.parent.is_dir():
+        if folder_must_exist and path.parent != Path("") and not path.parent.is_dir():
             raise argparse.ArgumentTypeError(f"got {text!r}, but the folder {str(path.parent)!r} does not exist")
         if path.is_dir():
             raise argparse.ArgumentTypeError(f"got {text!r}, which is a folder; expected a file")
