@@ -14,6 +14,14 @@ skips it). GFLOP/s count the matrix products only: forward ≈ 2·Σ(in·out) pe
 of a GIL-free loop get from the host against one ("capacity": virtual cores can share a
 physical one with other work).
 
+**The loop** (section ``loop``): one whole default fit of a bench scan (``--scan``, default
+the 50k-point armadillo; ``--iters``, default the preset's 6000 steps) with every part of
+the fused step timed inside it: the random draws, the refresh + Newton projection (its
+value_and_grad passes included), the slope pairs (one value_and_grad), the batch, the
+forward pass, the wait for the samples' nearest points (a helper thread), the targets,
+the loss terms and their dL/dF, the θ-backward and Adam; ms per step and share, and the
+step's GFLOP/s against its matrix-product FLOPs.
+
 **The parts** (section ``parts``), one thread, interleaved:
 
 1. softplus + sigmoid over a (470, 64) layer (one chunk of the fit's 2816-point batch) and
@@ -25,7 +33,7 @@ physical one with other work).
 
 Usage::
 
-    python benchmarks/step_cost.py [--sections step,parts] [--repeats 100] [--rounds 5]
+    python benchmarks/step_cost.py [--sections step,loop,parts] [--repeats 100] [--rounds 5]
         [--no-busy] [--width 64 --layers 3] [--torch-threads 2] [--part-repeats 300]
 
 Regenerates RESULTS.md, the cost of a step (the log of the engine's choices:
@@ -41,6 +49,7 @@ import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numba as nb
 import numpy as np
@@ -52,7 +61,7 @@ from surfrec.settings import ModelConfig
 from surfrec.field.optim import Adam
 
 N_TRAIN, N_VAG = 2816, 1280
-SECTIONS = ("step", "parts")
+SECTIONS = ("step", "loop", "parts")
 f32 = np.float32
 
 
@@ -279,6 +288,82 @@ def parts_section(args) -> None:
     print()
 
 
+def loop_section(args) -> None:
+    """A whole default fit with the fused step's parts timed inside it."""
+    from collections import defaultdict
+    from pathlib import Path
+
+    import surfrec
+    from surfrec.field import step as fstep
+    from surfrec.field import train
+
+    spent: dict[str, float] = defaultdict(float)
+    inside = [False]  # only the calls made inside a step count (not the set-up's, nor the records')
+
+    def timed(owner, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*a, **k):
+            outer = label == "step"
+            if not (inside[0] or outer):
+                return original(*a, **k)
+            inside[0] = True
+            t0 = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                spent[label] += time.perf_counter() - t0
+                if outer:
+                    inside[0] = False
+
+        setattr(owner, name, wrapper)
+
+    for name, label in (("_draw", "random draws"), ("_project", "refresh + Newton"), ("_slope", "slope pairs"),
+                        ("_batch", "batch"), ("_targets", "targets"), ("step", "step")):
+        timed(fstep.FusedLoop, name, label)
+    for name, label in (("forward_train", "forward"), ("backward", "theta-backward"), ("adam_step", "Adam")):
+        timed(FusedMLP, name, label)
+    timed(fstep, "loss_weights", "loss terms, dL/dF")
+    start = train._start_lookup
+
+    def start_timed(*a, **k):
+        wait = start(*a, **k)
+
+        def waited():
+            t0 = time.perf_counter()
+            try:
+                return wait()
+            finally:
+                spent["nearest-point wait"] += time.perf_counter() - t0
+
+        return waited
+
+    train._start_lookup = start_timed
+    scan = Path(args.scan)
+    t0 = time.perf_counter()
+    result = surfrec.fit(str(scan), **({"iterations": args.iters} if args.iters else {}))
+    wall = time.perf_counter() - t0
+    steps = result.steps
+    cfg = result.config.fit
+    flops = forward_flops(cfg.model)
+    n_vag = cfg.n_samples * cfg.newton_steps + (cfg.slope_points if cfg.slope_weight > 0 else 0)
+    n_train = cfg.n_samples + cfg.batch_points + 2 * (cfg.slope_points if cfg.slope_weight > 0 else 0) + (
+        cfg.side_points if result.closed_side else 0)
+    step_flops = flops * (2 * n_vag + 3 * n_train) + 0.0
+    per = {k: 1e3 * v / steps for k, v in spent.items()}
+    total = per.pop("step")
+    print(f"### the loop: {scan.name}, {steps} steps, fit {result.seconds:.1f} s (call {wall:.1f} s), "
+          f"engine {cfg.engine}, threads {cfg.threads or 'all'}\n")
+    print("| part | ms / step | share |\n|---|---:|---:|")
+    for k, v in sorted(per.items(), key=lambda kv: -kv[1]):
+        print(f"| {k} | {v:.3f} | {v / total:.0%} |")
+    other = total - sum(per.values())
+    print(f"| the rest (loop, lr schedule, records) | {other:.3f} | {other / total:.0%} |")
+    print(f"| **step** | **{total:.3f}** | |")
+    print(f"\nmatrix-product FLOPs per step ≈ {step_flops / 1e6:.0f} M ({n_vag} points value_and_grad, "
+          f"{n_train} forward + θ-backward): {step_flops / (total * 1e-3) / 1e9:.1f} GFLOP/s over the whole step\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] + " " + __doc__.splitlines()[1])
     ap.add_argument("--sections", default=",".join(SECTIONS),
@@ -291,6 +376,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=64, help="step: hidden width (the fit's default: 64)")
     ap.add_argument("--layers", type=int, default=3, help="step: hidden layers (the fit's default: 3)")
     ap.add_argument("--part-repeats", type=int, default=300, help="parts: calls per case")
+    ap.add_argument("--scan", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "bench" / "armadillo.xyz"),
+                    help="loop: the scan fitted (default: ../shared/data/bench/armadillo.xyz)")
+    ap.add_argument("--iters", type=int, default=None, help="loop: fit steps (default: the preset's)")
     args = ap.parse_args()
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -300,6 +388,8 @@ def main() -> None:
     print(f"{cores} cores, torch {torch.__version__}, numpy {np.__version__}, numba {nb.__version__}\n")
     if "step" in sections:
         step_section(args)
+    if "loop" in sections:
+        loop_section(args)
     if "parts" in sections:
         parts_section(args)
 
