@@ -15,6 +15,11 @@ import torch
 
 from .levelset import value_and_grad
 
+#: What a fit records per recorded step: the step, time and learning rate, the loss and
+#: each of its terms, and the level-set samples' residual statistics.
+HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "sign", "data", "side", "slope", "distance",
+                "residual_median", "residual_p90", "converged")
+
 
 def sample_network(
     model: torch.nn.Module,

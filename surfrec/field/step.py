@@ -201,7 +201,7 @@ class FusedLoop:
 
     def __init__(self, cfg: FitConfig, data: "FitData", model: torch.nn.Module, threads: int | None) -> None:
         from .engine import FusedMLP
-        from .train import HISTORY_KEYS
+        from .losses import HISTORY_KEYS
 
         self.cfg, self.data = cfg, data
         self.points = data.points

@@ -36,6 +36,7 @@ from ..input.index import NearestPoints, SpatialIndex
 from ..settings import FitConfig
 from .levelset import draw_seeds, newton_delta, newton_iterate, seed_sigmas, value_and_grad
 from .losses import (
+    HISTORY_KEYS,
     distance_sample_loss,
     eikonal_loss,
     normal_loss,
@@ -57,8 +58,6 @@ __all__ = ["train_field", "FieldFit", "FitData", "FitState", "prepare_fit", "ini
            "load_checkpoint", "HISTORY_KEYS"]
 
 #: What the history records every ``log_every`` steps.
-HISTORY_KEYS = ("step", "time", "lr", "loss", "surface", "sign", "data", "side", "slope", "distance",
-                "residual_median", "residual_p90", "converged")
 
 
 @dataclass
