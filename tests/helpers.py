@@ -60,7 +60,7 @@ def fit_data(points, config=None):
     """The loop's view of a scan, as the runner builds it: inspect → decide → prepare_fit.
 
     Returns (FitData, ShapeDecision, Scan)."""
-    from surfrec.field.train import prepare_fit
+    from surfrec.field.data import prepare_fit
     from surfrec.io import PointCloud
     from surfrec.input.inspect import inspect_scan
     from surfrec.settings import ReconstructionConfig

@@ -271,7 +271,8 @@ def test_sign_push_marks_far_samples_by_side_and_moves_them():
     import torch
 
     from surfrec.settings import get_config
-    from surfrec.field.train import _sign_data, sign_push
+    from surfrec.field.data import _sign_data
+    from surfrec.field.train import sign_push
     from surfrec.field.losses import sign_push_loss
     from surfrec.field.model import ImplicitMLP
     from surfrec.settings import ModelConfig

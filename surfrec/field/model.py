@@ -23,7 +23,7 @@ graph. Level-set projection and the sample network use it; they need no θ-gradi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from ..errors import FitDivergedError, FitInterrupted
+from ..errors import FitDivergedError
 from ..settings import FitConfig
-from .optim import lr_at
 
 if TYPE_CHECKING:
-    from .train import FitData
+    from .data import FitData
 
 log = logging.getLogger(__name__)
 

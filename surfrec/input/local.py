@@ -11,7 +11,6 @@ above the quadric of their neighbours (the input inspection, :mod:`surfrec.input
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -272,7 +272,7 @@ def winding_grid(points: Any, normals: Any, area: np.ndarray, resolution: int = 
 
     The points are lumped into one dipole per grid cell (area-weighted centroid, Σ a n):
     exact far from the data, smoothed within a cell or so of it, where it is not used
-    (:class:`surfrec.field.train.SignData`). Cost: (R+1)³ × the occupied cells.
+    (:class:`surfrec.field.data.SignData`). Cost: (R+1)³ × the occupied cells.
     """
     pts = _points(points)
     n = np.asarray(normals, dtype=np.float64)

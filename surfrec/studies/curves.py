@@ -140,7 +140,8 @@ def fit_curve(points: np.ndarray, *, steps: int = 400, n_samples: int = 1024, lr
     """
     import time
 
-    from ..field.train import FitData, init_state, train
+    from ..field.data import FitData
+    from ..field.train import init_state, train
     from ..input.index import NearestPoints, SpatialIndex
     from ..field.levelset import seed_sigmas
 

@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..input.local import _check, estimate_noise, local_heights
 from ..settings import RefineConfig
