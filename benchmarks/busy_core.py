@@ -1,8 +1,9 @@
-"""Is the default mesh the same when the machine is busy?
+"""Is the default mesh the same when the machine is busy, and with one thread?
 
-For each case: run the default ``surfrec fit`` twice in fresh processes with the same seed,
-once on a quiet machine and once while a second CPU-bound process (``while True: pass``)
-runs, then compare the written meshes byte for byte and report both wall-clock times.
+For each case: run the default ``surfrec fit`` three times in fresh processes with the same
+seed: on a quiet machine (the default thread count: the cores available), while a second
+CPU-bound process (``while True: pass``) runs, and quiet with ``--threads 1``; then compare
+the written meshes byte for byte and report the wall-clock times.
 
     python benchmarks/busy_core.py ../shared/data/bench --cases armadillo,bunny_sparse --out /tmp/load
     python benchmarks/busy_core.py ../shared/data/bench --cases bunny_sparse --iters 100   # a quick check
@@ -21,9 +22,9 @@ import time
 from pathlib import Path
 
 
-def _fit(scan: Path, out: Path, iters: int | None) -> float:
+def _fit(scan: Path, out: Path, iters: int | None, *more: str) -> float:
     t0 = time.perf_counter()
-    extra = [] if iters is None else ["--iters", str(iters)]
+    extra = ([] if iters is None else ["--iters", str(iters)]) + list(more)
     subprocess.run([sys.executable, "-m", "surfrec.cli.main", "fit", str(scan), "-o", str(out), "-q", "--seed", "0",
                     *extra], check=True, env={**os.environ})
     return time.perf_counter() - t0
@@ -41,21 +42,21 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=None, help="fit steps (default: the preset's)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print("| case | quiet s | busy s | busy / quiet | mesh sha256 quiet | mesh sha256 busy | same mesh |")
-    print("|---|---|---|---|---|---|---|")
+    print("| case | quiet s | busy s | busy / quiet | 1 thread s | mesh sha256 | same mesh busy | same mesh 1 thread |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.cases.split(","):
         scan = args.folder / f"{name}.xyz"
-        quiet, busy = args.out / f"{name}.quiet.ply", args.out / f"{name}.busy.ply"
+        quiet, busy, one = (args.out / f"{name}.{kind}.ply" for kind in ("quiet", "busy", "one"))
         t_quiet = _fit(scan, quiet, args.iters)
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             t_busy = _fit(scan, busy, args.iters)
         finally:
             hog.kill()
-        a, b = _digest(quiet), _digest(busy)
-        print(f"| {name} | {t_quiet:.1f} | {t_busy:.1f} | {t_busy / t_quiet:.2f} | {a} | {b} | "
-              f"{'yes' if a == b else 'NO'} |", flush=True)
-
+        t_one = _fit(scan, one, args.iters, "--threads", "1")
+        a, b, c = _digest(quiet), _digest(busy), _digest(one)
+        print(f"| {name} | {t_quiet:.1f} | {t_busy:.1f} | {t_busy / t_quiet:.2f} | {t_one:.1f} | {a} | "
+              f"{'yes' if a == b else 'NO'} | {'yes' if a == c else 'NO'} |", flush=True)
 
 if __name__ == "__main__":
     main()
