@@ -11,8 +11,9 @@ import torch
 from .levelset import value_and_grad
 
 #: Points per network pass when evaluating F (or its gradient) on grids and vertices: the
-#: layers' activations stay in cache. Every row's value is the same bit for bit at any
-#: batch size.
+#: layers' activations stay in cache. A row's value may differ in its last bit with its
+#: position in the batch (BLAS tiles, vectorized loops); the same points in the same
+#: order give the same bits with any thread count.
 FIELD_BATCH = 4096
 
 FieldFn = Callable[[np.ndarray], np.ndarray]

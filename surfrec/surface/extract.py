@@ -555,6 +555,45 @@ def _cells_to_mark(values: np.ndarray, level: float, threshold: float) -> np.nda
     return (any_above & ~all_above) | (nearest <= threshold)
 
 
+class _OncePerSample:
+    """F at grid samples, each sample evaluated once however many blocks need it.
+
+    A sample on a block's face is a corner of the cells of every block that shares the
+    face. The field's value at a point may differ in its last bit with the batch it is
+    evaluated in (BLAS tiles and vectorized loops take rows by position), and two blocks
+    that disagree at a sample within rounding can put the same mesh vertex on different
+    grid elements: a vertex at the sample in one block, on an edge next to it in the other,
+    and the stitched mesh has a hole there. So every request is deduplicated, and the values
+    of samples on block faces are kept for the later batches.
+    """
+
+    def __init__(self, evaluator: _Evaluator, dims: np.ndarray, block: int) -> None:
+        self.evaluator, self.dims, self.block = evaluator, dims, block
+        self.grid = evaluator.grid
+        self.keys = np.empty(0, np.int64)
+        self.values = np.empty(0, np.float32)
+
+    def at_samples(self, index: np.ndarray) -> np.ndarray:
+        """F at integer grid samples ``(M, 3)`` -> ``(M,)`` float32."""
+        lin = (index[:, 0] * self.dims[1] + index[:, 1]) * self.dims[2] + index[:, 2]
+        uniq, first, inverse = np.unique(lin, return_index=True, return_inverse=True)
+        pos = np.minimum(np.searchsorted(self.keys, uniq), max(len(self.keys) - 1, 0))
+        known = (pos < len(self.keys)) & (self.keys[pos] == uniq) if len(self.keys) else np.zeros(len(uniq), bool)
+        out = np.empty(len(uniq), np.float32)
+        out[known] = self.values[pos[known]]
+        todo = ~known
+        if todo.any():
+            rows = index[first[todo]]
+            out[todo] = self.evaluator.at_samples(rows)
+            shared = (rows % self.block == 0).any(axis=1)
+            if shared.any():
+                keys = np.concatenate([self.keys, uniq[todo][shared]])
+                order = np.argsort(keys, kind="stable")
+                self.keys = keys[order]
+                self.values = np.concatenate([self.values, out[todo][shared]])[order]
+        return out[inverse.reshape(-1)]
+
+
 def _narrowband(
     evaluator: _Evaluator, level: float, band_factor: float, progress: ProgressFn | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -587,10 +626,11 @@ def _narrowband(
 
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     done = 1
+    samples = _OncePerSample(evaluator, dims, block)
     for start in range(0, len(block_ids), BLOCKS_PER_BATCH):
         ids = block_ids[start : start + BLOCKS_PER_BATCH]
         parts.extend(
-            _narrowband_batch(evaluator, level, band_factor, coarse, ids, block, shape, dims)
+            _narrowband_batch(samples, level, band_factor, coarse, ids, block, shape, dims)
         )
         done += len(ids)
         if progress is not None:
@@ -601,7 +641,7 @@ def _narrowband(
 
 
 def _narrowband_batch(
-    evaluator: _Evaluator,
+    evaluator: "_Evaluator | _OncePerSample",
     level: float,
     band_factor: float,
     coarse: np.ndarray,
