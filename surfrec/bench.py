@@ -34,7 +34,7 @@ METHODS = ("surfrec", "surfrec-fast", "surfrec-quality", "surfrec-raw", "poisson
 _SCAN_EXTENSIONS = (".xyz", ".ply", ".pts", ".txt", ".npy", ".npz", ".pcd")
 #: Columns of results.csv, in order.
 #: Stages of the time breakdown (``t_<stage>`` columns; ``seconds`` is read → written mesh).
-STAGES = ("read", "inspect", "index", "orient", "sigma", "sides", "fit", "extract", "filter", "pretrim", "refine",
+STAGES = ("read", "inspect", "index", "orient", "sigma", "sides", "start", "fit", "extract", "filter", "pretrim", "refine",
           "surface", "fill", "trim", "support", "write")
 #: Columns of results.csv, in order.
 COLUMNS = ("case", "method", "status", "seconds", "peak_mem_mb", "chamfer_l1", "chamfer_l2",

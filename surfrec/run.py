@@ -71,6 +71,9 @@ class StageTimings:
     orient: float | None = None
     sigma: float | None = None
     sides: float | None = None
+    start: float | None = None
+    """The fit's start: the network built, the engine started (compiled kernels loaded), the
+    first level-set samples projected."""
     fit: float | None = None
     extract: float | None = None
     filter: float | None = None

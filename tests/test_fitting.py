@@ -274,7 +274,8 @@ def test_time_budget_is_opt_in_and_says_it_cut_the_fit_short(tmp_path):
     pts = np.random.default_rng(0).normal(size=(500, 3))
     full = fit(pts, iterations=20, seed=0, device="cpu")
     assert full.stopped_by == "iterations" and full.steps == 20
-    assert set(full.timings) >= {"read", "inspect", "index", "fit"}
+    assert set(full.timings) >= {"read", "inspect", "index", "start", "fit"}
+    assert set(fit(pts, iterations=5, seed=0, device="cpu", engine="torch").timings) >= {"start", "fit"}
     cut = fit(pts, iterations=100_000, time_budget=0.5, seed=0, device="cpu")
     assert cut.stopped_by == "time_budget" and cut.steps < 100_000
 

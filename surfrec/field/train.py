@@ -591,12 +591,15 @@ def _torch_fit(cfg: FitConfig, data: FitData, model, device, callback, stop, che
     """The torch loop (the reference; CUDA; what the fused engine does not run)."""
     if resume is not None and resume.get("engine", "torch") != "torch":
         raise InputError(None, "the checkpoint was made by the fused engine; resume it with engine auto or fused")
+    t_start = time.perf_counter()
     st = init_state(cfg, data, device, model=model)
     st.t0 = time.perf_counter()
     if resume is not None:
         _restore(st, resume, device, cfg.iterations)
     train(cfg, data, st, callback=callback, stop=stop, checkpoint=checkpoint, on_step=on_step)
-    return _finish(cfg, data, st)
+    fit = _finish(cfg, data, st)
+    fit.timings["start"] = st.t0 - t_start
+    return fit
 
 
 def _fused_fit(cfg: FitConfig, data: FitData, model, callback, stop, checkpoint, resume, on_step) -> FieldFit:
@@ -606,10 +609,12 @@ def _fused_fit(cfg: FitConfig, data: FitData, model, callback, stop, checkpoint,
 
     if resume is not None and resume.get("engine") != "fused":
         raise InputError(None, "the checkpoint was made by the torch loop; resume it with engine torch")
+    t_start = time.perf_counter()
     loop = FusedLoop(cfg, data, model, cfg.threads)
     log.info("fit on the fused CPU engine (%d threads)", loop.st.engine.threads)
     st = loop.st
     st.t0 = time.perf_counter()
+    start = st.t0 - t_start
     if resume is not None:
         loop.restore(resume)
     try:
@@ -622,7 +627,7 @@ def _fused_fit(cfg: FitConfig, data: FitData, model, callback, stop, checkpoint,
     log.info("fit: %d steps in %.1f s (%.1f steps/s)", st.step, seconds, st.step / max(seconds, 1e-9))
     return FieldFit(model=model, history=st.history, seconds=seconds, steps=st.step, stopped_by=st.stopped_by,
                     closed_side=data.closed_side, closed_side_share=data.closed_side_share,
-                    timings={**data.timings, "fit": seconds})
+                    timings={**data.timings, "start": start, "fit": seconds})
 
 
 def _fused_steps(cfg: FitConfig, data: FitData, loop, callback, stop, checkpoint, on_step) -> None:
