@@ -63,7 +63,7 @@ METHODS = ("surfrec", "poisson")
 SETUP = {"surfrec": ("read", "inspect", "index", "orient", "sigma", "sides"),
          "poisson": ("read", "normals", "orient")}
 #: every stage time in the CSV, in the order a scan passes them
-STAGES = ("read", "inspect", "index", "normals", "orient", "sigma", "sides", "fit", "solve", "extract", "filter",
+STAGES = ("read", "inspect", "index", "normals", "orient", "sigma", "sides", "start", "fit", "solve", "extract", "filter",
           "pretrim", "refine", "surface", "fill", "trim", "crop", "support", "write")
 FIELDS = ("points", "method", "status", "seconds", "peak_gb", "base_gb", "import_s", "ratio_to_poisson",
           *(f"t_{s}" for s in STAGES), "t_other", "data_points", "steps", "faces", "cd_l1_x1000", "nc", "outward",

@@ -57,3 +57,53 @@ def test_the_api_reference_builds_in_strict_mode(tmp_path):
     page = (tmp_path / "site" / "api" / "settings" / "index.html").read_text()
     assert "merge_tolerance" in page and "--fill" in page  # the settings tables come from the declarations
     assert (tmp_path / "site" / "api" / "run" / "index.html").is_file()
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces → '-'."""
+    import re
+
+    text = re.sub(r"[`*_]", lambda m: "_" if m.group(0) == "_" else "", heading.strip().lower())
+    return "".join(c for c in text if c.isalnum() or c in "-_ ").replace(" ", "-")
+
+
+def _anchors(md: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    out = set()
+    fence = False
+    for line in md.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        if fence or not line.startswith("#"):
+            continue
+        slug = _slug(line.lstrip("#"))
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def _links(md: Path):
+    import re
+
+    text = re.sub(r"```.*?```", "", md.read_text(encoding="utf-8"), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if not re.match(r"[a-z]+:", target):
+            yield target
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")),
+                                  "benchmarks/README.md", "benchmarks/RESULTS.md", "benchmarks/RESULTS_REAL.md"])
+def test_links_between_pages_reach_a_file_and_a_heading(page):
+    """A measured claim links to its dated table: every relative link of the user-facing pages
+    names a file that exists and, for a Markdown anchor, a heading that GitHub would anchor so."""
+    md = ROOT / page
+    broken = []
+    for target in _links(md):
+        path, _, anchor = target.partition("#")
+        dest = (md.parent / path).resolve() if path else md
+        if not dest.exists():
+            broken.append(target)
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(target)
+    assert not broken, f"{page}: links to no file or no heading: {broken}"
