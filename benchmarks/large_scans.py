@@ -33,10 +33,9 @@ scores. Prints a Markdown table; one CSV row per (points, method)::
     python benchmarks/large_scans.py --points 5000,20000 --iters 50    # a quick check (~1 min)
     python benchmarks/large_scans.py --methods poisson --timeout 1800 --out /tmp/poisson.csv
 
-Run time on the 2-core machine, not yet measured at the default sizes: three default fits
-(6000 steps, 1–1.5 min each on the 50k bench scans; the fit uses at most 200k of the points)
-and three Poisson runs, whose normal orientation grows about linearly (1.4 s at 20k points,
-8 s at 100k); expect roughly 15–30 minutes. The quick check above takes about a minute.
+Run time on the 2-core machine: 15 minutes at the default sizes (2026-12-07: three default
+fits of 63, 142 and 210 s, Poisson 14, 129 and 310 s, plus the scoring); the quick check
+above takes about a minute.
 Replaces point_count.py (fit + mesh of a torus against the point count, surfrec alone).
 """
 
