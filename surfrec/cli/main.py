@@ -89,6 +89,19 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+
+class _BarSafeHandler(logging.Handler):
+    """Log lines to stderr through ``tqdm.write``: an open progress bar is cleared first and
+    drawn again below the line, instead of being left half-drawn above it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 (logging's own contract: never raise from emit)
+            self.handleError(record)
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (also used by ``sys.exit``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     # --quiet: errors only (warnings about the scan too; errors that stop a command are
     # printed by this function whatever the level)
     level = logging.DEBUG if args.verbose else (logging.ERROR if quiet else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s")
+    logging.basicConfig(level=level, format="%(message)s", handlers=[_BarSafeHandler()])
     if quiet and not args.verbose:
         warnings.simplefilter("ignore")  # warnings.warn of the libraries too
     try:
