@@ -345,3 +345,24 @@ def test_slope_term_keeps_the_field_from_flattening_on_a_noisy_scan():
 
     assert median_slope(0.0) < 0.4
     assert median_slope(0.1) > 0.7
+
+
+def test_a_scan_above_the_cap_is_fitted_on_the_kept_subset():
+    """Above ``input.max_data_points`` the fit draws its batches and nearest points from the
+    random subset kept with the model (its steps then cost what a scan of that size costs);
+    at or below it, from every point in the scan's order."""
+    from surfrec.field.data import prepare_fit
+    from surfrec.input.inspect import inspect_scan
+    from surfrec.io import PointCloud
+    from surfrec.settings import FitConfig, InputConfig
+
+    pts = np.random.default_rng(3).normal(size=(3000, 3))
+    pts /= np.linalg.norm(pts, axis=1, keepdims=True)
+    cfg = FitConfig()
+    big = inspect_scan(PointCloud.from_arrays(pts), InputConfig(max_data_points=1000))
+    data = prepare_fit(big, False, cfg, torch.device("cpu"))
+    assert len(big.points) > 1000 and data.points.shape == (1000, 3)
+    assert np.array_equal(data.points, big.data_points) and len(data.nearest.points) == 1000
+    small = inspect_scan(PointCloud.from_arrays(pts), InputConfig())
+    data = prepare_fit(small, False, cfg, torch.device("cpu"))
+    assert np.array_equal(data.points, small.points) and len(data.nearest.points) == len(small.points)

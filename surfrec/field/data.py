@@ -125,20 +125,24 @@ def prepare_fit(scan: "Scan", open_surface: bool, cfg: FitConfig, device: torch.
         Fit an open surface (:func:`surfrec.surface.decide.fit_shape`).
     """
     t0 = time.perf_counter()
-    unit, n = scan.points, len(scan.points)
+    # a scan above ``input.max_data_points`` is fitted on the inspection's random subset of
+    # that many points (the one kept with the model); below it, on every point, in order
+    subset = len(scan.keep) < len(scan.points)
+    unit, index = (scan.data_points, scan.data_index) if subset else (scan.points, scan.index)
+    n = len(unit)
     rng = np.random.default_rng(cfg.seed)
     seed_idx = rng.choice(n, size=min(n, cfg.max_seed_points), replace=False) if n > cfg.max_seed_points else None
     seed_np = unit if seed_idx is None else unit[seed_idx]
     sigma_np = seed_sigmas(seed_np, cfg.seed_k, fixed=cfg.seed_sigma,
-                           tree=scan.index if seed_idx is None else None).astype(np.float32)
+                           tree=index if seed_idx is None else None).astype(np.float32)
     use_normals = cfg.normal_weight > 0 and scan.normals is not None
     if cfg.normal_weight > 0 and scan.normals is None:
         log.info("normal_weight > 0 but the scan has no normals: the normal term is off")
-    data = FitData(points=unit, nearest=NearestPoints(scan.index), x_all=torch.from_numpy(unit).to(device),
+    data = FitData(points=unit, nearest=NearestPoints(index), x_all=torch.from_numpy(unit).to(device),
                    seed_pts=torch.from_numpy(seed_np).to(device), sigma=torch.from_numpy(sigma_np).to(device),
                    normals=torch.from_numpy(scan.normals.astype(np.float32)).to(device) if use_normals else None)
     t1 = time.perf_counter()
-    kth = sigma_np[scan.keep] if seed_idx is None else None
+    kth = None if seed_idx is not None else (sigma_np if subset else sigma_np[scan.keep])
     _oriented_terms(data, scan, open_surface, cfg, device, kth)
     data.timings = {"sigma": t1 - t0, "sides": time.perf_counter() - t1}
     return data

@@ -47,8 +47,9 @@ class InputConfig:
                                     help="Points within this factor of the robust box (capped by the fitting box) "
                                          "are kept when far outliers are dropped.")
     max_data_points: int = setting(200_000, range=Range(1, None, integer=True),
-                                   help="Scan points kept with the model (a random subset) for the component "
-                                        "filter, the refinement, the surface step and the support map.")
+                                   help="Scan points kept with the model (a random subset of a larger scan): "
+                                        "the fit, the component filter, the refinement, the surface step and "
+                                        "the support map use them; the inspection uses every point.")
     normal_k: int = setting(16, range=Range(3, 1000, integer=True),
                             help="Neighbours of the plane fit of each point's normal (orientation).")
     orient_k: int = setting(10, range=Range(1, 1000, integer=True),
