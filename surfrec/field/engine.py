@@ -362,18 +362,7 @@ class FusedMLP:
         -------
         (M,) float32 array
         """
-        x = _points(x)
-        f = np.empty(x.shape[0], np.float32)
-        bounds = partition(x.shape[0], self.chunk_points)
-        tmin = np.float32(-SOFTPLUS_FLOOR)
-
-        def chunk(worker: int, c: int) -> None:
-            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
-            self._k.forward_chunk(x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, False,
-                                  s.hs, s.ss, 0, s.d0, f[a:b], self._sgemm, s.w3)
-
-        self._run(chunk, bounds, x.shape[0])
-        return f
+        return self._infer(x, grad=False)[0]
 
     def value_and_grad(self, x) -> tuple[np.ndarray, np.ndarray]:
         """F(x) and ∇ₓF(x), as :meth:`ImplicitMLP.value_and_grad` computes them.
@@ -387,17 +376,22 @@ class FusedMLP:
         f : (M,) float32 array
         g : (M, 3) float32 array
         """
+        return self._infer(x, grad=True)
+
+    def _infer(self, x, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """F(x), and ∇ₓF(x) when ``grad`` (else None): one GIL-free chunk call per pass."""
         x = _points(x)
         f = np.empty(x.shape[0], np.float32)
-        g = np.empty((x.shape[0], 3), np.float32)
+        g = np.empty((x.shape[0], 3), np.float32) if grad else None
         bounds = partition(x.shape[0], self.chunk_points)
         tmin = np.float32(-SOFTPLUS_FLOOR)
 
         def chunk(worker: int, c: int) -> None:
             s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
-            self._k.forward_chunk(x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
+            self._k.forward_chunk(x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, grad,
                                   s.hs, s.ss, 0, s.d0, f[a:b], self._sgemm, s.w3)
-            self._k.reverse_chunk(self.theta, self.hdim, self.n_layers, s.ss, s.d0, s.d1, g[a:b], self._sgemm)
+            if grad:
+                self._k.reverse_chunk(self.theta, self.hdim, self.n_layers, s.ss, s.d0, s.d1, g[a:b], self._sgemm)
 
         self._run(chunk, bounds, x.shape[0])
         return f, g
