@@ -169,3 +169,23 @@ def test_fit_surface_mode_argument_and_summary(tmp_path):
     assert "surface closed (closed" in r.stdout and "cover" in r.stdout and "stray points" in r.stdout
     assert "side term o" in r.stdout and "trusted normals" in r.stdout  # the closed side term's evidence
     assert trimesh.load(tmp_path / "c.ply", force="mesh").is_watertight
+
+
+def test_log_lines_clear_an_open_progress_bar(capsys):
+    """The CLI's log handler writes through tqdm.write: with a bar open, the line comes out
+    on its own line, not appended to the half-drawn bar."""
+    import logging
+
+    from tqdm import tqdm
+
+    from surfrec.cli.main import _BarSafeHandler
+
+    handler = _BarSafeHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    bar = tqdm(total=10, desc="fit", file=__import__("sys").stderr)
+    bar.update(3)
+    handler.emit(logging.LogRecord("surfrec", logging.INFO, __file__, 1, "a log line", None, None))
+    bar.close()
+    err = capsys.readouterr().err
+    assert "\na log line\n" in err.replace("\r", "\n")
+    assert not any(line.startswith("fit:") and "a log line" in line for line in err.replace("\r", "\n").splitlines())

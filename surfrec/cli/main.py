@@ -89,7 +89,6 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
-
 class _BarSafeHandler(logging.Handler):
     """Log lines to stderr through ``tqdm.write``: an open progress bar is cleared first and
     drawn again below the line, instead of being left half-drawn above it."""
@@ -101,6 +100,7 @@ class _BarSafeHandler(logging.Handler):
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 (logging's own contract: never raise from emit)
             self.handleError(record)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (also used by ``sys.exit``)."""
