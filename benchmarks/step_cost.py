@@ -16,9 +16,10 @@ physical one with other work).
 
 **The loop** (section ``loop``): one whole default fit of a bench scan (``--scan``, default
 the 50k-point armadillo; ``--iters``, default the preset's 6000 steps) with every part of
-the fused step timed inside it: the random draws, the refresh + Newton projection (its
-value_and_grad passes included), the slope pairs (one value_and_grad), the batch, the
-forward pass, the wait for the samples' nearest points (a helper thread), the targets,
+the fused step timed inside it: the random draws, the slope term's points, the refresh +
+Newton projection (one value_and_grad pass over the samples and the slope points), the
+slope pairs, the batch, the forward pass (the grid search of the samples' nearest points
+runs in it), the KD-tree's share of that search (queries far from the data), the targets,
 the loss terms and their dL/dF, the θ-backward and Adam; ms per step and share, and the
 step's GFLOP/s against its matrix-product FLOPs.
 
@@ -56,6 +57,7 @@ import numpy as np
 import torch
 
 from surfrec.field.engine import FusedMLP, _OneBlasThread
+from surfrec.input.index import GridNearest
 from surfrec.field.model import ImplicitMLP
 from surfrec.settings import ModelConfig
 from surfrec.field.optim import Adam
@@ -318,12 +320,31 @@ def loop_section(args) -> None:
 
         setattr(owner, name, wrapper)
 
-    for name, label in (("_draw", "random draws"), ("_project", "refresh + Newton"), ("_slope", "slope pairs"),
+    for name, label in (("_draw", "random draws"), ("_project", "refresh + Newton (and the slope points' ∇F)"),
+                        ("_slope_points", "slope points"), ("_slope", "slope pairs"),
                         ("_batch", "batch"), ("_targets", "targets"), ("step", "step")):
         timed(fstep.FusedLoop, name, label)
-    for name, label in (("forward_train", "forward"), ("backward", "theta-backward"), ("adam_step", "Adam")):
+    for name, label in (("forward_train", "forward (and the nearest points' grid search)"),
+                        ("backward", "theta-backward"), ("adam_step", "Adam")):
         timed(FusedMLP, name, label)
     timed(fstep, "loss_weights", "loss terms, dL/dF")
+    tasks = GridNearest.tasks
+
+    def tasks_timed(*a, **k):
+        inside_step = inside[0]
+        work, finish = tasks(*a, **k)
+
+        def finished(*fa):
+            t0 = time.perf_counter()
+            try:
+                return finish(*fa)
+            finally:
+                if inside_step:
+                    spent["nearest points: the KD-tree's share"] += time.perf_counter() - t0
+
+        return work, finished
+
+    GridNearest.tasks = tasks_timed
     start = train._start_lookup
 
     def start_timed(*a, **k):

@@ -330,3 +330,17 @@ def test_pool_runs_each_task_once_and_reraises():
     pool.run(lambda worker, task: seen.append(worker), 3)   # after close: the caller alone
     assert seen == [0, 0, 0]
 
+
+
+def test_forward_train_runs_the_extra_calls_of_its_pass():
+    """``also``: independent calls run in the same pass; F is unchanged by them."""
+    model = ImplicitMLP(ModelConfig(hidden_dim=16, n_hidden_layers=2))
+    x = np.random.default_rng(0).uniform(-1, 1, (700, 3)).astype(np.float32)
+    ran = []
+    with FusedMLP(model, threads=2, chunk_points=128) as eng:
+        plain = eng.forward_train(x).copy()
+        with_calls = eng.forward_train(x, also=[lambda: ran.append(1), lambda: ran.append(2)]).copy()
+        empty = eng.forward_train(x[:0], also=[lambda: ran.append(3)])
+    assert sorted(ran) == [1, 2, 3]
+    assert np.array_equal(plain, with_calls)
+    assert empty.shape == (0,)

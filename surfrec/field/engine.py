@@ -397,12 +397,15 @@ class FusedMLP:
         return f, g
 
     # ------------------------------------------------------------ training
-    def forward_train(self, x) -> np.ndarray:
+    def forward_train(self, x, also: list[Callable[[], None]] = ()) -> np.ndarray:
         """F at the points, keeping what :meth:`backward` needs (no clamp: torch's softplus).
 
         Parameters
         ----------
         x : (M, 3) array or CPU tensor (copied into a persistent buffer)
+        also : independent calls (that release the GIL while they work) to run in the
+            same pass, before the chunks, on whichever worker is free (e.g. the shares of a
+            nearest-point search)
 
         Returns
         -------
@@ -415,12 +418,23 @@ class FusedMLP:
         self._bounds = bounds = partition(n, self.chunk_points)
         tmin = np.float32(-np.inf)
 
-        def chunk(worker: int, c: int) -> None:
-            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
-            self._k.forward_chunk(self._x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
-                                  self._hs, self._ss, a, s.d0, self._f[a:b], self._sgemm, s.w3)
+        n_chunks = len(bounds) - 1
 
-        self._run(chunk, bounds, n)
+        n_also = len(also)
+
+        def chunk(worker: int, c: int) -> None:
+            if c < n_also:
+                also[c]()
+                return
+            c -= n_also
+            s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
+            if b > a:
+                self._k.forward_chunk(self._x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
+                                      self._hs, self._ss, a, s.d0, self._f[a:b], self._sgemm, s.w3)
+
+        if n or also:
+            with self._one_blas:
+                self._pool.run(chunk, n_chunks + len(also))
         return self._f[:n]
 
     def backward(self, w) -> None:

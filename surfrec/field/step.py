@@ -216,6 +216,9 @@ class FusedLoop:
         from . import _step_kernels
 
         self._k = _step_kernels
+        nearest = data.nearest if data.sheet is None else data.sheet.nearest
+        self._grid = nearest.grid
+        self._upto = np.inf if data.sheet is None else float(data.sheet.sample_radius)
         engine = FusedMLP(model, threads=threads)
         self.st = FusedState(engine=engine, model=model, rng=np.random.default_rng(cfg.seed),
                              history={k: [] for k in HISTORY_KEYS})
@@ -293,8 +296,9 @@ class FusedLoop:
                        "normals": sum(int(np.prod(s)) for _, s in zs)}
         self._k_refresh, self._n_slope = k, n_near + n_far
 
-    def _project(self, r: dict) -> None:
-        """Refresh a share of the buffer, then one Newton step of every sample from where it is."""
+    def _project(self, r: dict, slope_x: np.ndarray) -> np.ndarray:
+        """Refresh a share of the buffer, then one Newton step of every sample from where it
+        is; returns ∇F at ``slope_x`` (the slope term's points, evaluated in the same pass)."""
         cfg, st, k = self.cfg, self.st, self._k
         if self._k_refresh:
             fresh = np.empty((self._k_refresh, 3), np.float32)
@@ -304,27 +308,38 @@ class FusedLoop:
         p = st.buf
         for _ in range(cfg.newton_steps - 1):
             p, _, _ = self._newton(p, 1)
-        f, g = st.engine.value_and_grad(p)
         m = len(p)
+        if len(slope_x):   # one pass for the samples and the slope term's points
+            f, g = st.engine.value_and_grad(np.concatenate([p, slope_x]))
+            f, g, slope_g = f[:m], g[:m], g[m:]
+        else:
+            f, g = st.engine.value_and_grad(p)
+            slope_g = g[:0]
         new, bad = np.empty((m, 3), np.float32), np.empty(m, np.bool_)
         if k.newton(p, f, g, np.float32(cfg.level), np.float32(cfg.eps), float(cfg.box), new, bad):
             new[bad] = self._seeds(int(bad.sum()))  # fresh seeds, where they stand (their residual leaves most out)
             g[bad] = st.engine.value_and_grad(new[bad])[1]
-        st.buf, st.g_buf = new, g
+        st.buf, st.g_buf = new, np.ascontiguousarray(g)
+        return slope_g
 
-    def _slope(self, r: dict) -> np.ndarray:
-        """The slope term's pairs x ± h n (n the unit gradient at x): (2L, 3)."""
+    def _slope_points(self, r: dict) -> np.ndarray:
+        """The slope term's points x: (L, 3), Gaussians around scan points, then uniform."""
         cfg, k, nl = self.cfg, self._k, self._n_slope
-        pairs = np.empty((2 * nl, 3), np.float32)
-        if not nl:
-            return pairs
         x = np.empty((nl, 3), np.float32)
+        if not nl:
+            return x
         n_near = len(r["near_idx"])
         k.gather(self.seed_pts, r["near_idx"], x[:n_near])
         j = np.minimum((r["near_idx"] * len(self.seed_pts)).astype(np.int64), len(self.seed_pts) - 1)
         x[:n_near] += r["near_z"] * (np.float32(cfg.distance_sigma_scale) * self.sigma[j])[:, None]
         x[n_near:] = r["far"] * (2.0 * cfg.box) - cfg.box
-        k.slope_pairs(x, self.st.engine.value_and_grad(x)[1], np.float32(cfg.slope_step), pairs)
+        return x
+
+    def _slope(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """The slope term's pairs x ± h n (n the unit gradient ``g`` at x): (2L, 3)."""
+        pairs = np.empty((2 * len(x), 3), np.float32)
+        if len(x):
+            self._k.slope_pairs(x, np.ascontiguousarray(g), np.float32(self.cfg.slope_step), pairs)
         return pairs
 
     def _batch(self, r: dict, pairs: np.ndarray) -> Batch:
@@ -359,12 +374,20 @@ class FusedLoop:
         """One step; False when the loss was not finite (the caller rolls back)."""
         cfg, st = self.cfg, self.st
         r = self._draw()
-        self._project(r)
-        lookup = lookup_start(st.buf)  # the samples' nearest points, in a helper thread meanwhile
-        b = self._batch(r, self._slope(r))
-        f = st.engine.forward_train(b.points())
+        x = self._slope_points(r)
+        b = self._batch(r, self._slope(x, self._project(r, x)))
+        if self._grid is not None:   # the samples' nearest points: shares of the forward pass
+            tasks, finish = self._grid.tasks(st.buf, self._upto, 2)
+            f = st.engine.forward_train(b.points(), also=tasks)
+            # the loss reads the targets of the samples on the level set only (|F - c| <
+            # sample_tol): the others' far queries are skipped (a margin of 2x)
+            nn = finish(np.abs(f[:len(b.ps)] - np.float32(cfg.level)) < np.float32(2 * cfg.sample_tol))
+        else:   # in a helper thread meanwhile
+            lookup = lookup_start(st.buf)
+            f = st.engine.forward_train(b.points())
+            nn = lookup()
         st.f_buf = f[:len(b.ps)].copy()
-        self._targets(b, lookup())
+        self._targets(b, nn)
         out = loss_weights(cfg, b, f, b.winding is not None, self.open)
         if not math.isfinite(out.loss):
             return False

@@ -129,7 +129,9 @@ class FitConfig:
                                 help="Newton steps per training step for the warm-started sample buffer (the last "
                                      "takes F from the loss's forward pass).")
     parallel_nearest: bool = setting(True, help="Run the samples' nearest-point query in a helper thread beside the "
-                                                "forward pass (the same fit either way).")
+                                                "forward pass (the same fit either way). The fused engine "
+                                                "searches its grid inside the forward pass instead, on point "
+                                                "sets of up to 200k points.")
     init_newton_steps: int = setting(10, range=_count(0), help="Newton steps for the initial sample buffer.")
     seed_k: int = setting(10, range=_count(),
                           help="Seeds around a scan point are Gaussians of sigma = the distance to its seed_k-th "
