@@ -201,12 +201,18 @@ class GridNearest:
         self.order = np.empty(len(pts), self.start.dtype)
         _grid.bucket(cells, n_cells, self.start, self.order)
         self.sorted = np.ascontiguousarray(pts[self.order])   # each cell's points side by side
-        depth = max(0, math.ceil(math.log2(max(len(pts), 1) / KD_LEAF)))
-        n_nodes = 2 ** (depth + 1) - 1
-        self.kd_order = np.arange(len(pts), dtype=np.int64)
-        self.kd_lo, self.kd_hi = np.empty(n_nodes, np.int64), np.empty(n_nodes, np.int64)
-        self.kd_box_lo, self.kd_box_hi = np.empty((n_nodes, 3)), np.empty((n_nodes, 3))
-        _grid.kd_build(pts, KD_LEAF, self.kd_order, self.kd_lo, self.kd_hi, self.kd_box_lo, self.kd_box_hi)
+        self._kd: tuple | None = None   # built by the first query the grid does not settle
+
+    def _tree(self) -> tuple:
+        """The KD-tree's arrays (order, node ranges, node boxes), built once."""
+        if self._kd is None:
+            depth = max(0, math.ceil(math.log2(max(len(self.points), 1) / KD_LEAF)))
+            n_nodes = 2 ** (depth + 1) - 1
+            kd = (np.arange(len(self.points), dtype=np.int64), np.empty(n_nodes, np.int64),
+                  np.empty(n_nodes, np.int64), np.empty((n_nodes, 3)), np.empty((n_nodes, 3)))
+            self._k.kd_build(self.points, KD_LEAF, *kd)
+            self._kd = kd
+        return self._kd
 
     def indices(self, q: np.ndarray, upto: float = np.inf) -> np.ndarray:
         """(M, 3) queries → (M,) int64 index of each one's nearest point; −1 where none lies
@@ -247,8 +253,7 @@ class GridNearest:
                 open_ &= need
             rows = np.flatnonzero(open_)
             if len(rows):
-                self._k.kd_nearest(q, rows, self.points, self.kd_order, self.kd_lo, self.kd_hi, self.kd_box_lo,
-                                   self.kd_box_hi, upto2, cand, idx, d2)
+                self._k.kd_nearest(q, rows, self.points, *self._tree(), upto2, cand, idx, d2)
             return idx
 
         return [task(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])], finish
