@@ -124,3 +124,17 @@ def test_a_sign_pushed_sample_leaves_the_pull():
     ok = out.usable
     assert "surface" not in out.terms and "sign" in out.terms
     np.testing.assert_allclose(out.w[:len(b.ps)][ok], cfg.surface_weight * cfg.sign_weight / ok.sum(), rtol=1e-6)
+
+
+def test_trilinear_is_grid_sample():
+    """The step's winding-number lookup against torch's grid_sample (align_corners, border)."""
+    from surfrec.field import _step_kernels as k
+    from surfrec.field.data import SignData
+
+    rng = np.random.default_rng(0)
+    grid = rng.normal(size=(9, 9, 9)).astype(np.float32)
+    signs = SignData(grid=torch.from_numpy(grid)[None, None], box=1.1, far=0.1, inside=0.75, outside=0.25)
+    p = rng.uniform(-1.3, 1.3, (500, 3)).astype(np.float32)   # some beyond the grid: clamped
+    out = np.empty(len(p), np.float32)
+    k.trilinear(grid, 1.1, p, out)
+    assert np.allclose(out, signs.winding(torch.from_numpy(p)).numpy(), atol=1e-5)

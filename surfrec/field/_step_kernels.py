@@ -91,27 +91,30 @@ def side_points(pts, nrm, delta, u_idx, u_side, out, side, dlt):
 
 
 @nb.njit(**_JIT)
+def _cell(v, box, r):
+    """Grid coordinate of ``v`` on the (r+1)-point axis over [−box, box]: (cell, fraction)."""
+    t = min(max((v / box + 1.0) * 0.5 * r, 0.0), float(r))
+    k = min(int(np.floor(t)), r - 1)
+    return k, t - k
+
+
+@nb.njit(**_JIT)
 def trilinear(grid, box, p, out):
     """The (R+1)³ grid over [−box, box]³ (index [z, y, x]) at the rows of ``p``, trilinear,
     clamped at the border (torch's grid_sample with align_corners)."""
     r = grid.shape[0] - 1
     for i in range(p.shape[0]):
-        u = np.empty(3)
-        idx = np.empty(3, np.int64)
-        for d in range(3):
-            v = (p[i, d] / box + 1.0) * 0.5 * r
-            v = min(max(v, 0.0), float(r))
-            k = min(int(np.floor(v)), r - 1)
-            idx[d] = k
-            u[d] = v - k
+        x0, u0 = _cell(p[i, 0], box, r)
+        x1, u1 = _cell(p[i, 1], box, r)
+        x2, u2 = _cell(p[i, 2], box, r)
         acc = 0.0
         for dz in range(2):
-            wz = u[2] if dz else 1.0 - u[2]
+            wz = u2 if dz else 1.0 - u2
             for dy in range(2):
-                wy = u[1] if dy else 1.0 - u[1]
+                wy = u1 if dy else 1.0 - u1
                 for dx in range(2):
-                    wx = u[0] if dx else 1.0 - u[0]
-                    acc += wz * wy * wx * grid[idx[2] + dz, idx[1] + dy, idx[0] + dx]
+                    wx = u0 if dx else 1.0 - u0
+                    acc += wz * wy * wx * grid[x2 + dz, x1 + dy, x0 + dx]
         out[i] = acc
 
 

@@ -117,6 +117,34 @@ def nearest(q, points, lo, cell, dims, start, order, rings, upto2, idx, dist2, c
 
 # ------------------------------------------------------------------ the KD-tree
 @nb.njit(**_JIT)
+def _select(points, axis, order, a, b, kth):
+    """Reorder ``order[a:b]`` so that ``order[kth]`` holds the point of the kth smallest
+    coordinate along ``axis``, no larger ones before it and no smaller ones after it
+    (quickselect, the median of three as the pivot: deterministic)."""
+    lo, hi = a, b - 1
+    while hi > lo:
+        m = (lo + hi) // 2
+        x, y, z = points[order[lo], axis], points[order[m], axis], points[order[hi], axis]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i, j = lo, hi
+        while i <= j:
+            while points[order[i], axis] < pivot:
+                i += 1
+            while points[order[j], axis] > pivot:
+                j -= 1
+            if i <= j:
+                order[i], order[j] = order[j], order[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            return
+
+
+@nb.njit(**_JIT)
 def kd_build(points, leaf, order, node_lo, node_hi, box_lo, box_hi):
     """A complete binary KD-tree over ``points`` (N, 3), built in place.
 
@@ -148,14 +176,8 @@ def kd_build(points, leaf, order, node_lo, node_hi, box_lo, box_hi):
         for d in range(1, 3):
             if box_hi[i, d] - box_lo[i, d] > box_hi[i, axis] - box_lo[i, axis]:
                 axis = d
-        seg = order[a:b].copy()
-        keys = np.empty(b - a)
-        for j in range(b - a):
-            keys[j] = points[seg[j], axis]
-        srt = np.argsort(keys, kind="mergesort")
-        for j in range(b - a):
-            order[a + j] = seg[srt[j]]
         mid = (a + b) // 2
+        _select(points, axis, order, a, b, mid)
         node_lo[c], node_hi[c] = a, mid
         node_lo[c + 1], node_hi[c + 1] = mid, b
 
