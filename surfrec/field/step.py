@@ -2,8 +2,10 @@
 
 The same step as the torch loop of :mod:`surfrec.field.train`, written for the engine:
 one value-and-gradient pass (the samples' Newton step and the slope term's directions),
-one forward pass over every point that needs F(·; θ), the loss terms' per-point weights
-dL/dF in closed form (:func:`loss_weights`), one backward pass and the Adam update. The
+one forward pass over every point that needs F(·; θ) (the samples' nearest scan points
+are searched in the same pass, on whichever core is free:
+:class:`surfrec.input.index.GridNearest`), the loss terms' per-point weights dL/dF in
+closed form (:func:`loss_weights`), one backward pass and the Adam update. The
 engine splits each pass into a fixed partition of chunks on both cores and sums them in
 order, so a fit gives the same bits with one thread or two, and a busy core only slows it.
 

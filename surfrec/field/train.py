@@ -8,9 +8,11 @@ The loop (per step):
    last step is "one pass": F at the moved samples comes from the loss's own forward
    pass, and ∇ₓF from where the step started, so a step evaluates ∇ₓF once.
 2. The sample network p(θ) of the samples is pulled towards each sample's nearest input
-   point (nearest among *all* points, KD-tree), which moves the surface onto the data and
-   removes surface where there is none. The KD-tree query runs in a helper thread while
-   the forward pass runs (``parallel_nearest``; the same result either way).
+   point (nearest among *all* points: :class:`surfrec.input.index.NearestPoints`), which
+   moves the surface onto the data and removes surface where there is none. In this
+   torch loop the query runs in a helper thread while the forward pass runs
+   (``parallel_nearest``; the same result either way); the fused step searches its
+   grid inside the forward pass.
 3. λ·mean|F(x) − c| on a batch of input points pins the surface to the data.
 4. Optionally "distance" samples (points near the data and in the box) move their own
    level set S_{F(q)} to distance |F(q)| from the data, which keeps F distance-like and

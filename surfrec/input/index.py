@@ -12,18 +12,26 @@ CPU cores, process time, same indices and distances from both): 1k queries k=1 1
 24.2 vs 24.4 ms; 8k k=128 123 vs 167 ms. cKDTree is never slower at the query sizes
 of a step or of the refinement, and takes a per-call thread count (pykdtree reads
 OMP_NUM_THREADS once).
+
+The level-set samples' nearest points, queried every step of a fit, go through
+:class:`GridNearest` instead (numba kernels: no Python call per query, no GIL; the same
+answers). Its kernels compile the first time a machine runs them (~4 s) and load from
+numba's on-disk cache afterwards.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-
+import time
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 #: Queries per call from which a search uses several threads (scipy starts and joins
 #: threads on every call: for a step's ~1k queries that costs more than the search).
@@ -179,6 +187,7 @@ class GridNearest:
 
     def __init__(self, index: SpatialIndex, cell_spacings: float = 4.0, rings: int = 2,
                  max_cells: int = 1 << 22) -> None:
+        t0 = time.perf_counter()
         from . import _grid
 
         pts = np.ascontiguousarray(index.points, dtype=np.float64)
@@ -202,6 +211,8 @@ class GridNearest:
         _grid.bucket(cells, n_cells, self.start, self.order)
         self.sorted = np.ascontiguousarray(pts[self.order])   # each cell's points side by side
         self._kd: tuple | None = None   # built by the first query the grid does not settle
+        log.debug("nearest-point grid: %s cells of %.3g over %d points (%.2f s)", "x".join(map(str, self.dims)),
+                  cell, len(pts), time.perf_counter() - t0)
 
     def _tree(self) -> tuple:
         """The KD-tree's arrays (order, node ranges, node boxes), built once."""
