@@ -210,12 +210,20 @@ class GridNearest:
         self.order = np.empty(len(pts), self.start.dtype)
         _grid.bucket(cells, n_cells, self.start, self.order)
         self.sorted = np.ascontiguousarray(pts[self.order])   # each cell's points side by side
-        self._kd: tuple | None = None   # built by the first query the grid does not settle
+        self._kd: tuple | None = None
+        tree = self._tree()   # built now (0.04 s at 50k points, 0.16 s at 200k), and every kernel loaded
+        none = np.zeros(0, np.int64)
+        _grid.kd_nearest(pts[:1], none, pts, *tree, 0.0, none, none, np.zeros(0))
+        _grid.nearest(pts[:0], self.sorted, self.lo, self.cell, self.dims, self.start, self.order, self.rings, 0.0,
+                      none, np.zeros(0), none)
+        seconds = time.perf_counter() - t0
         log.debug("nearest-point grid: %s cells of %.3g over %d points (%.2f s)", "x".join(map(str, self.dims)),
-                  cell, len(pts), time.perf_counter() - t0)
+                  cell, len(pts), seconds)
+        if seconds > 1.0:   # numba compiled the kernels (the first run on a machine) or a very large cloud
+            log.info("nearest-point grid ready in %.1f s", seconds)
 
     def _tree(self) -> tuple:
-        """The KD-tree's arrays (order, node ranges, node boxes), built once."""
+        """The KD-tree's arrays (order, node ranges, node boxes)."""
         if self._kd is None:
             depth = max(0, math.ceil(math.log2(max(len(self.points), 1) / KD_LEAF)))
             n_nodes = 2 ** (depth + 1) - 1
