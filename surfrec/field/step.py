@@ -272,15 +272,8 @@ class FusedLoop:
         cfg, rng, d = self.cfg, self.st.rng, self._sizes
         u = rng.random(d["uniforms"])
         z = rng.standard_normal(d["normals"], np.float32)
-        out, iu, iz = {}, 0, 0
-        for name, shape in d["u"]:
-            n = int(np.prod(shape))
-            out[name] = u[iu:iu + n].reshape(shape)
-            iu += n
-        for name, shape in d["z"]:
-            n = int(np.prod(shape))
-            out[name] = z[iz:iz + n].reshape(shape)
-            iz += n
+        out = {name: u[a:b].reshape(shape) for name, shape, a, b in d["u_at"]}
+        out.update((name, z[a:b].reshape(shape)) for name, shape, a, b in d["z_at"])
         return out
 
     def _plan_draws(self) -> None:
@@ -294,8 +287,17 @@ class FusedLoop:
               ("far", (n_far, 3)), ("batch", (min(cfg.batch_points, len(self.points)),)), ("side_idx", (n_side,)),
               ("side_sign", (n_side,))]
         zs = [("seed_z", (k - k_uni, 3)), ("near_z", (n_near, 3))]
-        self._sizes = {"u": us, "z": zs, "uniforms": sum(int(np.prod(s)) for _, s in us),
-                       "normals": sum(int(np.prod(s)) for _, s in zs)}
+        def at(parts: list) -> list:
+            """(name, shape, start, stop) of each part in one flat draw, in order."""
+            out, o = [], 0
+            for name, shape in parts:
+                n = math.prod(shape)
+                out.append((name, shape, o, o + n))
+                o += n
+            return out
+
+        self._sizes = {"u_at": at(us), "z_at": at(zs), "uniforms": sum(math.prod(s) for _, s in us),
+                       "normals": sum(math.prod(s) for _, s in zs)}
         self._k_refresh, self._n_slope = k, n_near + n_far
 
     def _project(self, r: dict, slope_x: np.ndarray) -> np.ndarray:
