@@ -15,8 +15,8 @@ OMP_NUM_THREADS once).
 
 The level-set samples' nearest points, queried every step of a fit, go through
 :class:`GridNearest` instead (numba kernels: no Python call per query, no GIL; the same
-answers). Its kernels compile the first time a machine runs them (~4 s) and load from
-numba's on-disk cache afterwards.
+answers). Its kernels compile the first time a machine runs them (~6 s) and load from
+numba's on-disk cache afterwards (~0.6 s a process).
 """
 
 from __future__ import annotations
