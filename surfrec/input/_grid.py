@@ -5,7 +5,7 @@ The points are sorted into the cells of a dense 3-D grid (counting sort: ``start
 ``start[c + 1]`` in ``order`` are the points of cell ``c``). A query visits the cells of
 growing cubic shells around its own cell and stops as soon as its best distance is no
 larger than the distance to any cell it has not visited; a query that needs more than
-``rings`` shells is left to the caller (answer −1). Distances are sums of squared float64
+``rings`` shells is left to the caller (answer −2). Distances are sums of squared float64
 differences in axis order, as SciPy's KD-tree computes them, so an answer equals the
 tree's except between points at exactly the same distance. Both searches are GIL-free
 and allocate nothing per query.
