@@ -393,7 +393,7 @@ class FusedMLP:
             if grad:
                 self._k.reverse_chunk(self.theta, self.hdim, self.n_layers, s.ss, s.d0, s.d1, g[a:b], self._sgemm)
 
-        self._run(chunk, bounds, x.shape[0])
+        self._run(chunk, len(bounds) - 1 if x.shape[0] else 0)
         return f, g
 
     # ------------------------------------------------------------ training
@@ -428,13 +428,10 @@ class FusedMLP:
                 return
             c -= n_also
             s, a, b = self._scratch[worker], bounds[c], bounds[c + 1]
-            if b > a:
-                self._k.forward_chunk(self._x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
-                                      self._hs, self._ss, a, s.d0, self._f[a:b], self._sgemm, s.w3)
+            self._k.forward_chunk(self._x[a:b], self.theta, self.hdim, self.n_layers, self.beta, tmin, True,
+                                  self._hs, self._ss, a, s.d0, self._f[a:b], self._sgemm, s.w3)
 
-        if n or also:
-            with self._one_blas:
-                self._pool.run(chunk, n_chunks + len(also))
+        self._run(chunk, (n_chunks if n else 0) + n_also)
         return self._f[:n]
 
     def backward(self, w) -> None:
@@ -459,7 +456,7 @@ class FusedMLP:
             self._k.backward_chunk(self._x[a:b], self._w[a:b], self.theta, self.hdim, self.n_layers, self._hs,
                                    self._ss, a, s.d0, s.d1, self._parts[c], self._sgemm, s.w3)
 
-        self._run(chunk, bounds, n)
+        self._run(chunk, len(bounds) - 1 if n else 0)
         self._k.sum_rows(self._parts, len(bounds) - 1, self.grad)
 
     def gradients(self) -> list[np.ndarray]:
@@ -502,11 +499,12 @@ class FusedMLP:
         self.adam_steps = steps.pop()
 
     # ------------------------------------------------------------ plumbing
-    def _run(self, chunk: Callable[[int, int], None], bounds: np.ndarray, n_points: int) -> None:
-        if n_points == 0:
+    def _run(self, chunk: Callable[[int, int], None], n_tasks: int) -> None:
+        """``chunk(worker, task)`` for tasks 0..n_tasks-1 on the pool, BLAS on one thread."""
+        if n_tasks == 0:
             return
         with self._one_blas:
-            self._pool.run(chunk, len(bounds) - 1)
+            self._pool.run(chunk, n_tasks)
 
     def _grow(self, n: int) -> None:
         """Training buffers for ``n`` points (reallocated only when n exceeds the capacity)."""

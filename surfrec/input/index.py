@@ -210,10 +210,14 @@ class GridNearest:
         self.order = np.empty(len(pts), self.start.dtype)
         _grid.bucket(cells, n_cells, self.start, self.order)
         self.sorted = np.ascontiguousarray(pts[self.order])   # each cell's points side by side
-        self._kd: tuple | None = None
-        tree = self._tree()   # built now (0.04 s at 50k points, 0.16 s at 200k), and every kernel loaded
-        none = np.zeros(0, np.int64)
-        _grid.kd_nearest(pts[:1], none, pts, *tree, 0.0, none, none, np.zeros(0))
+        # the KD-tree for the queries the grid does not settle: order, node ranges, node boxes
+        depth = max(0, math.ceil(math.log2(max(len(pts), 1) / KD_LEAF)))
+        n_nodes = 2 ** (depth + 1) - 1
+        self.kd = (np.arange(len(pts), dtype=np.int64), np.empty(n_nodes, np.int64), np.empty(n_nodes, np.int64),
+                   np.empty((n_nodes, 3)), np.empty((n_nodes, 3)))
+        _grid.kd_build(pts, KD_LEAF, *self.kd)   # 0.04 s at 50k points, 0.16 s at 200k
+        none = np.zeros(0, np.int64)   # empty searches: every kernel is loaded (or compiled) here
+        _grid.kd_nearest(pts[:1], none, pts, *self.kd, 0.0, none, none, np.zeros(0))
         _grid.nearest(pts[:0], self.sorted, self.lo, self.cell, self.dims, self.start, self.order, self.rings, 0.0,
                       none, np.zeros(0), none)
         seconds = time.perf_counter() - t0
@@ -221,17 +225,6 @@ class GridNearest:
                   cell, len(pts), seconds)
         if seconds > 1.0:   # numba compiled the kernels (the first run on a machine) or a very large cloud
             log.info("nearest-point grid ready in %.1f s", seconds)
-
-    def _tree(self) -> tuple:
-        """The KD-tree's arrays (order, node ranges, node boxes)."""
-        if self._kd is None:
-            depth = max(0, math.ceil(math.log2(max(len(self.points), 1) / KD_LEAF)))
-            n_nodes = 2 ** (depth + 1) - 1
-            kd = (np.arange(len(self.points), dtype=np.int64), np.empty(n_nodes, np.int64),
-                  np.empty(n_nodes, np.int64), np.empty((n_nodes, 3)), np.empty((n_nodes, 3)))
-            self._k.kd_build(self.points, KD_LEAF, *kd)
-            self._kd = kd
-        return self._kd
 
     def indices(self, q: np.ndarray, upto: float = np.inf) -> np.ndarray:
         """(M, 3) queries → (M,) int64 index of each one's nearest point; −1 where none lies
@@ -272,7 +265,7 @@ class GridNearest:
                 open_ &= need
             rows = np.flatnonzero(open_)
             if len(rows):
-                self._k.kd_nearest(q, rows, self.points, *self._tree(), upto2, cand, idx, d2)
+                self._k.kd_nearest(q, rows, self.points, *self.kd, upto2, cand, idx, d2)
             return idx
 
         return [task(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])], finish
